@@ -1,0 +1,61 @@
+"""gitstore: artifacts of agent runs, versioned per task, in a bare Git repository.
+
+Usage::
+
+    from pathlib import Path
+    from gitstore import Store
+
+    with Store.open("runs.git", create=True) as store:
+        v = store.put("spec-1/task-7", {"diff.diff": diff_text, "log.log": Path("run.log")},
+                      run_id="run-42")
+        store.get(v.artifacts[0].uri)
+"""
+
+from __future__ import annotations
+
+from gitstore.errors import (
+    ArtifactNotFoundError,
+    ConflictError,
+    GitstoreError,
+    InputError,
+    IntegrityError,
+    InvalidNameError,
+    NotFoundError,
+    StoreError,
+    StoreNotFoundError,
+    TaskNotFoundError,
+    UsageError,
+    VersionNotFoundError,
+)
+from gitstore.names import artifact_uri, parse_address, parse_uri
+from gitstore.objects import BlobReader
+from gitstore.store import Artifact, ArtifactInfo, Diff, Problem, Store, Version, guess_type
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Artifact",
+    "ArtifactInfo",
+    "ArtifactNotFoundError",
+    "BlobReader",
+    "ConflictError",
+    "Diff",
+    "GitstoreError",
+    "InputError",
+    "IntegrityError",
+    "InvalidNameError",
+    "NotFoundError",
+    "Problem",
+    "Store",
+    "StoreError",
+    "StoreNotFoundError",
+    "TaskNotFoundError",
+    "UsageError",
+    "Version",
+    "VersionNotFoundError",
+    "__version__",
+    "artifact_uri",
+    "guess_type",
+    "parse_address",
+    "parse_uri",
+]

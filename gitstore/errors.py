@@ -1,0 +1,104 @@
+"""The one exception hierarchy of gitstore, each class carrying its CLI exit code.
+
+::
+
+    GitstoreError                 1   root; never raised bare
+    ├── UsageError                2   arguments that do not fit together
+    ├── InvalidNameError          3   a spec, task, artifact name, address or URI that is refused
+    ├── NotFoundError             4   something asked for is not there
+    │   ├── StoreNotFoundError    4     no store at that path
+    │   ├── TaskNotFoundError     4     no ref for that spec/task
+    │   ├── VersionNotFoundError  4     no such version in the task's history
+    │   └── ArtifactNotFoundError 4     no such name in that version
+    ├── ConflictError             5   a write lost every compare-and-swap within its bound
+    ├── IntegrityError            6   stored bytes do not match their recorded identity
+    ├── InputError                7   a file to put is missing, unreadable, or changed while read
+    └── StoreError                8   the path is not a usable store (not a bare repo, bad config)
+
+``IntegrityError`` is deliberately not a ``NotFoundError``: a corrupt object must never be swallowed
+by a handler that treats "missing" as an ordinary answer.
+
+The CLI maps these to exit codes in one place (``cli/main.py``); any other exception is a bug and
+exits 70.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArtifactNotFoundError",
+    "ConflictError",
+    "GitstoreError",
+    "InputError",
+    "IntegrityError",
+    "InvalidNameError",
+    "NotFoundError",
+    "StoreError",
+    "StoreNotFoundError",
+    "TaskNotFoundError",
+    "UsageError",
+    "VersionNotFoundError",
+]
+
+
+class GitstoreError(Exception):
+    """Root of every error gitstore raises on purpose."""
+
+    exit_code: int = 1
+
+
+class UsageError(GitstoreError):
+    """Arguments that do not fit together (for example stdin without a name)."""
+
+    exit_code = 2
+
+
+class InvalidNameError(GitstoreError, ValueError):
+    """A spec, task or artifact name, an address or a URI that gitstore refuses."""
+
+    exit_code = 3
+
+
+class NotFoundError(GitstoreError):
+    """Something asked for is not in the store."""
+
+    exit_code = 4
+
+
+class StoreNotFoundError(NotFoundError):
+    """No store at the given path (and it was not asked to create one)."""
+
+
+class TaskNotFoundError(NotFoundError):
+    """The spec/task has no ref."""
+
+
+class VersionNotFoundError(NotFoundError):
+    """The revision does not name a version of that task."""
+
+
+class ArtifactNotFoundError(NotFoundError):
+    """The version has no artifact of that name."""
+
+
+class ConflictError(GitstoreError):
+    """A write could not win the compare-and-swap on its ref within its retry bound."""
+
+    exit_code = 5
+
+
+class IntegrityError(GitstoreError):
+    """Stored bytes do not match the identity recorded for them (a corrupt or missing object)."""
+
+    exit_code = 6
+
+
+class InputError(GitstoreError):
+    """Input to a put that cannot be read: a missing or unreadable path, or a file that changed."""
+
+    exit_code = 7
+
+
+class StoreError(GitstoreError):
+    """The path exists but is not a usable gitstore (not a bare Git repository, bad setting)."""
+
+    exit_code = 8

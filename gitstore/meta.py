@@ -1,0 +1,137 @@
+"""The manifest: what a version records about itself and each of its artifacts.
+
+Every version's tree holds ``.gitstore/manifest.json``: JSON with sorted keys, a ``format`` number,
+the version's metadata and one entry per artifact. Readers ignore fields they do not know, and new
+fields get defaults, so old stores stay readable and new fields can be added without a migration.
+
+The commit message repeats the essentials as Git trailers so ``git log`` alone tells the story.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "FORMAT",
+    "ArtifactEntry",
+    "Manifest",
+    "Truncation",
+    "decode_manifest",
+    "encode_manifest",
+    "format_commit_message",
+    "now_iso",
+    "parse_trailers",
+]
+
+FORMAT = 1
+
+
+class Truncation(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """How an artifact was cut on the way in (the stored bytes are not the original)."""
+
+    original_size: int
+    original_sha256: str
+    kept: list[tuple[int, int]] = msgspec.field(default_factory=list)
+
+
+class ArtifactEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One artifact of a version: where its bytes are and what is known about them."""
+
+    oid: str
+    size: int
+    sha256: str
+    content_type: str
+    created_at: str
+    executable: bool = False
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+    masked_secrets: int = 0
+    truncated: Truncation | None = None
+
+    def same_content(self, other: ArtifactEntry) -> bool:
+        """True when both entries describe the same bytes with the same type, mode and tags."""
+        return (
+            self.oid == other.oid
+            and self.executable == other.executable
+            and self.content_type == other.content_type
+            and self.tags == other.tags
+        )
+
+
+class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """``.gitstore/manifest.json``: a version's metadata and its artifacts, by name."""
+
+    format: int = FORMAT
+    spec: str
+    task: str
+    version: int
+    created_at: str
+    run_id: str | None = None
+    message: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    artifacts: dict[str, ArtifactEntry] = msgspec.field(default_factory=dict)
+    # Set on merge versions (pull of diverged histories): names both sides wrote differently.
+    conflicts: list[str] = msgspec.field(default_factory=list)
+
+
+_encoder = msgspec.json.Encoder(order="sorted")
+_decoder = msgspec.json.Decoder(Manifest)
+
+
+def encode_manifest(manifest: Manifest) -> bytes:
+    """The manifest as the canonical JSON stored in the tree (sorted keys, trailing newline)."""
+    return _encoder.encode(manifest) + b"\n"
+
+
+def decode_manifest(data: bytes) -> Manifest:
+    """Parse a stored manifest; raises msgspec.ValidationError/DecodeError on a damaged one."""
+    return _decoder.decode(data)
+
+
+def now_iso() -> str:
+    """The current UTC time as RFC 3339 with microseconds, the form every timestamp takes."""
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> _dt.datetime:
+    """Parse a timestamp as :func:`now_iso` writes it (or any ISO 8601 form with a zone)."""
+    value = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=_dt.UTC)
+    return value
+
+
+_TRAILER_KEYS = ("Spec", "Task", "Version", "Run", "Created")
+
+
+def format_commit_message(manifest: Manifest, summary: str) -> bytes:
+    """A one-line summary, a blank line, then ``Gitstore-*`` trailers."""
+    first = (manifest.message or summary).strip().splitlines()
+    head = first[0] if first else summary
+    body = "\n".join(first[1:]).strip() if manifest.message else ""
+    lines = [head, ""]
+    if body:
+        lines += [body, ""]
+    lines.append(f"Gitstore-Spec: {manifest.spec}")
+    lines.append(f"Gitstore-Task: {manifest.task}")
+    lines.append(f"Gitstore-Version: {manifest.version}")
+    if manifest.run_id:
+        lines.append(f"Gitstore-Run: {_one_line(manifest.run_id)}")
+    lines.append(f"Gitstore-Created: {manifest.created_at}")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def parse_trailers(message: bytes) -> dict[str, str]:
+    """The ``Gitstore-*`` trailers of a commit message, keyed without the prefix."""
+    out: dict[str, str] = {}
+    for line in message.decode("utf-8", "replace").splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key.startswith("Gitstore-") and key[9:] in _TRAILER_KEYS:
+            out[key[9:]] = value
+    return out
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,547 @@
+"""The object layer: Git objects in and out, with big blobs streamed both ways.
+
+dulwich has no streaming API for large blobs (``add_object`` and ``get_raw`` hold whole objects in
+memory), so this module writes and reads the loose-object format itself where size matters:
+
+* writing a file: a first pass hashes (SHA-1 for the Git id and SHA-256 for the manifest, in two
+  threads) and stops there when the blob already exists, so a re-put costs hashing only; a second
+  pass compresses in chunks into ``objects/tmp_obj_*`` (the name git's own prune cleans), checks
+  that the bytes still hash to the same id, and renames the file into place. Content that does not
+  compress is written as stored zlib blocks (level 0) instead of paying ~40 MB/s for nothing.
+* reading: loose objects and non-delta pack entries are inflated in chunks; only a deltified pack
+  entry (which gitstore never writes, but ``git gc`` may) is resolved whole by dulwich.
+
+Small objects (trees, commits, manifests, small blobs) go through dulwich, loose one by one or in a
+single pack when a put has many of them. Memory stays bounded by the chunk size whatever the blob.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import fcntl
+import hashlib
+import io
+import os
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import BinaryIO, NamedTuple, Protocol
+
+from dulwich.object_store import DiskObjectStore, MemoryObjectStore
+from dulwich.objects import Blob, ObjectID, ShaFile
+
+from gitstore._fs import fsync_dir, write_all
+from gitstore.errors import InputError, IntegrityError
+
+__all__ = [
+    "CHUNK",
+    "BlobInfo",
+    "BlobReader",
+    "DiskObjects",
+    "MemoryObjects",
+    "ObjectBackend",
+    "Progress",
+    "hash_bytes",
+]
+
+CHUNK = 1 << 20
+# Blobs at most this size are handled in memory; larger ones are streamed.
+SMALL_BLOB = 1 << 20
+# A put with at least this many new small objects writes them as one pack instead of loose files.
+PACK_THRESHOLD = 64
+# Flush a pack of small objects once this many bytes have gathered, to bound memory.
+PACK_FLUSH_BYTES = 32 << 20
+# Above this compressed/original ratio on a sample, content is stored uncompressed (zlib level 0).
+INCOMPRESSIBLE = 0.9
+SAMPLE = 64 << 10
+
+Progress = Callable[[int], None]
+
+_PACK_BLOB = 3
+_PACK_OFS_DELTA = 6
+_PACK_REF_DELTA = 7
+
+
+class BlobInfo(NamedTuple):
+    """What a put learns about one blob: its Git id, its SHA-256 and its size."""
+
+    oid: str
+    sha256: str
+    size: int
+
+
+def hash_bytes(data: bytes) -> BlobInfo:
+    """Git blob id, SHA-256 and size of in-memory bytes."""
+    sha1 = hashlib.sha1(b"blob %d\0" % len(data))
+    sha1.update(data)
+    return BlobInfo(sha1.hexdigest(), hashlib.sha256(data).hexdigest(), len(data))
+
+
+class BlobReader(io.RawIOBase):
+    """A readable stream over one blob's bytes that never holds the whole blob.
+
+    With ``expect_sha256`` it recomputes the digest while reading and raises
+    :class:`~gitstore.errors.IntegrityError` at the end if the bytes do not match.
+    """
+
+    def __init__(
+        self,
+        oid: str,
+        size: int,
+        chunks: Iterable[bytes],
+        closer: Callable[[], None] | None = None,
+        expect_sha256: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.oid = oid
+        self.size = size
+        self._chunks = iter(chunks)
+        self._closer = closer
+        self._buf = b""
+        self._pos = 0
+        self._seen = 0
+        self._expect = expect_sha256
+        self._sha = hashlib.sha256() if expect_sha256 else None
+
+    def readable(self) -> bool:
+        return True
+
+    def _next(self) -> bytes:
+        for chunk in self._chunks:
+            if chunk:
+                self._seen += len(chunk)
+                if self._sha is not None:
+                    self._sha.update(chunk)
+                return chunk
+        self._finish()
+        return b""
+
+    def _finish(self) -> None:
+        if self._seen != self.size:
+            raise IntegrityError(
+                f"object {self.oid}: read {self._seen} bytes, its header says {self.size}"
+            )
+        if self._sha is not None and self._sha.hexdigest() != self._expect:
+            self._sha = None
+            raise IntegrityError(
+                f"object {self.oid}: sha256 does not match the manifest (expected {self._expect})"
+            )
+        self._sha = None
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(b).cast("B")
+        if self._pos >= len(self._buf):
+            self._buf = self._next()
+            self._pos = 0
+            if not self._buf:
+                return 0
+        n = min(len(view), len(self._buf) - self._pos)
+        view[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            return self.readall()
+        if self._pos >= len(self._buf):
+            self._buf = self._next()
+            self._pos = 0
+        out = self._buf[self._pos : self._pos + size]
+        self._pos += len(out)
+        return out
+
+    def readall(self) -> bytes:
+        parts = [self._buf[self._pos :]]
+        self._buf, self._pos = b"", 0
+        while chunk := self._next():
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def iter_chunks(self) -> Iterable[bytes]:
+        """The remaining bytes, chunk by chunk as they are inflated."""
+        if self._pos < len(self._buf):
+            yield self._buf[self._pos :]
+            self._buf, self._pos = b"", 0
+        while chunk := self._next():
+            yield chunk
+
+    def close(self) -> None:
+        if not self.closed and self._closer is not None:
+            self._closer()
+        super().close()
+
+
+class ObjectBackend(Protocol):
+    """What the store needs from an object database; disk and memory implement it alike."""
+
+    def has(self, oid: str) -> bool: ...
+
+    def add_blob(self, data: bytes) -> BlobInfo: ...
+
+    def add_blob_stream(
+        self, f: BinaryIO, size: int, name: str, progress: Progress | None = None
+    ) -> BlobInfo: ...
+
+    def add_objects(self, objects: Sequence[ShaFile]) -> None: ...
+
+    def get(self, oid: str) -> ShaFile: ...
+
+    def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader: ...
+
+    def close(self) -> None: ...
+
+
+class MemoryObjects:
+    """Objects kept in a dulwich MemoryObjectStore: the in-memory twin of :class:`DiskObjects`."""
+
+    def __init__(self) -> None:
+        self.store = MemoryObjectStore()
+        self._lock = threading.Lock()
+
+    def has(self, oid: str) -> bool:
+        with self._lock:
+            return ObjectID(oid.encode()) in self.store
+
+    def add_blob(self, data: bytes) -> BlobInfo:
+        info = hash_bytes(data)
+        with self._lock:
+            if ObjectID(info.oid.encode()) not in self.store:
+                self.store.add_object(Blob.from_string(data))
+        return info
+
+    def add_blob_stream(
+        self, f: BinaryIO, size: int, name: str, progress: Progress | None = None
+    ) -> BlobInfo:
+        data = _read_exact(f, size, name, progress)
+        return self.add_blob(data)
+
+    def add_objects(self, objects: Sequence[ShaFile]) -> None:
+        with self._lock:
+            for obj in objects:
+                self.store.add_object(obj)
+
+    def get(self, oid: str) -> ShaFile:
+        with self._lock:
+            try:
+                return self.store[ObjectID(oid.encode())]
+            except KeyError:
+                raise IntegrityError(f"object {oid} is missing from the store") from None
+
+    def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader:
+        obj = self.get(oid)
+        if not isinstance(obj, Blob):
+            raise IntegrityError(f"object {oid} is a {obj.type_name.decode()}, not a blob")
+        data = obj.as_raw_string()
+        chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+        return BlobReader(oid, len(data), chunks, expect_sha256=expect_sha256)
+
+    def close(self) -> None:
+        pass
+
+
+class DiskObjects:
+    """Objects in ``<store>/objects``: loose files written by gitstore itself, packs via dulwich."""
+
+    def __init__(self, objects_dir: str, *, fsync: bool, compression: int) -> None:
+        self.path = objects_dir
+        self.fsync = fsync
+        self.compression = compression
+        self.store = DiskObjectStore(objects_dir)
+        self.store.fsync_object_files = fsync
+        self.store.pack_compression_level = compression
+        # dulwich's pack cache is a plain dict mutated on lookups; one lock keeps threads apart.
+        self._lock = threading.RLock()
+        self._made_dirs: set[str] = set()
+
+    # -- existence -------------------------------------------------------------------------
+
+    def _loose_path(self, oid: str) -> str:
+        return os.path.join(self.path, oid[:2], oid[2:])
+
+    def has(self, oid: str) -> bool:
+        path = self._loose_path(oid)
+        try:
+            # Freshen the mtime so an age-based prune running now cannot remove an object that a
+            # ref is about to reach (git does the same).
+            os.utime(path)
+            return True
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            return True
+        with self._lock:
+            return self.store.contains_packed(ObjectID(oid.encode()))
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _ensure_dir(self, sub: str) -> str:
+        d = os.path.join(self.path, sub)
+        if sub not in self._made_dirs:
+            os.makedirs(d, exist_ok=True)
+            self._made_dirs.add(sub)
+        return d
+
+    def _temp(self) -> tuple[int, str]:
+        """A new temp file inside objects/, locked while this writer lives (see gc)."""
+        name = f"tmp_obj_{os.getpid()}_{os.urandom(6).hex()}"
+        path = os.path.join(self.path, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd, path
+
+    def _install(self, fd: int, tmp: str, oid: str) -> None:
+        """fsync if asked, then rename the finished temp file to its loose-object path."""
+        try:
+            if self.fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        d = self._ensure_dir(oid[:2])
+        # Renaming over an existing copy is harmless: same id, same bytes.
+        os.replace(tmp, os.path.join(d, oid[2:]))
+        if self.fsync:
+            fsync_dir(d)
+
+    def _write_loose(self, oid: str, compressed: bytes) -> None:
+        fd, tmp = self._temp()
+        try:
+            write_all(fd, compressed)
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        self._install(fd, tmp, oid)
+
+    def add_blob(self, data: bytes) -> BlobInfo:
+        info = hash_bytes(data)
+        if not self.has(info.oid):
+            level = self._level_for(data[:SAMPLE])
+            comp = zlib.compressobj(level)
+            body = comp.compress(b"blob %d\0" % len(data)) + comp.compress(data) + comp.flush()
+            self._write_loose(info.oid, body)
+        return info
+
+    def _level_for(self, sample: bytes) -> int:
+        if self.compression == 0 or len(sample) < 4096:
+            return self.compression
+        packed = len(zlib.compress(sample, 1))
+        return 0 if packed > INCOMPRESSIBLE * len(sample) else self.compression
+
+    def add_blob_stream(
+        self, f: BinaryIO, size: int, name: str, progress: Progress | None = None
+    ) -> BlobInfo:
+        """Store ``size`` bytes read from the seekable ``f`` (two passes; memory ~2 chunks)."""
+        header = b"blob %d\0" % size
+        start = f.tell()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            sha1 = hashlib.sha1(header)
+            sha256 = hashlib.sha256()
+            for chunk in _chunks(f, size, name):
+                # hashlib releases the GIL on large buffers: SHA-256 runs beside SHA-1.
+                job = pool.submit(sha256.update, chunk)
+                sha1.update(chunk)
+                job.result()
+                if progress is not None:
+                    progress(len(chunk))
+            info = BlobInfo(sha1.hexdigest(), sha256.hexdigest(), size)
+            if self.has(info.oid):
+                return info
+            f.seek(start)
+            check = hashlib.sha1(header)
+            fd, tmp = self._temp()
+            try:
+                comp: zlib._Compress | None = None
+                for chunk in _chunks(f, size, name):
+                    if comp is None:
+                        comp = zlib.compressobj(self._level_for(chunk[:SAMPLE]))
+                        write_all(fd, comp.compress(header))
+                    job = pool.submit(check.update, chunk)
+                    write_all(fd, comp.compress(chunk))
+                    job.result()
+                if comp is None:
+                    comp = zlib.compressobj(self.compression)
+                    write_all(fd, comp.compress(header))
+                write_all(fd, comp.flush())
+                if check.hexdigest() != info.oid:
+                    raise InputError(f"{name}: changed while it was being stored")
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp)
+                raise
+            self._install(fd, tmp, info.oid)
+        return info
+
+    def add_objects(self, objects: Sequence[ShaFile]) -> None:
+        """Write small objects: loose when few, one pack (bounded in size) when many."""
+        todo = [o for o in objects if not self.has(o.id.decode())]
+        if len(todo) < PACK_THRESHOLD:
+            for obj in todo:
+                self._write_loose(obj.id.decode(), obj.as_legacy_object(self.compression))
+            return
+        batch: list[ShaFile] = []
+        held = 0
+        for obj in todo:
+            batch.append(obj)
+            held += obj.raw_length()
+            if held >= PACK_FLUSH_BYTES:
+                self._write_pack(batch)
+                batch, held = [], 0
+        if batch:
+            self._write_pack(batch)
+
+    def _write_pack(self, batch: list[ShaFile]) -> None:
+        with self._lock:
+            self.store.add_objects([(o, None) for o in batch])
+        if self.fsync:
+            fsync_dir(os.path.join(self.path, "pack"))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, oid: str) -> ShaFile:
+        with self._lock:
+            try:
+                return self.store[ObjectID(oid.encode())]
+            except KeyError:
+                raise IntegrityError(f"object {oid} is missing from the store") from None
+            except (ValueError, zlib.error, AssertionError) as e:
+                raise IntegrityError(f"object {oid} is corrupt: {e}") from None
+
+    def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader:
+        path = self._loose_path(oid)
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
+        except FileNotFoundError:
+            return self._open_packed(oid, expect_sha256)
+        try:
+            size, chunks = _inflate_loose(fh, oid)
+        except BaseException:
+            fh.close()
+            raise
+        return BlobReader(oid, size, chunks, fh.close, expect_sha256)
+
+    def _open_packed(self, oid: str, expect_sha256: str | None) -> BlobReader:
+        with self._lock:
+            packs = list(self.store.packs)
+            found = None
+            for pack in packs:
+                try:
+                    found = (pack, pack.index.object_offset(ObjectID(oid.encode())))
+                    break
+                except KeyError:
+                    continue
+            if found is None:
+                # A pack may have arrived since the cache was filled: look once more.
+                self.store._update_pack_cache()
+                for pack in self.store.packs:
+                    if pack not in packs:
+                        try:
+                            found = (pack, pack.index.object_offset(ObjectID(oid.encode())))
+                            break
+                        except KeyError:
+                            continue
+        if found is None:
+            raise IntegrityError(f"object {oid} is missing from the store")
+        pack, offset = found
+        fh = open(pack._data_path, "rb")  # noqa: SIM115 - closed by the reader
+        try:
+            fh.seek(offset)
+            kind, size = _pack_entry_header(fh)
+            if kind == _PACK_BLOB:
+                return BlobReader(oid, size, _inflate(fh, oid, size), fh.close, expect_sha256)
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()
+        if kind not in (_PACK_OFS_DELTA, _PACK_REF_DELTA):
+            raise IntegrityError(f"object {oid} is not a blob")
+        # A deltified entry (written by git gc, never by gitstore) is resolved whole by dulwich.
+        obj = self.get(oid)
+        data = obj.as_raw_string()
+        chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
+        return BlobReader(oid, len(data), chunks, expect_sha256=expect_sha256)
+
+    def close(self) -> None:
+        with self._lock:
+            self.store.close()
+
+
+def _chunks(f: BinaryIO, size: int, name: str) -> Iterable[bytes]:
+    left = size
+    while left > 0:
+        chunk = f.read(min(CHUNK, left))
+        if not chunk:
+            raise InputError(
+                f"{name}: changed while it was being stored (shorter than {size} bytes)"
+            )
+        left -= len(chunk)
+        yield chunk
+
+
+def _read_exact(f: BinaryIO, size: int, name: str, progress: Progress | None) -> bytes:
+    parts = []
+    for chunk in _chunks(f, size, name):
+        parts.append(chunk)
+        if progress is not None:
+            progress(len(chunk))
+    return b"".join(parts)
+
+
+def _inflate_loose(fh: BinaryIO, oid: str) -> tuple[int, Iterable[bytes]]:
+    """Parse a loose object's header; return the blob size and an iterator over its bytes."""
+    d = zlib.decompressobj()
+    head = b""
+    try:
+        while b"\0" not in head:
+            raw = fh.read(4096)
+            if not raw:
+                raise IntegrityError(f"object {oid} is truncated")
+            head += d.decompress(raw, 8192)
+            if len(head) > 64 and b"\0" not in head:
+                raise IntegrityError(f"object {oid} has a damaged header")
+    except zlib.error as e:
+        raise IntegrityError(f"object {oid} is corrupt: {e}") from None
+    header, _, rest = head.partition(b"\0")
+    kind, _, size_text = header.partition(b" ")
+    if kind != b"blob" or not size_text.isdigit():
+        raise IntegrityError(f"object {oid} is not a blob")
+    size = int(size_text)
+
+    def gen() -> Iterable[bytes]:
+        yield rest
+        yield from _drain(fh, d, oid)
+
+    return size, gen()
+
+
+def _drain(fh: BinaryIO, d: zlib._Decompress, oid: str) -> Iterable[bytes]:
+    try:
+        while True:
+            if d.unconsumed_tail:
+                yield d.decompress(d.unconsumed_tail, CHUNK)
+                continue
+            if d.eof:
+                return
+            raw = fh.read(CHUNK)
+            if not raw:
+                if not d.eof:
+                    raise IntegrityError(f"object {oid} is truncated")
+                return
+            yield d.decompress(raw, CHUNK)
+    except zlib.error as e:
+        raise IntegrityError(f"object {oid} is corrupt: {e}") from None
+
+
+def _inflate(fh: BinaryIO, oid: str, size: int) -> Iterable[bytes]:
+    return _drain(fh, zlib.decompressobj(), oid)
+
+
+def _pack_entry_header(fh: BinaryIO) -> tuple[int, int]:
+    byte = fh.read(1)[0]
+    kind = (byte >> 4) & 7
+    size = byte & 15
+    shift = 4
+    while byte & 0x80:
+        byte = fh.read(1)[0]
+        size |= (byte & 0x7F) << shift
+        shift += 7
+    return kind, size

@@ -1,0 +1,314 @@
+"""The ref layer: task refs read, listed and moved by compare-and-swap.
+
+Refs stay loose (one file each under ``refs/artifacts/<spec>/<task>``): a lookup is one small read
+whatever the number of tasks, and no pack-refs step can race with writers. Refs packed by stock
+``git gc`` are still read (a loose ref overrides its packed entry, as in git).
+
+Locking follows git's convention (``<ref>.lock`` created with O_EXCL, renamed over the ref), so
+stock git and gitstore exclude each other. On top, the writer holds an ``flock`` on its lock file
+for as long as it lives. A lock left behind by a killed writer is recognised as stale when nobody holds
+that flock and the file is older than :data:`STALE_AFTER` seconds; it is then moved aside while the
+breaker itself holds the flock, so two breakers cannot both break it and a live writer is never
+mistaken for a dead one (the kernel drops the flock only when its holder is gone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import threading
+import time
+from typing import Protocol
+
+from gitstore._fs import fsync_dir
+
+__all__ = [
+    "STALE_AFTER",
+    "ZERO",
+    "Busy",
+    "DiskRefs",
+    "MemoryRefs",
+    "RefBackend",
+]
+
+ZERO = "0" * 40
+# A lock file nobody holds an flock on is stale once it is this old. Live writers hold their lock
+# for well under a millisecond plus one fsync; only the moment between creating the file and taking
+# its flock is unprotected, and this margin covers it.
+STALE_AFTER = 2.0
+
+
+class Busy(Exception):
+    """Another live writer holds the ref's lock right now; try again shortly."""
+
+
+class RefBackend(Protocol):
+    """What the store needs from a ref database; disk and memory implement it alike."""
+
+    def get(self, name: str) -> str | None: ...
+
+    def cas(self, name: str, old: str | None, new: str) -> bool: ...
+
+    def delete(self, name: str, old: str) -> bool: ...
+
+    def children(self, prefix: str) -> list[str]: ...
+
+    def items(self, prefix: str) -> dict[str, str]: ...
+
+
+class MemoryRefs:
+    """Refs in a dict behind a lock: the in-memory twin of :class:`DiskRefs`."""
+
+    def __init__(self) -> None:
+        self._refs: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> str | None:
+        with self._lock:
+            return self._refs.get(name)
+
+    def cas(self, name: str, old: str | None, new: str) -> bool:
+        with self._lock:
+            if self._refs.get(name) != old:
+                return False
+            self._refs[name] = new
+            return True
+
+    def delete(self, name: str, old: str) -> bool:
+        with self._lock:
+            if self._refs.get(name) != old:
+                return False
+            del self._refs[name]
+            return True
+
+    def children(self, prefix: str) -> list[str]:
+        with self._lock:
+            names = {n[len(prefix) :].split("/", 1)[0] for n in self._refs if n.startswith(prefix)}
+        return sorted(names)
+
+    def items(self, prefix: str) -> dict[str, str]:
+        with self._lock:
+            return {n: v for n, v in self._refs.items() if n.startswith(prefix)}
+
+
+class DiskRefs:
+    """Loose refs in a Git directory, moved with an flock-guarded O_EXCL lock file."""
+
+    def __init__(self, gitdir: str, *, fsync: bool) -> None:
+        self.gitdir = gitdir
+        self.fsync = fsync
+        self._packed_key: tuple[int, int, int] | None = None
+        self._packed: dict[str, str] = {}
+        self._packed_lock = threading.Lock()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.gitdir, name)
+
+    def _read_loose(self, name: str) -> str | None:
+        try:
+            with open(self._path(name), "rb") as f:
+                value = f.read(128).strip()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        text = value.decode("ascii", "replace")
+        # An empty or symbolic file is not a value we wrote; treat it as absent.
+        return text if len(text) == 40 else None
+
+    def packed(self) -> dict[str, str]:
+        """The ``packed-refs`` file as a dict, re-read only when the file changes."""
+        path = os.path.join(self.gitdir, "packed-refs")
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return {}
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._packed_lock:
+            if key != self._packed_key:
+                refs: dict[str, str] = {}
+                with open(path, "rb") as f:
+                    for line in f:
+                        if line.startswith((b"#", b"^")):
+                            continue
+                        sha, _, ref = line.rstrip(b"\n").partition(b" ")
+                        if ref:
+                            refs[ref.decode("utf-8", "replace")] = sha.decode("ascii")
+                self._packed, self._packed_key = refs, key
+            return self._packed
+
+    def get(self, name: str) -> str | None:
+        value = self._read_loose(name)
+        if value is None:
+            value = self.packed().get(name)
+        return value
+
+    def children(self, prefix: str) -> list[str]:
+        """Names of the next path component below ``prefix`` (which ends with ``/``)."""
+        out: set[str] = set()
+        try:
+            entries = os.listdir(self._path(prefix))
+        except (FileNotFoundError, NotADirectoryError):
+            entries = []
+        for entry in entries:
+            if not entry.endswith(".lock") and "~" not in entry:
+                out.add(entry)
+        for ref in self.packed():
+            if ref.startswith(prefix):
+                out.add(ref[len(prefix) :].split("/", 1)[0])
+        return sorted(out)
+
+    def items(self, prefix: str) -> dict[str, str]:
+        """Every ref below ``prefix`` with its value (loose ones override packed ones)."""
+        refs = {r: v for r, v in self.packed().items() if r.startswith(prefix)}
+        base = self._path(prefix)
+        for root, _dirs, files in os.walk(base):
+            for f in files:
+                if f.endswith(".lock") or "~" in f:
+                    continue
+                full = os.path.join(root, f)
+                name = os.path.relpath(full, self.gitdir).replace(os.sep, "/")
+                value = self._read_loose(name)
+                if value is not None:
+                    refs[name] = value
+        return refs
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def cas(self, name: str, old: str | None, new: str) -> bool:
+        """Set ``name`` to ``new`` if it currently is ``old`` (None: must not exist).
+
+        Returns False when the ref holds another value; raises :class:`Busy` when a live writer
+        holds the lock.
+        """
+        path = self._path(name)
+        fd, lock = _acquire(path)
+        try:
+            if self.get(name) != old:
+                _release(fd, lock)
+                return False
+            os.write(fd, new.encode("ascii") + b"\n")
+            if self.fsync:
+                os.fsync(fd)
+            os.rename(lock, path)
+        except BaseException:
+            _release(fd, lock)
+            raise
+        os.close(fd)
+        if self.fsync:
+            fsync_dir(os.path.dirname(path))
+        return True
+
+    def delete(self, name: str, old: str) -> bool:
+        """Remove ``name`` (loose and packed) if it currently is ``old``."""
+        path = self._path(name)
+        fd, lock = _acquire(path)
+        try:
+            if self.get(name) != old:
+                return False
+            if name in self.packed():
+                self._drop_packed(name)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return True
+        finally:
+            _release(fd, lock)
+
+    def _drop_packed(self, name: str) -> None:
+        packed_path = os.path.join(self.gitdir, "packed-refs")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                pfd, plock = _acquire(packed_path)
+                break
+            except Busy:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
+        try:
+            with open(packed_path, "rb") as f:
+                lines = f.read().splitlines(keepends=True)
+            keep: list[bytes] = []
+            skip_peel = False
+            for line in lines:
+                if line.startswith(b"^"):
+                    if not skip_peel:
+                        keep.append(line)
+                    continue
+                skip_peel = line.rstrip(b"\n").endswith(b" " + name.encode())
+                if not skip_peel:
+                    keep.append(line)
+            os.write(pfd, b"".join(keep))
+            if self.fsync:
+                os.fsync(pfd)
+            os.rename(plock, packed_path)
+        except BaseException:
+            _release(pfd, plock)
+            raise
+        os.close(pfd)
+
+
+def _acquire(path: str) -> tuple[int, str]:
+    """Create ``path + '.lock'`` exclusively and take its flock; break it once if it is stale."""
+    lock = path + ".lock"
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            if _break_stale(lock):
+                continue
+            raise Busy(lock) from None
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(lock), exist_ok=True)
+            continue
+        # Blocking: a breaker looking at our brand-new file holds its flock only for an instant
+        # and leaves young files alone.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            still_ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            still_ours = False
+        if still_ours:
+            return fd, lock
+        os.close(fd)
+    raise Busy(lock)
+
+
+def _release(fd: int, lock: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lock)
+    os.close(fd)
+
+
+def _break_stale(lock: str) -> bool:
+    """Move a dead writer's lock file aside. True if the lock is gone (retry), False if live."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        st = os.fstat(fd)
+        if time.time() - st.st_mtime < STALE_AFTER:
+            return False
+        # We hold the flock on this inode, so no other breaker can act on it; if the path still
+        # names it, nobody but us can change that before the rename below.
+        try:
+            if os.stat(lock).st_ino != st.st_ino:
+                return True
+        except FileNotFoundError:
+            return True
+        # "~" cannot appear in a task name, so listings can never take the tomb for a task.
+        tomb = f"{lock}~stale-{os.getpid()}-{os.urandom(4).hex()}"
+        os.rename(lock, tomb)
+        os.unlink(tomb)
+        return True
+    finally:
+        os.close(fd)
