@@ -6,10 +6,10 @@ whatever the number of tasks, and no pack-refs step can race with writers. Refs 
 
 Locking follows git's convention (``<ref>.lock`` created with O_EXCL, renamed over the ref), so
 stock git and gitstore exclude each other. On top, the writer holds an ``flock`` on its lock file
-for as long as it lives. A lock left behind by a killed writer is recognised as stale when nobody holds
-that flock and the file is older than :data:`STALE_AFTER` seconds; it is then moved aside while the
-breaker itself holds the flock, so two breakers cannot both break it and a live writer is never
-mistaken for a dead one (the kernel drops the flock only when its holder is gone).
+for as long as it lives. A lock left behind by a killed writer is recognised as stale when nobody
+holds that flock and the file is older than :data:`STALE_AFTER` seconds; it is then moved aside
+while the breaker itself holds the flock, so two breakers cannot both break it and a live writer
+is never mistaken for a dead one (the kernel drops the flock only when its holder is gone).
 """
 
 from __future__ import annotations
