@@ -1,8 +1,30 @@
-"""Small file-system helpers shared by the object and ref layers."""
+"""File-system helpers shared by the object and ref layers: whole writes, directory fsync, and
+lock files that a dead writer cannot leave blocking.
+
+Locking follows git's convention (``<path>.lock`` created with O_EXCL), so stock git and gitstore
+exclude each other. On top, the holder keeps an ``flock`` on its lock file for as long as it lives.
+A lock left behind by a killed writer is recognised as stale when nobody holds that flock and the
+file is older than :data:`STALE_AFTER` seconds; it is then moved aside while the breaker itself
+holds the flock, so two breakers cannot both break it and a live writer is never mistaken for a
+dead one (the kernel drops an flock only when its holder is gone).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
+import time
+
+# A lock file nobody holds an flock on is stale once it is this old. Live writers hold their lock
+# for well under a millisecond plus one fsync; only the moment between creating the file and taking
+# its flock is unprotected, and this margin covers it.
+STALE_AFTER = 2.0
+
+
+class Busy(Exception):
+    """Another live writer holds the lock right now; try again shortly."""
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -18,5 +40,69 @@ def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def acquire_lock(path: str) -> tuple[int, str]:
+    """Create ``path + '.lock'`` exclusively and take its flock; break it once if it is stale."""
+    lock = path + ".lock"
+    for _ in range(3):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            if _break_stale(lock):
+                continue
+            raise Busy(lock) from None
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(lock), exist_ok=True)
+            continue
+        # Blocking: a breaker looking at our brand-new file holds its flock only for an instant
+        # and leaves young files alone.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            still_ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            still_ours = False
+        if still_ours:
+            return fd, lock
+        os.close(fd)
+    raise Busy(lock)
+
+
+def release_lock(fd: int, lock: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(lock)
+    os.close(fd)
+
+
+def _break_stale(lock: str) -> bool:
+    """Move a dead writer's lock file aside. True if the lock is gone (retry), False if live."""
+    try:
+        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        st = os.fstat(fd)
+        if time.time() - st.st_mtime < STALE_AFTER:
+            return False
+        # We hold the flock on this inode, so no other breaker can act on it; if the path still
+        # names it, nobody but us can change that before the rename below.
+        try:
+            if os.stat(lock).st_ino != st.st_ino:
+                return True
+        except FileNotFoundError:
+            return True
+        # "~" cannot appear in a task name, so listings can never take the tomb for a task.
+        tomb = f"{lock}~stale-{os.getpid()}-{os.urandom(4).hex()}"
+        os.rename(lock, tomb)
+        os.unlink(tomb)
+        return True
     finally:
         os.close(fd)

@@ -4,25 +4,20 @@ Refs stay loose (one file each under ``refs/artifacts/<spec>/<task>``): a lookup
 whatever the number of tasks, and no pack-refs step can race with writers. Refs packed by stock
 ``git gc`` are still read (a loose ref overrides its packed entry, as in git).
 
-Locking follows git's convention (``<ref>.lock`` created with O_EXCL, renamed over the ref), so
-stock git and gitstore exclude each other. On top, the writer holds an ``flock`` on its lock file
-for as long as it lives. A lock left behind by a killed writer is recognised as stale when nobody
-holds that flock and the file is older than :data:`STALE_AFTER` seconds; it is then moved aside
-while the breaker itself holds the flock, so two breakers cannot both break it and a live writer
-is never mistaken for a dead one (the kernel drops the flock only when its holder is gone).
+Moves take ``<ref>.lock`` with :func:`gitstore._fs.acquire_lock` (git's lock-file convention plus
+an flock, so that a lock left by a killed writer is broken after :data:`STALE_AFTER` seconds and a
+live writer's lock never is), then rename the lock file over the ref.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import threading
 import time
 from typing import Protocol
 
-from gitstore._fs import fsync_dir
+from gitstore._fs import STALE_AFTER, Busy, acquire_lock, fsync_dir, release_lock
 
 __all__ = [
     "STALE_AFTER",
@@ -34,14 +29,6 @@ __all__ = [
 ]
 
 ZERO = "0" * 40
-# A lock file nobody holds an flock on is stale once it is this old. Live writers hold their lock
-# for well under a millisecond plus one fsync; only the moment between creating the file and taking
-# its flock is unprotected, and this margin covers it.
-STALE_AFTER = 2.0
-
-
-class Busy(Exception):
-    """Another live writer holds the ref's lock right now; try again shortly."""
 
 
 class RefBackend(Protocol):
@@ -184,17 +171,17 @@ class DiskRefs:
         holds the lock.
         """
         path = self._path(name)
-        fd, lock = _acquire(path)
+        fd, lock = acquire_lock(path)
         try:
             if self.get(name) != old:
-                _release(fd, lock)
+                release_lock(fd, lock)
                 return False
             os.write(fd, new.encode("ascii") + b"\n")
             if self.fsync:
                 os.fsync(fd)
             os.rename(lock, path)
         except BaseException:
-            _release(fd, lock)
+            release_lock(fd, lock)
             raise
         os.close(fd)
         if self.fsync:
@@ -204,7 +191,7 @@ class DiskRefs:
     def delete(self, name: str, old: str) -> bool:
         """Remove ``name`` (loose and packed) if it currently is ``old``."""
         path = self._path(name)
-        fd, lock = _acquire(path)
+        fd, lock = acquire_lock(path)
         try:
             if self.get(name) != old:
                 return False
@@ -214,14 +201,14 @@ class DiskRefs:
                 os.unlink(path)
             return True
         finally:
-            _release(fd, lock)
+            release_lock(fd, lock)
 
     def _drop_packed(self, name: str) -> None:
         packed_path = os.path.join(self.gitdir, "packed-refs")
         deadline = time.monotonic() + 10
         while True:
             try:
-                pfd, plock = _acquire(packed_path)
+                pfd, plock = acquire_lock(packed_path)
                 break
             except Busy:
                 if time.monotonic() > deadline:
@@ -245,70 +232,6 @@ class DiskRefs:
                 os.fsync(pfd)
             os.rename(plock, packed_path)
         except BaseException:
-            _release(pfd, plock)
+            release_lock(pfd, plock)
             raise
         os.close(pfd)
-
-
-def _acquire(path: str) -> tuple[int, str]:
-    """Create ``path + '.lock'`` exclusively and take its flock; break it once if it is stale."""
-    lock = path + ".lock"
-    for _ in range(3):
-        try:
-            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        except FileExistsError:
-            if _break_stale(lock):
-                continue
-            raise Busy(lock) from None
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(lock), exist_ok=True)
-            continue
-        # Blocking: a breaker looking at our brand-new file holds its flock only for an instant
-        # and leaves young files alone.
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            still_ours = os.stat(lock).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            still_ours = False
-        if still_ours:
-            return fd, lock
-        os.close(fd)
-    raise Busy(lock)
-
-
-def _release(fd: int, lock: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(lock)
-    os.close(fd)
-
-
-def _break_stale(lock: str) -> bool:
-    """Move a dead writer's lock file aside. True if the lock is gone (retry), False if live."""
-    try:
-        fd = os.open(lock, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return True
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
-        st = os.fstat(fd)
-        if time.time() - st.st_mtime < STALE_AFTER:
-            return False
-        # We hold the flock on this inode, so no other breaker can act on it; if the path still
-        # names it, nobody but us can change that before the rename below.
-        try:
-            if os.stat(lock).st_ino != st.st_ino:
-                return True
-        except FileNotFoundError:
-            return True
-        # "~" cannot appear in a task name, so listings can never take the tomb for a task.
-        tomb = f"{lock}~stale-{os.getpid()}-{os.urandom(4).hex()}"
-        os.rename(lock, tomb)
-        os.unlink(tomb)
-        return True
-    finally:
-        os.close(fd)
