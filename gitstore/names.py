@@ -206,7 +206,10 @@ def parse_uri(text: str) -> ArtifactURI:
     rev_text, slash2, quoted = rest.partition("/")
     if not slash or not at or not slash2 or not quoted:
         raise InvalidNameError(f"URI {text!r} is not gitstore://SPEC/TASK@COMMIT/NAME")
-    name = urllib.parse.unquote(quoted, errors="strict")
+    try:
+        name = urllib.parse.unquote(quoted, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidNameError(f"URI {text!r}: the name's %-escapes are not UTF-8") from None
     return ArtifactURI(
         check_component(spec, "spec"),
         check_component(task, "task"),

@@ -11,8 +11,9 @@ memory), so this module writes and reads the loose-object format itself where si
 * reading: loose objects and non-delta pack entries are inflated in chunks; only a deltified pack
   entry (which gitstore never writes, but ``git gc`` may) is resolved whole by dulwich.
 
-Small objects (trees, commits, manifests, small blobs) go through dulwich, loose one by one or in a
-single pack when a put has many of them. Memory stays bounded by the chunk size whatever the blob.
+Small objects (trees, commits, manifests, small blobs) of one put are written as ONE pack (see
+:mod:`gitstore.packs`): two files instead of one per object. Memory stays bounded by the chunk size
+whatever the blob.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO, NamedTuple, Protocol
 
 from dulwich.object_store import DiskObjectStore, MemoryObjectStore
-from dulwich.objects import Blob, ObjectID, ShaFile
+from dulwich.objects import Blob, ObjectID, RawObjectID, ShaFile
+from dulwich.pack import PackFileDisappeared
 
 from gitstore._fs import fsync_dir, write_all
 from gitstore.errors import InputError, IntegrityError
+from gitstore.packs import MERGE_AT, Entry, entry_for, merge_small_packs, write_pack
 
 __all__ = [
     "CHUNK",
@@ -47,10 +50,11 @@ __all__ = [
 CHUNK = 1 << 20
 # Blobs at most this size are handled in memory; larger ones are streamed.
 SMALL_BLOB = 1 << 20
-# A put with at least this many new small objects writes them as one pack instead of loose files.
-PACK_THRESHOLD = 64
 # Flush a pack of small objects once this many bytes have gathered, to bound memory.
 PACK_FLUSH_BYTES = 32 << 20
+# Blobs smaller than this are packed without asking whether they exist: a duplicate costs a few
+# bytes, which the next merge drops, while asking costs a lookup in every pack.
+DEDUP_MIN = 4096
 # Above this compressed/original ratio on a sample, content is stored uncompressed (zlib level 0).
 INCOMPRESSIBLE = 0.9
 SAMPLE = 64 << 10
@@ -252,6 +256,8 @@ class DiskObjects:
         # dulwich's pack cache is a plain dict mutated on lookups; one lock keeps threads apart.
         self._lock = threading.RLock()
         self._made_dirs: set[str] = set()
+        self.pack_dir = os.path.join(objects_dir, "pack")
+        self._pack_mtime: int | None = None
 
     # -- existence -------------------------------------------------------------------------
 
@@ -269,7 +275,25 @@ class DiskObjects:
             pass
         except PermissionError:
             return True
+        return self._packed(oid)
+
+    def _packed(self, oid: str) -> bool:
+        """Is ``oid`` in a pack? Rescans the pack folder only when its mtime moved."""
+        sha = bytes.fromhex(oid)
         with self._lock:
+            for _ in range(2):
+                try:
+                    mtime = os.stat(self.pack_dir).st_mtime_ns
+                except FileNotFoundError:
+                    return False
+                if mtime != self._pack_mtime:
+                    self.store._update_pack_cache()
+                    self._pack_mtime = mtime
+                try:
+                    packs = list(self.store._pack_cache.values())
+                    return any(RawObjectID(sha) in pack for pack in packs)
+                except (PackFileDisappeared, FileNotFoundError):
+                    self._pack_mtime = None
             return self.store.contains_packed(ObjectID(oid.encode()))
 
     # -- writing ---------------------------------------------------------------------------
@@ -372,28 +396,34 @@ class DiskObjects:
         return info
 
     def add_objects(self, objects: Sequence[ShaFile]) -> None:
-        """Write small objects: loose when few, one pack (bounded in size) when many."""
-        todo = [o for o in objects if not self.has(o.id.decode())]
-        if len(todo) < PACK_THRESHOLD:
-            for obj in todo:
-                self._write_loose(obj.id.decode(), obj.as_legacy_object(self.compression))
-            return
-        batch: list[ShaFile] = []
+        """Write small objects as one pack (a few, if they add up past PACK_FLUSH_BYTES)."""
+        batch = []
         held = 0
-        for obj in todo:
-            batch.append(obj)
-            held += obj.raw_length()
+        for obj in objects:
+            if (
+                isinstance(obj, Blob)
+                and obj.raw_length() >= DEDUP_MIN
+                and self.has(obj.id.decode())
+            ):
+                continue
+            entry = entry_for(obj, self.compression)
+            batch.append(entry)
+            held += len(entry.data)
             if held >= PACK_FLUSH_BYTES:
                 self._write_pack(batch)
                 batch, held = [], 0
         if batch:
             self._write_pack(batch)
 
-    def _write_pack(self, batch: list[ShaFile]) -> None:
-        with self._lock:
-            self.store.add_objects([(o, None) for o in batch])
-        if self.fsync:
-            fsync_dir(os.path.join(self.path, "pack"))
+    def _write_pack(self, batch: list[Entry]) -> None:
+        os.makedirs(self.pack_dir, exist_ok=True)
+        write_pack(self.pack_dir, batch, fsync=self.fsync)
+        try:
+            count = sum(1 for n in os.listdir(self.pack_dir) if n.endswith(".pack"))
+        except FileNotFoundError:
+            return
+        if count > MERGE_AT:
+            merge_small_packs(self.pack_dir, fsync=self.fsync)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -419,7 +449,7 @@ class DiskObjects:
             raise
         return BlobReader(oid, size, chunks, fh.close, expect_sha256)
 
-    def _open_packed(self, oid: str, expect_sha256: str | None) -> BlobReader:
+    def _open_packed(self, oid: str, expect_sha256: str | None, _retry: bool = True) -> BlobReader:
         with self._lock:
             packs = list(self.store.packs)
             found = None
@@ -442,7 +472,15 @@ class DiskObjects:
         if found is None:
             raise IntegrityError(f"object {oid} is missing from the store")
         pack, offset = found
-        fh = open(pack._data_path, "rb")  # noqa: SIM115 - closed by the reader
+        try:
+            fh = open(pack._data_path, "rb")  # noqa: SIM115 - closed by the reader
+        except FileNotFoundError:
+            if _retry:
+                # Merged away just now: the merged pack holds the same entry.
+                with self._lock:
+                    self.store._update_pack_cache()
+                return self._open_packed(oid, expect_sha256, _retry=False)
+            raise
         try:
             fh.seek(offset)
             kind, size = _pack_entry_header(fh)

@@ -57,6 +57,7 @@ from gitstore.meta import (
 )
 from gitstore.names import Address, Rev, artifact_uri, check_artifact_name, task_ref
 from gitstore.objects import (
+    PACK_FLUSH_BYTES,
     SMALL_BLOB,
     BlobInfo,
     BlobReader,
@@ -245,6 +246,23 @@ class Problem:
         return f"{where}: {self.detail}"
 
 
+class _Batch:
+    """Small blobs waiting to be packed with the version; flushed early past PACK_FLUSH_BYTES."""
+
+    def __init__(self, objects: ObjectBackend) -> None:
+        self.items: list[Blob] = []
+        self._held = 0
+        self._objects = objects
+
+    def add(self, blob: Blob) -> None:
+        self.items.append(blob)
+        self._held += blob.raw_length()
+        if self._held >= PACK_FLUSH_BYTES:
+            self._objects.add_objects(self.items)
+            self.items = []
+            self._held = 0
+
+
 @dataclasses.dataclass
 class _Pending:
     """An artifact read and stored as a blob, waiting for its version."""
@@ -407,7 +425,8 @@ class Store:
                 msgspec.json.encode(dict(metadata))
             except (TypeError, msgspec.EncodeError) as e:
                 raise UsageError(f"metadata is not JSON-able: {e}") from None
-        pending = self._store_blobs(inputs, progress)
+        batch = _Batch(self._objects)
+        pending = self._store_blobs(inputs, batch, progress)
         now = now_iso()
         changes = {
             p.name: ArtifactEntry(
@@ -439,6 +458,7 @@ class Store:
             metadata=dict(metadata or {}),
             summary=f"put {len(changes)} artifact{'s' if len(changes) != 1 else ''}",
             force=force,
+            carry=batch.items,
         )
 
     def rm(
@@ -518,8 +538,13 @@ class Store:
         metadata: dict[str, Any],
         summary: str,
         force: bool,
+        carry: list[Blob] | None = None,
     ) -> Version:
-        """The write protocol's tail: build the version on the current head and CAS the ref."""
+        """The write protocol's tail: build the version on the current head and CAS the ref.
+
+        ``carry`` holds small blobs not written yet; they go into the same pack as the first
+        attempt's version objects, so a typical put writes one pack.
+        """
         ref = task_ref(spec, task)
         deadline = time.monotonic() + self._cas_timeout
         attempt = 0
@@ -528,6 +553,8 @@ class Store:
             base = self._manifest(head) if head else None
             artifacts = apply(base)
             if head and base is not None and not force and _same_set(artifacts, base.artifacts):
+                if carry:
+                    self._objects.add_objects(carry)
                 return self._version(head, base, created=False)
             manifest = Manifest(
                 spec=spec,
@@ -539,7 +566,8 @@ class Store:
                 metadata=metadata,
                 artifacts=artifacts,
             )
-            commit = self._write_version(manifest, [head] if head else [], summary)
+            commit = self._write_version(manifest, [head] if head else [], summary, carry or [])
+            carry = None
             try:
                 if self._refs.cas(ref, head, commit):
                     self._remember(commit, manifest)
@@ -548,9 +576,11 @@ class Store:
                 pass
             attempt = _backoff(attempt, deadline, ref)
 
-    def _write_version(self, manifest: Manifest, parents: list[str], summary: str) -> str:
-        """Write the manifest, trees and commit of a version; return the commit id."""
-        objs: list[ShaFile] = []
+    def _write_version(
+        self, manifest: Manifest, parents: list[str], summary: str, carry: list[Blob]
+    ) -> str:
+        """Write ``carry``, the manifest, trees and commit of a version; return the commit id."""
+        objs: list[ShaFile] = list(carry)
         mblob = Blob.from_string(encode_manifest(manifest))
         objs.append(mblob)
         meta_tree = Tree()
@@ -680,9 +710,10 @@ class Store:
             raise InputError(f"{path}: the folder holds no files")
         return found
 
-    def _store_blobs(self, inputs: list[_Input], progress: Progress | None) -> list[_Pending]:
-        """Write every input's bytes as a blob (small ones batched); return what was stored."""
-        small: list[Blob] = []
+    def _store_blobs(
+        self, inputs: list[_Input], small: _Batch, progress: Progress | None
+    ) -> list[_Pending]:
+        """Store every input's bytes as a blob; small ones are gathered in ``small``."""
         pending: list[_Pending] = []
         caches: dict[str, StatCache] = {}
         cache_dir = os.path.join(self.path, "gitstore", "statcache") if self.path else None
@@ -696,8 +727,6 @@ class Store:
                     item.name, info, item.content_type or guess_type(item.name), item.tags, exe
                 )
             )
-        if small:
-            self._objects.add_objects(small)
         for cache in caches.values():
             with contextlib.suppress(OSError):
                 cache.save()
@@ -706,7 +735,7 @@ class Store:
     def _store_one(
         self,
         item: _Input,
-        small: list[Blob],
+        small: _Batch,
         caches: dict[str, StatCache],
         cache_dir: str | None,
         progress: Progress | None,
@@ -744,18 +773,18 @@ class Store:
                     cache.record(item.cache_rel, item.stat, info.oid, info.sha256)
         return info
 
-    def _small_blob(self, data: bytes, small: list[Blob], progress: Progress | None) -> BlobInfo:
+    def _small_blob(self, data: bytes, small: _Batch, progress: Progress | None) -> BlobInfo:
         if len(data) > SMALL_BLOB:
             info = self._objects.add_blob(data)
         else:
             info = hash_bytes(data)
-            small.append(Blob.from_string(data))
+            small.add(Blob.from_string(data))
         if progress is not None:
             progress(len(data))
         return info
 
     def _store_stream(
-        self, name: str, stream: IO[bytes], small: list[Blob], progress: Progress | None
+        self, name: str, stream: IO[bytes], small: _Batch, progress: Progress | None
     ) -> BlobInfo:
         """A stream of unknown size: small ones in memory, larger ones spooled to a temp file."""
         head = _read_upto(stream, SMALL_BLOB + 1)
