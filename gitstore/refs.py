@@ -202,6 +202,11 @@ class DiskRefs:
             return True
         finally:
             release_lock(fd, lock)
+            # The last task of a spec takes its folder with it, so listings forget the spec. A
+            # writer that created the folder meanwhile keeps it (rmdir fails on a non-empty one)
+            # or re-creates it (acquire_lock retries on a vanished folder).
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(path))
 
     def _drop_packed(self, name: str) -> None:
         packed_path = os.path.join(self.gitdir, "packed-refs")

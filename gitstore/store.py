@@ -628,7 +628,7 @@ class Store:
             if isinstance(src, str):
                 out.append(
                     _Input(
-                        name, ctype or "text/plain", tags, spec.executable, data=src.encode("utf-8")
+                        name, ctype or _text_type(name), tags, spec.executable, data=src.encode()
                     )
                 )
             elif isinstance(src, (bytes, bytearray, memoryview)):
@@ -1286,6 +1286,12 @@ def _build_trees(artifacts: Mapping[str, ArtifactEntry], out: list[ShaFile]) -> 
         return tree
 
     return build(nested)
+
+
+def _text_type(name: str) -> str:
+    """The type of a str value: guessed from the name, and text where the name says nothing."""
+    guessed = guess_type(name)
+    return "text/plain" if guessed == "application/octet-stream" else guessed
 
 
 def _valid_component(text: str) -> bool:
