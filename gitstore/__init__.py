@@ -27,6 +27,7 @@ from gitstore.errors import (
     UsageError,
     VersionNotFoundError,
 )
+from gitstore.gc import GcReport
 from gitstore.names import artifact_uri, parse_address, parse_uri
 from gitstore.objects import BlobReader
 from gitstore.store import Artifact, ArtifactInfo, Diff, Problem, Store, Version, guess_type
@@ -40,6 +41,7 @@ __all__ = [
     "BlobReader",
     "ConflictError",
     "Diff",
+    "GcReport",
     "GitstoreError",
     "InputError",
     "IntegrityError",

@@ -106,3 +106,35 @@ def _break_stale(lock: str) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def remove_if_stale(path: str, older_than: float) -> bool:
+    """Delete a temp file nobody holds an flock on and that is older than ``older_than`` seconds.
+
+    Writers of temp files that may live long (big blobs, spooled streams) hold an flock on them, so
+    a slow live writer is never mistaken for a dead one. Returns True if the file was removed.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, IsADirectoryError):
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                return False
+            raise
+        if time.time() - os.fstat(fd).st_mtime < older_than:
+            return False
+        os.unlink(path)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def break_stale_lock(lock: str) -> bool:
+    """Remove ``lock`` if its writer is dead (see :func:`acquire_lock`); True if it was removed."""
+    return os.path.exists(lock) and _break_stale(lock) and not os.path.exists(lock)

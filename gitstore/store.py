@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import json
 import mimetypes
 import os
@@ -32,6 +33,7 @@ from dulwich.config import ConfigFile
 from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.repo import Repo
 
+from gitstore import gc as _gc
 from gitstore import names as _names
 from gitstore.errors import (
     ArtifactNotFoundError,
@@ -46,6 +48,7 @@ from gitstore.errors import (
     UsageError,
     VersionNotFoundError,
 )
+from gitstore.gc import GcReport
 from gitstore.meta import (
     ArtifactEntry,
     Manifest,
@@ -74,6 +77,7 @@ __all__ = [
     "Artifact",
     "ArtifactInfo",
     "Diff",
+    "GcReport",
     "Problem",
     "Store",
     "Version",
@@ -794,8 +798,11 @@ class Store:
             rest = _read_upto(stream, -1)
             return self._small_blob(head + rest, small, progress)
         spool = os.path.join(self.path, "objects", f"tmp_spool_{os.getpid()}_{os.urandom(6).hex()}")
+        fd = os.open(spool, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # Held while this writer lives, so gc never takes a slow spool for an abandoned one.
+        fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            with open(spool, "w+b") as f:
+            with open(fd, "w+b") as f:
                 f.write(head)
                 while chunk := stream.read(1 << 20):
                     f.write(chunk)
@@ -1079,6 +1086,22 @@ class Store:
             else:
                 out[name] = item.sha.decode()
         return out
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def gc(self, *, prune_after: float = 14 * 86400, dry_run: bool = False) -> GcReport:
+        """Clean up after crashed or abandoned writes; safe while other writers run.
+
+        Removes stale temp files and dead writers' ref locks, merges small packs, and prunes
+        unreachable loose objects older than ``prune_after`` seconds (see :mod:`gitstore.gc`).
+        An in-memory store has nothing to clean.
+        """
+        if not isinstance(self._objects, DiskObjects) or not isinstance(self._refs, DiskRefs):
+            return GcReport()
+        assert self.path is not None
+        return _gc.collect(
+            self.path, self._objects, self._refs, prune_after=prune_after, dry_run=dry_run
+        )
 
     # -- internals -----------------------------------------------------------------------------
 
