@@ -1,0 +1,671 @@
+"""The ``gitstore`` command: one thin Click command per library call, and the error table.
+
+Each command opens the store, makes one call to gitstore's public API and formats the answer as
+compact text or, with ``--json``, as one JSON document. Errors never show a traceback: the one
+mapping in :func:`_exit_code` turns every exception into a one-line message on stderr and the exit
+code documented in the README (library errors carry their own ``exit_code``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Literal, NoReturn, TypeVar, overload
+
+import click
+
+from gitstore import (
+    ArtifactInfo,
+    BlobReader,
+    GitstoreError,
+    InputError,
+    IntegrityError,
+    NotFoundError,
+    Store,
+    UsageError,
+    Version,
+    __version__,
+    parse_address,
+)
+
+__all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_USAGE", "cli", "main"]
+
+# The codes that belong to the CLI rather than to a library error class.
+EXIT_USAGE = UsageError.exit_code  # Click's own usage errors share the library's usage code.
+EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: anything unexpected is a bug in gitstore.
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C.
+EXIT_PIPE = 141  # 128 + SIGPIPE, what git or cat report when their reader goes away.
+
+# Below this size a bar would only flash; above it a transfer takes long enough to watch.
+PROGRESS_MIN_BYTES = 1 << 20
+
+Tick = Callable[[int], None]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _StdoutClosed(Exception):
+    """The reader of stdout went away (``gitstore log | head``).
+
+    Raised in place of BrokenPipeError because Click's own ``main`` turns an EPIPE into a bare
+    exit 1 before our handler could see it.
+    """
+
+
+class GitstoreGroup(click.Group):
+    """The ``gitstore`` group: Click's parsing and dispatch, with gitstore's error handling."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            rv = super().invoke(ctx)
+            # Small outputs sit in the buffer until exit; flush here so a closed pipe is caught
+            # below instead of surfacing as a warning while the interpreter shuts down.
+            sys.stdout.flush()
+            return rv
+        except BrokenPipeError as e:
+            raise _StdoutClosed() from e
+
+    @overload
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: Literal[True] = True,
+        **extra: Any,
+    ) -> NoReturn: ...
+
+    @overload
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = ...,
+        **extra: Any,
+    ) -> Any: ...
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the command line and exit with the code of the table (or return it).
+
+        Click runs non-standalone so that every error, its own included, reaches
+        :func:`_exit_code`; CliRunner goes through here too, so tests see real exit codes.
+        """
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except Exception as e:
+            if os.environ.get("GITSTORE_DEBUG") and not isinstance(e, _EXPECTED):
+                raise
+            code = _exit_code(e)
+        except KeyboardInterrupt as e:
+            code = _exit_code(e)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+_EXPECTED = (GitstoreError, click.ClickException, click.Abort, _StdoutClosed, OSError)
+
+
+def _exit_code(exc: BaseException) -> int:
+    """Say what went wrong in one line on stderr and return the exit code: the only such table."""
+    if isinstance(exc, GitstoreError):
+        _error(str(exc))
+        return exc.exit_code
+    if isinstance(exc, click.UsageError):
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _error(exc.format_message() + hint)
+        return EXIT_USAGE
+    if isinstance(exc, click.ClickException):
+        _error(exc.format_message())
+        return EXIT_USAGE
+    if isinstance(exc, (click.Abort, KeyboardInterrupt)):
+        _error("interrupted")
+        return EXIT_INTERRUPTED
+    if isinstance(exc, _StdoutClosed):
+        # Point stdout at /dev/null so the flush at interpreter exit cannot complain again.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_PIPE
+    if isinstance(exc, OSError):
+        # A file of the user's that could not be read or written (get -o, export, a full disk):
+        # an input/output problem, not a bug.
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"{where}{exc.strerror or exc}")
+        return InputError.exit_code
+    _error(f"internal error: {type(exc).__name__}: {exc} (set GITSTORE_DEBUG=1 for a traceback)")
+    return EXIT_INTERNAL
+
+
+def _error(message: str) -> None:
+    click.echo(f"gitstore: {message}", err=True)
+
+
+# -- shared options and helpers ----------------------------------------------------------------
+
+
+def json_option(f: F) -> F:
+    """``--json``: print one JSON document on stdout instead of text."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print one JSON document instead of text."
+    )(f)
+
+
+def message_options(f: F) -> F:
+    """``--run`` and ``-m``: what a new version records about who made it and why."""
+    f = click.option("-m", "--message", metavar="TEXT", help="Message of the new version.")(f)
+    return click.option(
+        "--run", "run_id", metavar="RUN_ID", help="Id of the agent run that made the version."
+    )(f)
+
+
+def _key_values(
+    ctx: click.Context, param: click.Parameter, values: Sequence[str]
+) -> dict[str, str]:
+    """Parse repeated ``KEY=VALUE`` options into a dict (a later KEY wins)."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx, param)
+        out[key] = value
+    return out
+
+
+def _open(*, create: bool = False) -> Store:
+    """The store chosen by ``--store`` (closed when the command ends); create it on writes."""
+    ctx = click.get_current_context()
+    path: Path = ctx.obj
+    return ctx.with_resource(Store.open(path, create=create))
+
+
+def _stderr_is_tty() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: Callable[[], int]) -> Iterator[Tick | None]:
+    """A progress callback drawing a bar on stderr, or None when stderr is not a terminal.
+
+    ``total`` is only called when a bar may be drawn, so piped runs pay nothing for it.
+    """
+    if not _stderr_is_tty():
+        yield None
+        return
+    size = total()
+    if size < PROGRESS_MIN_BYTES:
+        yield None
+        return
+    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _emit_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+def _table(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) -> None:
+    """Print rows as columns separated by two spaces (columns in ``right`` right-aligned)."""
+    if not rows:
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [
+            cell.rjust(w) if i in right else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        click.echo("  ".join(cells).rstrip())
+
+
+def _first_line(text: str | None) -> str:
+    return text.strip().splitlines()[0] if text and text.strip() else ""
+
+
+def _when(created_at: str) -> str:
+    """``2025-01-02T03:04:05.123456Z`` shown to the second."""
+    return created_at[:19].replace("T", " ") + "Z" if len(created_at) >= 19 else created_at
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _print_version(version: Version, as_json: bool) -> None:
+    """What put and rm answer: the version they made (or the unchanged latest one)."""
+    if as_json:
+        _emit_json({**version.to_dict(), "created": version.created})
+        return
+    note = "" if version.created else " (unchanged, no new version)"
+    click.echo(
+        f"{version.spec}/{version.task} v{version.version} {version.commit[:12]}  "
+        f"{_plural(len(version.artifacts), 'artifact')}{note}"
+    )
+
+
+def _artifact_rows(artifacts: Sequence[ArtifactInfo]) -> list[list[str]]:
+    return [[a.name, str(a.size), a.content_type, a.sha256[:12]] for a in artifacts]
+
+
+def _print_fields(fields: Mapping[str, object]) -> None:
+    width = max(len(k) for k in fields) + 1
+    for key, value in fields.items():
+        click.echo(f"{key + ':':<{width}} {'-' if value is None else value}")
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+@click.group(
+    "gitstore",
+    cls=GitstoreGroup,
+    # A bare ``gitstore`` is a usage error with a hint, like every other one (exit 2).
+    no_args_is_help=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path),
+    envvar="GITSTORE_DIR",
+    show_envvar=True,
+    metavar="PATH",
+    help="The store, a bare Git repository. Default: $GITSTORE_DIR, else ~/.gitstore. "
+    "put and init create it; other commands need it to exist.",
+)
+@click.version_option(__version__, "--version", prog_name="gitstore")
+@click.pass_context
+def cli(ctx: click.Context, store_path: Path | None) -> None:
+    """Artifacts of AI agent runs, versioned per task, in a bare Git repository.
+
+    Addresses: SPEC/TASK is the latest version; add @vN (version N), @~N (N before the latest)
+    or @<commit prefix>. An artifact URI gitstore://SPEC/TASK@COMMIT/NAME pins one version.
+    """
+    # Resolved per run, not at import: HOME may differ between runs (and does in tests).
+    ctx.obj = (store_path if store_path is not None else Path.home() / ".gitstore").expanduser()
+
+
+@cli.command()
+def init() -> None:
+    """Create the store (a bare Git repository) if it does not exist yet."""
+    store = _open(create=True)
+    click.echo(f"store at {store.path}")
+
+
+@cli.command()
+@click.argument("address", metavar="SPEC/TASK")
+@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.option(
+    "--as",
+    "name",
+    metavar="NAME",
+    help="Artifact name for the one PATH (required for - ); for a folder, the prefix of its "
+    "files ('.' puts them at the top).",
+)
+@click.option("--type", "content_type", metavar="MIME", help="Content type of every artifact.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    callback=_key_values,
+    metavar="KEY=VALUE",
+    help="Tag every artifact (repeatable).",
+)
+@click.option(
+    "--meta",
+    "metadata",
+    multiple=True,
+    callback=_key_values,
+    metavar="KEY=VALUE",
+    help="Free key/value metadata on the version (repeatable).",
+)
+@message_options
+@click.option("--force", is_flag=True, help="Make a new version even if nothing changed.")
+@click.option(
+    "--replace", is_flag=True, help="Start from an empty set instead of the previous version."
+)
+@json_option
+def put(
+    address: str,
+    paths: tuple[str, ...],
+    name: str | None,
+    content_type: str | None,
+    tags: dict[str, str],
+    metadata: dict[str, str],
+    run_id: str | None,
+    message: str | None,
+    force: bool,
+    replace: bool,
+    as_json: bool,
+) -> None:
+    """Store files, folders or stdin (-) as ONE new version of SPEC/TASK.
+
+    A file is stored under its base name, a folder's files under the folder's base name
+    (NAME/...), stdin under --as NAME. The previous version's other artifacts are kept unless
+    --replace. Bytes are stored exactly as read.
+    """
+    # Check the address before the store is created, so a typo does not leave an empty store.
+    parse_address(address, need_task=True, allow_rev=False)
+    inputs = _put_inputs(paths, name)
+    store = _open(create=True)
+    with _progress("storing", lambda: _input_size(inputs)) as tick:
+        version = store.put(
+            address,
+            inputs,
+            run_id=run_id,
+            message=message,
+            metadata=metadata or None,
+            content_type=content_type,
+            tags=tags or None,
+            replace=replace,
+            force=force,
+            progress=tick,
+        )
+    _print_version(version, as_json)
+
+
+def _put_inputs(paths: Sequence[str], name: str | None) -> dict[str, Path | IO[bytes]]:
+    """Artifact name -> source for each PATH (Path objects: a plain str would be stored as text)."""
+    if name is not None and len(paths) > 1:
+        raise UsageError(f"--as names one input, but {len(paths)} PATHs were given")
+    inputs: dict[str, Path | IO[bytes]] = {}
+    for raw in paths:
+        source: Path | IO[bytes]
+        if raw == "-":
+            if name is None:
+                raise UsageError("reading stdin (-) needs --as NAME")
+            key, source = name, sys.stdin.buffer
+        else:
+            source = Path(raw)
+            # abspath, not resolve: a symlink `latest -> run-42` is stored as `latest`.
+            key = name if name is not None else os.path.basename(os.path.abspath(raw))
+        if key in inputs:
+            raise UsageError(f"two PATHs would both be stored as {key!r}")
+        inputs[key] = source
+    return inputs
+
+
+def _input_size(inputs: Mapping[str, Path | IO[bytes]]) -> int:
+    """Bytes the put will read from files and folders (stdin's size is unknown: not counted)."""
+    total = 0
+    for source in inputs.values():
+        if not isinstance(source, Path):
+            continue
+        # A path that cannot be read is the library's to report, with its proper error.
+        with contextlib.suppress(OSError):
+            if source.is_dir():
+                total += sum(f.stat().st_size for f in source.rglob("*") if f.is_file())
+            else:
+                total += source.stat().st_size
+    return total
+
+
+@cli.command()
+@click.argument("target", metavar="SPEC/TASK[@REV] | URI")
+@click.argument("name", required=False)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+    metavar="FILE",
+    help="Write to FILE (whole or not at all) instead of stdout.",
+)
+@click.option(
+    "--verify", is_flag=True, help="Recompute the sha256 while reading; exit 6 on a mismatch."
+)
+def get(target: str, name: str | None, output: Path | None, verify: bool) -> None:
+    """Write the bytes of artifact NAME of SPEC/TASK[@REV], or of a gitstore:// URI.
+
+    The bytes stream through: memory use does not grow with the artifact.
+    """
+    store = _open()
+    info = store.artifact(target, name)
+    # Read through the pinned URI so the bytes belong to the version `info` describes, even if
+    # another writer moves the task meanwhile.
+    with (
+        store.open_artifact(info.uri, verify=verify) as source,
+        _progress("reading", lambda: info.size) as tick,
+    ):
+        if output is None or str(output) == "-":
+            _copy(source, sys.stdout.buffer, tick)
+        else:
+            _write_file(output, source, tick, executable=info.executable)
+
+
+def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
+    for chunk in source.iter_chunks():
+        dest.write(chunk)
+        if tick is not None:
+            tick(len(chunk))
+
+
+def _write_file(path: Path, source: BlobReader, tick: Tick | None, *, executable: bool) -> None:
+    """Write ``source`` to ``path`` through a temp file and a rename: whole or not at all."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gitstore-tmp", dir=path.parent)
+    except OSError as e:
+        # Name the file the user asked for, not our temp name beside it.
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _copy(source, out, tick)
+            out.flush()
+            os.fsync(out.fileno())
+        # Same modes as `export`: the artifact's executable bit, readable by all.
+        os.chmod(tmp, 0o755 if executable else 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@cli.command()
+@click.argument("address", metavar="SPEC/TASK[@REV]")
+@click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+def export(address: str, dest: Path) -> None:
+    """Write every artifact of SPEC/TASK[@REV] into folder DIR (created if missing).
+
+    Each file is written whole or not at all; existing files of the same names are replaced.
+    """
+    store = _open()
+    with _progress("exporting", lambda: sum(a.size for a in store.show(address).artifacts)) as tick:
+        written = store.export(address, dest, progress=tick)
+    click.echo(f"exported {_plural(len(written), 'artifact')} to {dest}")
+
+
+@cli.command(name="ls")
+@click.argument("address", required=False, metavar="[SPEC[/TASK[@REV]]]")
+@json_option
+def ls(address: str | None, as_json: bool) -> None:
+    """List specs; the tasks of SPEC; or the artifacts of a version of SPEC/TASK.
+
+    --json: specs as [{"name", "tasks"}], tasks as [{"name", "spec", "task", "commit"}], a
+    version as {"spec", "task", "version", "commit", ..., "artifacts": [...]}.
+    """
+    store = _open()
+    if address is None:
+        counts = {spec: len(store.tasks(spec)) for spec in store.specs()}
+        if as_json:
+            _emit_json([{"name": spec, "tasks": n} for spec, n in counts.items()])
+        else:
+            _table([[spec, _plural(n, "task")] for spec, n in counts.items()])
+        return
+    addr = parse_address(address)
+    if addr.task is None:
+        spec = addr.spec
+        heads = store.heads(spec)
+        if not heads:
+            raise NotFoundError(f"no spec {spec!r} (no task has a version)")
+        tasks = [
+            {"name": key.split("/")[1], "spec": spec, "task": key.split("/")[1], "commit": commit}
+            for key, commit in heads.items()
+        ]
+        if as_json:
+            _emit_json(tasks)
+        else:
+            _table([[t["name"], t["commit"][:12]] for t in tasks])
+        return
+    version = store.show(address)
+    if as_json:
+        _emit_json(version.to_dict())
+        return
+    click.echo(f"{version.spec}/{version.task} v{version.version} {version.commit[:12]}")
+    _table(_artifact_rows(version.artifacts), right=frozenset({1}))
+
+
+@cli.command()
+@click.argument("address", metavar="SPEC/TASK[@REV]")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most this many.")
+@json_option
+def log(address: str, limit: int | None, as_json: bool) -> None:
+    """List the versions of SPEC/TASK, newest first."""
+    versions = _open().log(address, limit=limit)
+    if as_json:
+        _emit_json([v.to_dict(artifacts=False) for v in versions])
+        return
+    _table(
+        [
+            [
+                f"v{v.version}",
+                v.commit[:12],
+                _when(v.created_at),
+                v.run_id or "-",
+                _plural(len(v.artifacts), "artifact"),
+                _first_line(v.message),
+            ]
+            for v in versions
+        ]
+    )
+
+
+@cli.command()
+@click.argument("address", metavar="SPEC/TASK[@REV]")
+@click.argument("name", required=False)
+@json_option
+def show(address: str, name: str | None, as_json: bool) -> None:
+    """Show a version's metadata and artifacts, or one artifact's metadata with NAME."""
+    version = _open().show(address)
+    if name is not None:
+        info = version.artifact(name)
+        if as_json:
+            _emit_json(info.to_dict())
+        else:
+            fields = info.to_dict()
+            fields["tags"] = " ".join(f"{k}={v}" for k, v in info.tags.items()) or "-"
+            _print_fields(fields)
+        return
+    if as_json:
+        _emit_json(version.to_dict())
+        return
+    _print_fields(
+        {
+            "version": f"{version.spec}/{version.task} v{version.version}",
+            "commit": version.commit,
+            "parents": " ".join(version.parents) or "-",
+            "created_at": version.created_at,
+            "run_id": version.run_id or "-",
+            "message": _first_line(version.message) or "-",
+            "metadata": " ".join(f"{k}={v}" for k, v in version.metadata.items()) or "-",
+            "artifacts": len(version.artifacts),
+        }
+    )
+    _table([["", *row] for row in _artifact_rows(version.artifacts)], right=frozenset({2}))
+
+
+@cli.command()
+@click.argument("old", metavar="SPEC/TASK[@REV]")
+@click.argument("new", required=False, metavar="[SPEC/TASK[@REV2]]")
+@json_option
+def diff(old: str, new: str | None, as_json: bool) -> None:
+    """Names added (A), removed (D) and changed (M) from one version to another.
+
+    With one address the other side is the task's latest version; with no @REV either, the
+    latest version is compared with the one before it. Exits 0 whether or not anything changed.
+    """
+    d = _open().diff(old, new)
+    if as_json:
+        out = d.to_dict()
+        out["old"].update(spec=d.old.spec, task=d.old.task)
+        out["new"].update(spec=d.new.spec, task=d.new.task)
+        _emit_json(out)
+        return
+    click.echo(
+        f"{d.old.spec}/{d.old.task}@v{d.old.version} -> {d.new.spec}/{d.new.task}@v{d.new.version}"
+    )
+    marks = [("A", n) for n in d.added] + [("D", n) for n in d.removed]
+    marks += [("M", n) for n in d.changed]
+    for mark, n in sorted(marks, key=lambda m: m[1]):
+        click.echo(f"{mark} {n}")
+
+
+@cli.command()
+@click.argument("address", metavar="SPEC/TASK")
+@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.option(
+    "--task",
+    "whole_task",
+    is_flag=True,
+    help="Delete the task's ref instead (pinned URIs keep resolving until gc).",
+)
+@message_options
+@json_option
+def rm(
+    address: str,
+    names: tuple[str, ...],
+    whole_task: bool,
+    run_id: str | None,
+    message: str | None,
+    as_json: bool,
+) -> None:
+    """Make a new version of SPEC/TASK without NAMEs (a folder NAME removes its files)."""
+    if whole_task == bool(names):
+        raise UsageError("give either artifact NAMEs or --task")
+    store = _open()
+    if not whole_task:
+        _print_version(store.rm(address, names, run_id=run_id, message=message), as_json)
+        return
+    commit = store.rm_task(address)
+    if as_json:
+        _emit_json({"address": address, "deleted": True, "commit": commit})
+    else:
+        click.echo(f"deleted {address} (its ref pointed at {commit[:12]})")
+
+
+@cli.command()
+@click.argument("scope", required=False, metavar="[SPEC[/TASK]]")
+@json_option
+def verify(scope: str | None, as_json: bool) -> None:
+    """Recompute every artifact's digests; print each problem on a line and exit 6 if any."""
+    problems = _open().verify(scope)
+    if as_json:
+        _emit_json([dataclasses.asdict(p) for p in problems])
+    else:
+        for p in problems:
+            click.echo(str(p))
+    if problems:
+        raise IntegrityError(f"verify found {_plural(len(problems), 'problem')}")
+    if not as_json:
+        click.echo("ok: no problems found")
+
+
+def main() -> None:
+    """Console-script entry point: ``gitstore``."""
+    cli.main(prog_name="gitstore")
+
+
+if __name__ == "__main__":
+    main()
