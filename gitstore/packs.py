@@ -21,7 +21,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from dulwich.objects import ShaFile
 
@@ -32,7 +32,7 @@ __all__ = ["MERGE_AT", "SMALL_PACK", "Entry", "merge_small_packs", "write_pack"]
 # A pack under this size counts as small and may be merged.
 SMALL_PACK = 8 << 20
 # Merge once there are more small packs than this; merge this many at a time.
-MERGE_AT = 32
+MERGE_AT = 8
 
 
 class Entry(NamedTuple):
@@ -62,32 +62,68 @@ def _entry_header(kind: int, size: int) -> bytes:
     return bytes(out)
 
 
+class _PackWriter:
+    """Writes a version-2 pack entry by entry to a temp file, then its index; memory stays at
+    (id, CRC, offset) per entry whatever the pack's size."""
+
+    def __init__(self, pack_dir: str, count: int, *, fsync: bool) -> None:
+        self.pack_dir = pack_dir
+        self.fsync = fsync
+        self.tmp = os.path.join(pack_dir, f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}")
+        self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        self.sha = hashlib.sha1()
+        self.offset = 0
+        self.rows: list[tuple[bytes, int, int]] = []
+        self.count = count
+        self._write(b"PACK" + struct.pack(">II", 2, count))
+
+    def _write(self, data: bytes) -> None:
+        self.sha.update(data)
+        write_all(self.fd, data)
+        self.offset += len(data)
+
+    def add(self, sha: bytes, data: bytes, crc: int) -> None:
+        self.rows.append((sha, crc, self.offset))
+        self._write(data)
+
+    def abort(self) -> None:
+        os.close(self.fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+    def finish(self) -> str:
+        """Seal the pack, rename it into place, then write its index (which makes it visible)."""
+        if len(self.rows) != self.count:
+            self.abort()
+            raise ValueError(f"pack promised {self.count} entries, got {len(self.rows)}")
+        trailer = self.sha.digest()
+        write_all(self.fd, trailer)
+        if self.fsync:
+            os.fsync(self.fd)
+        os.close(self.fd)
+        name = os.path.join(self.pack_dir, "pack-" + trailer.hex())
+        os.replace(self.tmp, name + ".pack")
+        _install(self.pack_dir, name + ".idx", _index(self.rows, trailer), self.fsync)
+        if self.fsync:
+            fsync_dir(self.pack_dir)
+        return name + ".pack"
+
+
 def write_pack(pack_dir: str, entries: Iterable[Entry], *, fsync: bool) -> str:
     """Write ``entries`` (duplicates dropped) as one pack and its index; return the pack's path.
 
     The ``.pack`` is renamed into place first and the ``.idx`` last: readers ignore a pack until
     its index is there, so a crash leaves at worst an orphan ``.pack`` for gc.
     """
-    seen: set[bytes] = set()
-    unique = []
-    for e in entries:
-        if e.sha not in seen:
-            seen.add(e.sha)
-            unique.append(e)
-    body = bytearray(b"PACK" + struct.pack(">II", 2, len(unique)))
-    offsets = []
-    for e in unique:
-        offsets.append(len(body))
-        body += e.data
-    trailer = hashlib.sha1(body).digest()
-    body += trailer
-    index = _index(unique, offsets, trailer)
-    name = os.path.join(pack_dir, "pack-" + trailer.hex())
-    _install(pack_dir, name + ".pack", bytes(body), fsync)
-    _install(pack_dir, name + ".idx", index, fsync)
-    if fsync:
-        fsync_dir(pack_dir)
-    return name + ".pack"
+    unique = list({e.sha: e for e in entries}.values())
+    writer = _PackWriter(pack_dir, len(unique), fsync=fsync)
+    try:
+        for e in unique:
+            writer.add(e.sha, e.data, e.crc)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.finish()
 
 
 def _install(pack_dir: str, path: str, data: bytes, fsync: bool) -> None:
@@ -105,23 +141,22 @@ def _install(pack_dir: str, path: str, data: bytes, fsync: bool) -> None:
     os.replace(tmp, path)
 
 
-def _index(entries: Sequence[Entry], offsets: Sequence[int], pack_sha: bytes) -> bytes:
-    """A version-2 pack index for ``entries`` at ``offsets``."""
-    order = sorted(range(len(entries)), key=lambda i: entries[i].sha)
+def _index(rows: Sequence[tuple[bytes, int, int]], pack_sha: bytes) -> bytes:
+    """A version-2 pack index for ``rows`` of (id, CRC-32, offset)."""
+    order = sorted(rows)
     fanout = [0] * 256
-    for e in entries:
-        fanout[e.sha[0]] += 1
+    for sha, _, _ in rows:
+        fanout[sha[0]] += 1
     total = 0
     for i in range(256):
         total += fanout[i]
         fanout[i] = total
     out = bytearray(b"\xfftOc" + struct.pack(">I", 2))
     out += struct.pack(">256I", *fanout)
-    out += b"".join(entries[i].sha for i in order)
-    out += b"".join(struct.pack(">I", entries[i].crc) for i in order)
+    out += b"".join(sha for sha, _, _ in order)
+    out += b"".join(struct.pack(">I", crc) for _, crc, _ in order)
     large: list[int] = []
-    for i in order:
-        off = offsets[i]
+    for _, _, off in order:
         if off < 0x80000000:
             out += struct.pack(">I", off)
         else:
@@ -133,14 +168,12 @@ def _index(entries: Sequence[Entry], offsets: Sequence[int], pack_sha: bytes) ->
     return bytes(out)
 
 
-def _read_entries(base: str) -> list[Entry]:
-    """Every entry of the pack ``base`` (.pack/.idx), copied as raw bytes."""
+def _read_index(base: str) -> list[tuple[int, bytes, int]]:
+    """(offset, id, CRC-32) of every entry of pack ``base``, in pack order."""
     with open(base + ".idx", "rb") as f:
         idx = f.read()
-    with open(base + ".pack", "rb") as f:
-        pack = f.read()
-    if idx[:8] != b"\xfftOc" + struct.pack(">I", 2) or pack[:4] != b"PACK":
-        raise ValueError(f"{base}: not a version-2 pack")
+    if idx[:8] != b"\xfftOc" + struct.pack(">I", 2):
+        raise ValueError(f"{base}.idx: not a version-2 index")
     n = struct.unpack_from(">I", idx, 8 + 255 * 4)[0]
     shas_at = 8 + 1024
     crcs_at = shas_at + 20 * n
@@ -155,15 +188,27 @@ def _read_entries(base: str) -> list[Entry]:
             off = struct.unpack_from(">Q", idx, large_at + 8 * (off & 0x7FFFFFFF))[0]
         rows.append((off, sha, crc))
     rows.sort()
+    return rows
+
+
+def _copy_entries(
+    base: str, rows: list[tuple[int, bytes, int]], writer: _PackWriter, done: set[bytes]
+) -> None:
+    """Copy the entries of pack ``base`` not yet in ``done`` into ``writer``, byte for byte."""
+    with open(base + ".pack", "rb") as f:
+        pack = f.read()
+    if pack[:4] != b"PACK":
+        raise ValueError(f"{base}.pack: not a pack")
     end = len(pack) - 20
-    entries = []
     for i, (off, sha, crc) in enumerate(rows):
+        if sha in done:
+            continue
         stop = rows[i + 1][0] if i + 1 < len(rows) else end
         data = pack[off:stop]
         if zlib.crc32(data) != crc:
             raise ValueError(f"{base}: entry {sha.hex()} fails its CRC")
-        entries.append(Entry(sha, data, crc))
-    return entries
+        writer.add(sha, data, crc)
+        done.add(sha)
 
 
 def merge_small_packs(pack_dir: str, *, fsync: bool) -> bool:
@@ -193,22 +238,34 @@ def merge_small_packs(pack_dir: str, *, fsync: bool) -> bool:
         return False
     try:
         small.sort()
-        chosen: list[str] = []
-        entries: list[Entry] = []
+        chosen: list[tuple[str, list[tuple[int, bytes, int]]]] = []
         for _, base in small[:MERGE_AT]:
             path = os.path.join(pack_dir, base)
             try:
-                found = _read_entries(path)
-            except (FileNotFoundError, ValueError):
-                continue  # gone meanwhile, or not ours to copy: leave it
+                rows = _read_index(path)
+                with open(path + ".pack", "rb") as f:
+                    kinds = [_entry_kind(f, off) for off, _, _ in rows]
+            except (FileNotFoundError, ValueError, IndexError):
+                continue  # gone meanwhile, or not a pack we can copy: leave it
             # Deltas (written by git gc, never by gitstore) may point at offsets in their own pack.
-            if not any(_is_delta(e) for e in found):
-                chosen.append(path)
-                entries.extend(found)
+            if not any(k in (6, 7) for k in kinds):
+                chosen.append((path, rows))
         if len(chosen) < 2:
             return False
-        merged = write_pack(pack_dir, entries, fsync=fsync)
-        for base in chosen:
+        unique = {sha for _, rows in chosen for _, sha, _ in rows}
+        writer = _PackWriter(pack_dir, len(unique), fsync=fsync)
+        done: set[bytes] = set()
+        try:
+            for path, rows in chosen:
+                _copy_entries(path, rows, writer, done)
+        except (FileNotFoundError, ValueError):
+            writer.abort()
+            return False
+        except BaseException:
+            writer.abort()
+            raise
+        merged = writer.finish()
+        for base, _ in chosen:
             if base + ".pack" == merged:
                 continue
             # Index first: without it a pack is invisible, so no reader picks up a half-removed one.
@@ -220,5 +277,6 @@ def merge_small_packs(pack_dir: str, *, fsync: bool) -> bool:
         release_lock(fd, lock)
 
 
-def _is_delta(entry: Entry) -> bool:
-    return (entry.data[0] >> 4) & 7 in (6, 7)
+def _entry_kind(f: BinaryIO, offset: int) -> int:
+    f.seek(offset)
+    return (f.read(1)[0] >> 4) & 7

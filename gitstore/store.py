@@ -423,7 +423,11 @@ class Store:
         if not isinstance(artifacts, Mapping) or not artifacts:
             raise UsageError("put needs at least one artifact")
         inputs = self._collect(artifacts, content_type, dict(tags or {}))
-        _check_layout([i.name for i in inputs])
+        names = [i.name for i in inputs]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidNameError(f"artifact {twice[0]!r} is given twice in one put")
+        _check_layout(names)
         if metadata is not None:
             try:
                 msgspec.json.encode(dict(metadata))
@@ -575,7 +579,8 @@ class Store:
             try:
                 if self._refs.cas(ref, head, commit):
                     self._remember(commit, manifest)
-                    return self._version(commit, manifest)
+                    # The parents are known: no need to read back the commit just written.
+                    return self._version(commit, manifest, parents=[head] if head else [])
             except Busy:
                 pass
             attempt = _backoff(attempt, deadline, ref)
@@ -1221,8 +1226,16 @@ class Store:
         self._remember(commit, manifest)
         return manifest
 
-    def _version(self, commit: str, m: Manifest, *, created: bool = True) -> Version:
-        c = self._commit_obj(commit)
+    def _version(
+        self,
+        commit: str,
+        m: Manifest,
+        *,
+        created: bool = True,
+        parents: Sequence[str] | None = None,
+    ) -> Version:
+        if parents is None:
+            parents = self._parents(commit)
         arts = tuple(
             ArtifactInfo(
                 name=name,
@@ -1244,7 +1257,7 @@ class Store:
             task=m.task,
             version=m.version,
             commit=commit,
-            parents=tuple(p.decode() for p in c.parents),
+            parents=tuple(parents),
             created_at=m.created_at,
             run_id=m.run_id,
             message=m.message,

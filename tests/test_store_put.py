@@ -1,0 +1,18 @@
+"""Put rules that sit beside the contract suite: names that collide inside one put."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitstore import InvalidNameError, Store
+
+
+def test_a_name_given_twice_in_one_put_is_refused(disk_store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.txt").write_bytes(b"from the folder")
+    with pytest.raises(InvalidNameError, match="out/a.txt"):
+        disk_store.put("s/t", {"out": folder, "out/a.txt": b"explicit"})
+    assert disk_store.heads() == {}
