@@ -253,7 +253,16 @@ def machine_facts() -> str:
     git_v = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout.strip()
     import dulwich
 
+    head = subprocess.run(
+        ["git", "-C", str(HERE.parent), "log", "-1", "--format=%h"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(HERE.parent), "status", "--porcelain", "--", "gitstore"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     return (
+        f"library at {head}{' + uncommitted changes in gitstore/' if dirty else ''}; "
         f"nproc={os.cpu_count()} cpu={cpu!r} python={platform.python_version()} "
         f"dulwich={'.'.join(map(str, dulwich.__version__))} {git_v} kernel={platform.release()}"
     )
