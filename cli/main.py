@@ -662,6 +662,32 @@ def verify(scope: str | None, as_json: bool) -> None:
         click.echo("ok: no problems found")
 
 
+@cli.command()
+@click.option(
+    "--dry-run", is_flag=True, help="Count what would be removed or merged; change nothing."
+)
+@click.option(
+    "--prune-after",
+    type=click.FloatRange(min=0),
+    default=14.0,
+    show_default=True,
+    metavar="DAYS",
+    help="Prune unreachable objects older than this many days.",
+)
+@json_option
+def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
+    """Clean up after crashed writers: temp files, stale locks, small packs, unreachable objects.
+
+    Safe while other processes write to the store.
+    """
+    report = _open().gc(prune_after=prune_after * 86400, dry_run=dry_run)
+    fields = dataclasses.asdict(report)
+    if as_json:
+        _emit_json({**fields, "dry_run": dry_run})
+    else:
+        _print_fields({**fields, "dry_run": dry_run})
+
+
 def main() -> None:
     """Console-script entry point: ``gitstore``."""
     cli.main(prog_name="gitstore")

@@ -515,6 +515,36 @@ def test_verify_names_every_mismatch_and_exits_6(store_path: Path) -> None:
     ok(store_path, "verify", "s/t3")
 
 
+# -- gc ---------------------------------------------------------------------------------------
+
+
+def test_gc_prunes_what_no_ref_reaches(store_path: Path) -> None:
+    data = os.urandom((1 << 20) + 10)
+    uri = as_json(store_path, "put", "s/t", "-", "--as", "big.bin", input=data)["artifacts"][0][
+        "uri"
+    ]
+    ok(store_path, "put", "s/u", "-", "--as", "kept.txt", input="kept")
+    ok(store_path, "rm", "s/t", "--task")
+    dry = as_json(store_path, "gc", "--prune-after", "0", "--dry-run")
+    assert dry["pruned_objects"] >= 1 and dry["dry_run"] is True
+    assert ok(store_path, "get", uri).stdout_bytes == data  # a dry run changes nothing
+    assert as_json(store_path, "gc", "--prune-after", "0")["pruned_bytes"] >= len(data)
+    # Gone: its blob is missing (6) or, where the commit went too, its version (4).
+    assert run(store_path, "get", uri).exit_code in (4, 6)
+    assert ok(store_path, "get", "s/u", "kept.txt").stdout == "kept"
+    fsck(store_path)
+
+
+def test_gc_keeps_recent_unreachable_objects_by_default(store_path: Path) -> None:
+    data = os.urandom((1 << 20) + 10)
+    uri = as_json(store_path, "put", "s/t", "-", "--as", "big.bin", input=data)["artifacts"][0][
+        "uri"
+    ]
+    ok(store_path, "rm", "s/t", "--task")
+    assert as_json(store_path, "gc")["pruned_objects"] == 0
+    assert ok(store_path, "get", uri).stdout_bytes == data
+
+
 # -- exit codes: one test per code of the README table -----------------------------------------
 
 
