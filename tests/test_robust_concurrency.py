@@ -248,3 +248,26 @@ def test_a_put_of_the_same_content_as_a_paused_pack_writer_succeeds(
         assert store.get("same/slow", "fx/f007.txt") == b"paused fixture file 7\n"
         assert store.verify() == []
     fsck(store_path)
+
+
+def test_a_store_opened_before_small_packs_are_merged_still_reads_them(store_path: Path) -> None:
+    """The deterministic core of the readers' race above, with two handles in one process.
+
+    A long-lived reader (a server, an agent runner) keeps its Store open while other writers'
+    puts pile up small packs until one of them merges the packs and deletes the old ones. Every
+    artifact must still read through the old handle: the objects are all in the merged pack.
+    """
+    from gitstore.packs import MERGE_AT
+
+    with Store.open(store_path, create=True) as writer:
+        first = writer.put("spec/task", {"x.txt": "hello\n"})
+        with Store.open(store_path) as reader:
+            assert reader.get("spec/task", "x.txt") == b"hello\n"  # the reader knows the packs
+            for i in range(MERGE_AT + 8):
+                writer.put("spec/task", {f"f{i}.txt": f"{i}\n"})
+            packs = list((store_path / "objects" / "pack").glob("*.pack"))
+            assert len(packs) <= MERGE_AT, "no merge happened: the scenario was not hit"
+            assert reader.get(first.artifact("x.txt").uri) == b"hello\n"
+            assert reader.get("spec/task", "f3.txt") == b"3\n"
+            assert [v.version for v in reader.log("spec/task")][-1] == 1
+    fsck(store_path)
