@@ -152,7 +152,10 @@ def _exit_code(exc: BaseException) -> int:
 
 
 def _error(message: str) -> None:
-    click.echo(f"gitstore: {message}", err=True)
+    # One line, always: scripts read the first line of stderr, and a message may quote a user's
+    # file name (which can hold a newline) or a lower layer's multi-line text.
+    flat = message.replace("\r", " ").replace("\n", " ")
+    click.echo(f"gitstore: {flat}", err=True)
 
 
 # -- shared options and helpers ----------------------------------------------------------------

@@ -705,3 +705,9 @@ def test_git_cat_file_shows_the_bytes_gitstore_get_shows(store_path: Path, files
 
 def test_version_option() -> None:
     assert ok(None, "--version").stdout.startswith("gitstore, version ")
+
+
+def test_an_error_naming_a_file_with_a_newline_stays_one_line(
+    store_path: Path, tmp_path: Path
+) -> None:
+    fails(run(store_path, "put", "s/t", str(tmp_path / "two\nlines.log")), 7)
