@@ -449,38 +449,8 @@ class DiskObjects:
             raise
         return BlobReader(oid, size, chunks, fh.close, expect_sha256)
 
-    def _open_packed(self, oid: str, expect_sha256: str | None, _retry: bool = True) -> BlobReader:
-        with self._lock:
-            packs = list(self.store.packs)
-            found = None
-            for pack in packs:
-                try:
-                    found = (pack, pack.index.object_offset(ObjectID(oid.encode())))
-                    break
-                except KeyError:
-                    continue
-            if found is None:
-                # A pack may have arrived since the cache was filled: look once more.
-                self.store._update_pack_cache()
-                for pack in self.store.packs:
-                    if pack not in packs:
-                        try:
-                            found = (pack, pack.index.object_offset(ObjectID(oid.encode())))
-                            break
-                        except KeyError:
-                            continue
-        if found is None:
-            raise IntegrityError(f"object {oid} is missing from the store")
-        pack, offset = found
-        try:
-            fh = open(pack._data_path, "rb")  # noqa: SIM115 - closed by the reader
-        except FileNotFoundError:
-            if _retry:
-                # Merged away just now: the merged pack holds the same entry.
-                with self._lock:
-                    self.store._update_pack_cache()
-                return self._open_packed(oid, expect_sha256, _retry=False)
-            raise
+    def _open_packed(self, oid: str, expect_sha256: str | None) -> BlobReader:
+        fh, offset = self._find_packed(oid)
         try:
             fh.seek(offset)
             kind, size = _pack_entry_header(fh)
@@ -497,6 +467,29 @@ class DiskObjects:
         data = obj.as_raw_string()
         chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
         return BlobReader(oid, len(data), chunks, expect_sha256=expect_sha256)
+
+    def _find_packed(self, oid: str) -> tuple[BinaryIO, int]:
+        """An open handle on the pack holding ``oid`` and the entry's offset.
+
+        Packs come and go under a long-lived handle (other writers add them; merges remove
+        them), so a vanished pack or a miss rescans the pack folder and looks again.
+        """
+        sha = ObjectID(oid.encode())
+        for _ in range(3):
+            with self._lock:
+                packs = list(self.store._pack_cache.values())
+            for pack in packs:
+                try:
+                    offset = pack.index.object_offset(sha)
+                    return open(pack._data_path, "rb"), offset
+                except KeyError:
+                    continue
+                except (PackFileDisappeared, FileNotFoundError):
+                    break  # merged away: rescan, the merged pack holds the same entry
+            with self._lock:
+                self.store._update_pack_cache()
+                self._pack_mtime = None
+        raise IntegrityError(f"object {oid} is missing from the store")
 
     def close(self) -> None:
         with self._lock:

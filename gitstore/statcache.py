@@ -6,9 +6,9 @@ xxhash names the files and never decides identity: a hit only skips re-hashing a
 data is exactly what it was when gitstore last read it, and only when that blob is still in the
 store. Two rules keep it honest:
 
-* racy entries are never trusted: a file modified within :data:`RACY_NS` of the moment its entry
-  was recorded could change again inside the same timestamp tick, so its entry is re-read next
-  time (and recorded as trustworthy then), exactly as git treats racily-clean index entries;
+* racy entries are never trusted: a file modified (mtime or ctime) within :data:`RACY_NS` of the
+  moment its entry was recorded could change again inside the same timestamp tick, so its entry is
+  re-read next time (and recorded as trustworthy then), as git treats racily-clean index entries;
 * the cache is advisory: a damaged, missing or concurrently replaced file just means a slow path.
 """
 
@@ -63,7 +63,9 @@ class StatCache:
         entry = self._entries.get(rel)
         if entry is None or tuple(entry.key) != stat_key(st):
             return None
-        if entry.recorded_ns - st.st_mtime_ns < RACY_NS:
+        # ctime too: restoring an old mtime with utime sets ctime to now, so a same-size rewrite
+        # followed by a restore is as racy as a fresh write until the ctime is old enough.
+        if entry.recorded_ns - max(st.st_mtime_ns, st.st_ctime_ns) < RACY_NS:
             return None
         return entry.oid, entry.sha256
 

@@ -428,13 +428,20 @@ class Store:
             twice = sorted({n for n in names if names.count(n) > 1})
             raise InvalidNameError(f"artifact {twice[0]!r} is given twice in one put")
         _check_layout(names)
+        if not replace:
+            # Refuse a clash with the current version's names before writing anything (a clash
+            # made by a concurrent writer meanwhile is still caught when the version is built).
+            head = self._refs.get(task_ref(spec, task))
+            if head is not None:
+                _check_layout([*self._manifest(head).artifacts, *names])
         if metadata is not None:
             try:
                 msgspec.json.encode(dict(metadata))
             except (TypeError, msgspec.EncodeError) as e:
                 raise UsageError(f"metadata is not JSON-able: {e}") from None
         batch = _Batch(self._objects)
-        pending = self._store_blobs(inputs, batch, progress)
+        caches: dict[str, StatCache] = {}
+        pending = self._store_blobs(inputs, batch, caches, progress)
         now = now_iso()
         changes = {
             p.name: ArtifactEntry(
@@ -457,7 +464,7 @@ class Store:
             _check_layout(list(result))
             return result
 
-        return self._commit(
+        version = self._commit(
             spec,
             task,
             apply,
@@ -468,6 +475,11 @@ class Store:
             force=force,
             carry=batch.items,
         )
+        # The stat index learns only from puts that landed: a refused put writes nothing.
+        for cache in caches.values():
+            with contextlib.suppress(OSError):
+                cache.save()
+        return version
 
     def rm(
         self,
@@ -720,11 +732,14 @@ class Store:
         return found
 
     def _store_blobs(
-        self, inputs: list[_Input], small: _Batch, progress: Progress | None
+        self,
+        inputs: list[_Input],
+        small: _Batch,
+        caches: dict[str, StatCache],
+        progress: Progress | None,
     ) -> list[_Pending]:
         """Store every input's bytes as a blob; small ones are gathered in ``small``."""
         pending: list[_Pending] = []
-        caches: dict[str, StatCache] = {}
         cache_dir = os.path.join(self.path, "gitstore", "statcache") if self.path else None
         for item in inputs:
             info = self._store_one(item, small, caches, cache_dir, progress)
@@ -736,9 +751,6 @@ class Store:
                     item.name, info, item.content_type or guess_type(item.name), item.tags, exe
                 )
             )
-        for cache in caches.values():
-            with contextlib.suppress(OSError):
-                cache.save()
         return pending
 
     def _store_one(
