@@ -379,6 +379,23 @@ class Store:
 
     # -- writing -----------------------------------------------------------------------------
 
+    @staticmethod
+    def check_put(
+        address: str,
+        artifacts: Mapping[str, Source | Artifact],
+        *,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Raise what :meth:`put` would raise for its arguments alone, touching no store.
+
+        Lets a caller refuse bad input before creating a store for it (``gitstore put`` on a
+        store that does not exist yet). Paths are checked for existence and readability; their
+        bytes are not read, and streams are not touched.
+        """
+        _prepare(address, artifacts, content_type, tags, metadata)
+
     def put(
         self,
         address: str,
@@ -417,28 +434,14 @@ class Store:
             referenced; blobs already written are unreferenced and removed by gc).
           ConflictError: the ref stayed contended for ``gitstore.casTimeout`` seconds.
         """
-        addr = _names.parse_address(address, need_task=True, allow_rev=False)
-        assert addr.task is not None
-        spec, task = addr.spec, addr.task
-        if not isinstance(artifacts, Mapping) or not artifacts:
-            raise UsageError("put needs at least one artifact")
-        inputs = self._collect(artifacts, content_type, dict(tags or {}))
+        spec, task, inputs = _prepare(address, artifacts, content_type, tags, metadata)
         names = [i.name for i in inputs]
-        if len(set(names)) != len(names):
-            twice = sorted({n for n in names if names.count(n) > 1})
-            raise InvalidNameError(f"artifact {twice[0]!r} is given twice in one put")
-        _check_layout(names)
         if not replace:
             # Refuse a clash with the current version's names before writing anything (a clash
             # made by a concurrent writer meanwhile is still caught when the version is built).
             head = self._refs.get(task_ref(spec, task))
             if head is not None:
                 _check_layout([*self._manifest(head).artifacts, *names])
-        if metadata is not None:
-            try:
-                msgspec.json.encode(dict(metadata))
-            except (TypeError, msgspec.EncodeError) as e:
-                raise UsageError(f"metadata is not JSON-able: {e}") from None
         batch = _Batch(self._objects)
         caches: dict[str, StatCache] = {}
         pending = self._store_blobs(inputs, batch, caches, progress)
@@ -623,113 +626,6 @@ class Store:
         return commit.id.decode()
 
     # -- reading input -------------------------------------------------------------------------
-
-    def _collect(
-        self,
-        artifacts: Mapping[str, Source | Artifact],
-        default_type: str | None,
-        default_tags: dict[str, str],
-    ) -> list[_Input]:
-        """Check every name and open every source before anything is written."""
-        out: list[_Input] = []
-        for name, value in artifacts.items():
-            spec = value if isinstance(value, Artifact) else Artifact(value)
-            ctype = spec.content_type or default_type
-            tags = {**default_tags, **dict(spec.tags or {})}
-            for k, v in tags.items():
-                if not isinstance(k, str) or not isinstance(v, str) or not k:
-                    raise UsageError(
-                        f"tag {k!r}={v!r}: tags are non-empty string keys and string values"
-                    )
-            src = spec.source
-            if isinstance(src, os.PathLike):
-                out.extend(self._collect_path(name, os.fspath(src), ctype, tags, spec.executable))
-                continue
-            check_artifact_name(name)
-            if isinstance(src, str):
-                out.append(
-                    _Input(
-                        name, ctype or _text_type(name), tags, spec.executable, data=src.encode()
-                    )
-                )
-            elif isinstance(src, (bytes, bytearray, memoryview)):
-                out.append(_Input(name, ctype, tags, spec.executable, data=bytes(src)))
-            elif hasattr(src, "read"):
-                out.append(_Input(name, ctype, tags, spec.executable, stream=src))
-            else:
-                raise UsageError(
-                    f"artifact {name!r}: cannot store a {type(src).__name__} "
-                    "(give bytes, str, a pathlib.Path or a binary stream)"
-                )
-        return out
-
-    def _collect_path(
-        self,
-        name: str,
-        path: str,
-        ctype: str | None,
-        tags: dict[str, str],
-        executable: bool | None,
-    ) -> list[_Input]:
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            raise InputError(f"{path}: no such file or folder") from None
-        except OSError as e:
-            raise InputError(f"{path}: {e.strerror}") from None
-        if stat.S_ISREG(st.st_mode):
-            check_artifact_name(name)
-            _check_readable(path)
-            folder, base = os.path.split(os.path.abspath(path))
-            return [
-                _Input(
-                    name,
-                    ctype,
-                    tags,
-                    executable,
-                    path=path,
-                    stat=st,
-                    cache_root=folder,
-                    cache_rel=base,
-                )
-            ]
-        if not stat.S_ISDIR(st.st_mode):
-            raise InputError(f"{path}: not a regular file or folder")
-        prefix = "" if name in (".", "") else check_artifact_name(name) + "/"
-        found: list[_Input] = []
-        root = os.path.abspath(path)
-
-        def onerror(e: OSError) -> None:
-            raise InputError(f"{e.filename}: {e.strerror}")
-
-        for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
-            dirnames.sort()
-            for d in dirnames:
-                full = os.path.join(dirpath, d)
-                if os.path.islink(full):
-                    raise InputError(
-                        f"{full}: a symbolic link to a folder (put its target folder instead)"
-                    )
-            for f in sorted(filenames):
-                full = os.path.join(dirpath, f)
-                rel = os.path.relpath(full, root).replace(os.sep, "/")
-                try:
-                    fst = os.stat(full)
-                except OSError as e:
-                    raise InputError(f"{full}: {e.strerror}") from None
-                if not stat.S_ISREG(fst.st_mode):
-                    raise InputError(f"{full}: not a regular file")
-                _check_readable(full)
-                art = check_artifact_name(prefix + rel)
-                exe = executable if executable is not None else bool(fst.st_mode & 0o111)
-                found.append(
-                    _Input(
-                        art, ctype, tags, exe, path=full, stat=fst, cache_root=root, cache_rel=rel
-                    )
-                )
-        if not found:
-            raise InputError(f"{path}: the folder holds no files")
-        return found
 
     def _store_blobs(
         self,
@@ -1278,6 +1174,135 @@ class Store:
             conflicts=tuple(m.conflicts),
             created=created,
         )
+
+
+def _prepare(
+    address: str,
+    artifacts: Mapping[str, Source | Artifact],
+    content_type: str | None,
+    tags: Mapping[str, str] | None,
+    metadata: Mapping[str, Any] | None,
+) -> tuple[str, str, list[_Input]]:
+    """Every check of a put that needs no store: address, names, inputs, metadata."""
+    addr = _names.parse_address(address, need_task=True, allow_rev=False)
+    assert addr.task is not None
+    if not isinstance(artifacts, Mapping) or not artifacts:
+        raise UsageError("put needs at least one artifact")
+    inputs = _collect(artifacts, content_type, dict(tags or {}))
+    names = [i.name for i in inputs]
+    if len(set(names)) != len(names):
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise InvalidNameError(f"artifact {twice[0]!r} is given twice in one put")
+    _check_layout(names)
+    if metadata is not None:
+        try:
+            msgspec.json.encode(dict(metadata))
+        except (TypeError, msgspec.EncodeError) as e:
+            raise UsageError(f"metadata is not JSON-able: {e}") from None
+    return addr.spec, addr.task, inputs
+
+
+def _collect(
+    artifacts: Mapping[str, Source | Artifact],
+    default_type: str | None,
+    default_tags: dict[str, str],
+) -> list[_Input]:
+    """Check every name and open every source before anything is written."""
+    out: list[_Input] = []
+    for name, value in artifacts.items():
+        spec = value if isinstance(value, Artifact) else Artifact(value)
+        ctype = spec.content_type or default_type
+        tags = {**default_tags, **dict(spec.tags or {})}
+        for k, v in tags.items():
+            if not isinstance(k, str) or not isinstance(v, str) or not k:
+                raise UsageError(
+                    f"tag {k!r}={v!r}: tags are non-empty string keys and string values"
+                )
+        src = spec.source
+        if isinstance(src, os.PathLike):
+            out.extend(_collect_path(name, os.fspath(src), ctype, tags, spec.executable))
+            continue
+        check_artifact_name(name)
+        if isinstance(src, str):
+            out.append(
+                _Input(name, ctype or _text_type(name), tags, spec.executable, data=src.encode())
+            )
+        elif isinstance(src, (bytes, bytearray, memoryview)):
+            out.append(_Input(name, ctype, tags, spec.executable, data=bytes(src)))
+        elif hasattr(src, "read"):
+            out.append(_Input(name, ctype, tags, spec.executable, stream=src))
+        else:
+            raise UsageError(
+                f"artifact {name!r}: cannot store a {type(src).__name__} "
+                "(give bytes, str, a pathlib.Path or a binary stream)"
+            )
+    return out
+
+
+def _collect_path(
+    name: str,
+    path: str,
+    ctype: str | None,
+    tags: dict[str, str],
+    executable: bool | None,
+) -> list[_Input]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file or folder") from None
+    except OSError as e:
+        raise InputError(f"{path}: {e.strerror}") from None
+    if stat.S_ISREG(st.st_mode):
+        check_artifact_name(name)
+        _check_readable(path)
+        folder, base = os.path.split(os.path.abspath(path))
+        return [
+            _Input(
+                name,
+                ctype,
+                tags,
+                executable,
+                path=path,
+                stat=st,
+                cache_root=folder,
+                cache_rel=base,
+            )
+        ]
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{path}: not a regular file or folder")
+    prefix = "" if name in (".", "") else check_artifact_name(name) + "/"
+    found: list[_Input] = []
+    root = os.path.abspath(path)
+
+    def onerror(e: OSError) -> None:
+        raise InputError(f"{e.filename}: {e.strerror}")
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
+        dirnames.sort()
+        for d in dirnames:
+            full = os.path.join(dirpath, d)
+            if os.path.islink(full):
+                raise InputError(
+                    f"{full}: a symbolic link to a folder (put its target folder instead)"
+                )
+        for f in sorted(filenames):
+            full = os.path.join(dirpath, f)
+            rel = os.path.relpath(full, root).replace(os.sep, "/")
+            try:
+                fst = os.stat(full)
+            except OSError as e:
+                raise InputError(f"{full}: {e.strerror}") from None
+            if not stat.S_ISREG(fst.st_mode):
+                raise InputError(f"{full}: not a regular file")
+            _check_readable(full)
+            art = check_artifact_name(prefix + rel)
+            exe = executable if executable is not None else bool(fst.st_mode & 0o111)
+            found.append(
+                _Input(art, ctype, tags, exe, path=full, stat=fst, cache_root=root, cache_rel=rel)
+            )
+    if not found:
+        raise InputError(f"{path}: the folder holds no files")
+    return found
 
 
 # -- helpers ---------------------------------------------------------------------------------
