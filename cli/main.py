@@ -360,9 +360,11 @@ def put(
     (NAME/...), stdin under --as NAME. The previous version's other artifacts are kept unless
     --replace. Bytes are stored exactly as read.
     """
-    # Check the address before the store is created, so a typo does not leave an empty store.
-    parse_address(address, need_task=True, allow_rev=False)
     inputs = _put_inputs(paths, name)
+    # Refuse bad input before the store is created: a refused first put leaves no empty store.
+    Store.check_put(
+        address, inputs, content_type=content_type, tags=tags or None, metadata=metadata or None
+    )
     store = _open(create=True)
     with _progress("storing", lambda: _input_size(inputs)) as tick:
         version = store.put(

@@ -122,8 +122,10 @@ def test_read_on_a_missing_store_is_not_found_and_creates_nothing(store_path: Pa
     assert not store_path.exists()
 
 
-def test_put_with_a_bad_address_creates_no_store(store_path: Path, files: Path) -> None:
+def test_refused_put_creates_no_store(store_path: Path, files: Path) -> None:
     fails(run(store_path, "put", "s/../t", str(files / "log.log")), 3)
+    fails(run(store_path, "put", "s/t", str(files / "log.log"), "--as", "../x"), 3)
+    fails(run(store_path, "put", "s/t", str(files / "missing.log")), 7)
     assert not store_path.exists()
 
 
