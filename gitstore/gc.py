@@ -5,7 +5,7 @@ What it does, in order:
 1. removes temp files (``objects/tmp_*``, ``objects/pack/tmp_*``) that no live writer holds and
    that are older than an hour (big-blob writers hold an flock on theirs for as long as they run);
 2. breaks ref lock files left by dead writers (see :mod:`gitstore._fs`);
-3. merges small packs (see :mod:`gitstore.packs`);
+3. merges small packs (see :mod:`gitstore.packs`) while the geometric rule finds some to merge;
 4. prunes loose objects that no ref reaches and that are older than the grace period (two weeks
    by default, like git). A put freshens the mtime of every loose object it reuses before its ref
    moves, so an object a live put is about to reference is never old enough to be pruned.
@@ -24,7 +24,7 @@ from dulwich.objects import Commit, Tag, Tree
 from gitstore._fs import break_stale_lock, remove_if_stale
 from gitstore.errors import IntegrityError
 from gitstore.objects import DiskObjects
-from gitstore.packs import MERGE_AT, merge_small_packs
+from gitstore.packs import merge_small_packs
 from gitstore.refs import DiskRefs
 
 __all__ = ["TEMP_GRACE", "GcReport", "collect"]
@@ -38,7 +38,7 @@ class GcReport:
 
     temp_files: int = 0
     stale_locks: int = 0
-    packs_merged: int = 0
+    merges: int = 0
     pruned_objects: int = 0
     pruned_bytes: int = 0
 
@@ -64,8 +64,8 @@ def collect(
                 locks += _is_old(path, 2.0) if dry_run else break_stale_lock(path)
     merged = 0
     if not dry_run:
-        while merge_small_packs(objects.pack_dir, fsync=objects.fsync):
-            merged += MERGE_AT
+        while merge_small_packs(objects.pack_dir, fsync=objects.fsync, force=True):
+            merged += 1
     pruned, pruned_bytes = _prune(gitdir, objects, refs, prune_after, dry_run)
     return GcReport(temp, locks, merged, pruned, pruned_bytes)
 

@@ -24,6 +24,7 @@ import hashlib
 import io
 import os
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import BinaryIO, NamedTuple, Protocol
@@ -34,7 +35,7 @@ from dulwich.pack import PackFileDisappeared
 
 from gitstore._fs import fsync_dir, write_all
 from gitstore.errors import InputError, IntegrityError
-from gitstore.packs import MERGE_AT, Entry, entry_for, merge_small_packs, write_pack
+from gitstore.packs import Entry, entry_for, merge_small_packs, write_pack
 
 __all__ = [
     "CHUNK",
@@ -418,23 +419,22 @@ class DiskObjects:
     def _write_pack(self, batch: list[Entry]) -> None:
         os.makedirs(self.pack_dir, exist_ok=True)
         write_pack(self.pack_dir, batch, fsync=self.fsync)
-        try:
-            count = sum(1 for n in os.listdir(self.pack_dir) if n.endswith(".pack"))
-        except FileNotFoundError:
-            return
-        if count > MERGE_AT:
-            merge_small_packs(self.pack_dir, fsync=self.fsync)
+        merge_small_packs(self.pack_dir, fsync=self.fsync)
 
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, oid: str) -> ShaFile:
-        with self._lock:
-            try:
-                return self.store[ObjectID(oid.encode())]
-            except KeyError:
-                raise IntegrityError(f"object {oid} is missing from the store") from None
-            except (ValueError, zlib.error, AssertionError) as e:
-                raise IntegrityError(f"object {oid} is corrupt: {e}") from None
+        sha = ObjectID(oid.encode())
+        for attempt in range(_LOOKUP_TRIES):
+            with self._lock:
+                try:
+                    return self.store[sha]
+                except KeyError:
+                    pass
+                except (ValueError, zlib.error, AssertionError) as e:
+                    raise IntegrityError(f"object {oid} is corrupt: {e}") from None
+            _lookup_pause(attempt)
+        raise IntegrityError(f"object {oid} is missing from the store")
 
     def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader:
         path = self._loose_path(oid)
@@ -475,7 +475,7 @@ class DiskObjects:
         them), so a vanished pack or a miss rescans the pack folder and looks again.
         """
         sha = ObjectID(oid.encode())
-        for _ in range(3):
+        for attempt in range(_LOOKUP_TRIES):
             with self._lock:
                 packs = list(self.store._pack_cache.values())
             for pack in packs:
@@ -486,6 +486,7 @@ class DiskObjects:
                     continue
                 except (PackFileDisappeared, FileNotFoundError):
                     break  # merged away: rescan, the merged pack holds the same entry
+            _lookup_pause(attempt)
             with self._lock:
                 self.store._update_pack_cache()
                 self._pack_mtime = None
@@ -494,6 +495,18 @@ class DiskObjects:
     def close(self) -> None:
         with self._lock:
             self.store.close()
+
+
+# A lookup that misses looks again, after a rescan of the pack folder: a merge may have replaced
+# the pack it knew, and a directory listing taken while a merge swaps packs may show neither the
+# old packs nor the merged one. The pauses grow to a few milliseconds; a truly missing object
+# costs about 50 ms before it is reported.
+_LOOKUP_TRIES = 8
+
+
+def _lookup_pause(attempt: int) -> None:
+    if attempt:
+        time.sleep(min(0.02, 0.0005 * 2**attempt))
 
 
 def _chunks(f: BinaryIO, size: int, name: str) -> Iterable[bytes]:
@@ -552,7 +565,9 @@ def _drain(fh: BinaryIO, d: zlib._Decompress, oid: str) -> Iterable[bytes]:
                 continue
             if d.eof:
                 return
-            raw = fh.read(CHUNK)
+            # Small raw reads: a 1 MiB read of text that inflates tenfold would leave a large
+            # unconsumed_tail to be copied again on every call.
+            raw = fh.read(64 << 10)
             if not raw:
                 if not d.eof:
                     raise IntegrityError(f"object {oid} is truncated")

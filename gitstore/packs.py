@@ -5,12 +5,14 @@ commit). As loose objects that is seven file creations and renames, and with ``g
 fourteen fsyncs; as one pack it is two files (``.pack`` then ``.idx``, which makes the pack visible
 to readers) and three fsyncs. Packs are plain version-2 packs without deltas, readable by stock git.
 
-Packs then pile up, one per put, so a writer that finds more than :data:`MERGE_AT` small packs
-merges the smallest of them into one: entries are copied byte for byte (no inflating, no
+Packs then pile up, one per put. Once there are more than :data:`MERGE_AT` of them, a writer merges
+small packs geometrically, as ``git repack --geometric=2`` does: sorted by size, every pack that is
+smaller than twice the sum of all smaller ones is merged with them, so the packs that remain grow
+at least twofold from one to the next. The pack count stays logarithmic in the number of puts and
+each object is copied O(log n) times in all. Entries are copied byte for byte (no inflating, no
 compressing), duplicates dropped, and the old packs removed after the merged one is in place.
 Readers that still hold an old pack open keep reading it (POSIX unlink semantics); dulwich rescans
-the folder when a pack it knew has gone. Merging the :data:`MERGE_AT` smallest packs each time keeps
-the number of packs logarithmic in the number of puts and the cost per object amortised O(log n).
+the folder when a pack it knew has gone. Packs of :data:`SMALL_PACK` or more are left alone.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ __all__ = ["MERGE_AT", "SMALL_PACK", "Entry", "merge_small_packs", "write_pack"]
 
 # A pack under this size counts as small and may be merged.
 SMALL_PACK = 8 << 20
-# Merge once there are more small packs than this; merge this many at a time.
-MERGE_AT = 8
+# Look for packs to merge once there are more packs than this.
+MERGE_AT = 16
+# Write buffer of a pack being written.
+_BUFFER = 1 << 20
 
 
 class Entry(NamedTuple):
@@ -72,6 +76,7 @@ class _PackWriter:
         self.tmp = os.path.join(pack_dir, f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}")
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         self.sha = hashlib.sha1()
+        self.buf = bytearray()
         self.offset = 0
         self.rows: list[tuple[bytes, int, int]] = []
         self.count = count
@@ -79,8 +84,11 @@ class _PackWriter:
 
     def _write(self, data: bytes) -> None:
         self.sha.update(data)
-        write_all(self.fd, data)
+        self.buf += data
         self.offset += len(data)
+        if len(self.buf) >= _BUFFER:
+            write_all(self.fd, bytes(self.buf))
+            self.buf.clear()
 
     def add(self, sha: bytes, data: bytes, crc: int) -> None:
         self.rows.append((sha, crc, self.offset))
@@ -97,7 +105,8 @@ class _PackWriter:
             self.abort()
             raise ValueError(f"pack promised {self.count} entries, got {len(self.rows)}")
         trailer = self.sha.digest()
-        write_all(self.fd, trailer)
+        write_all(self.fd, bytes(self.buf) + trailer)
+        self.buf.clear()
         if self.fsync:
             os.fsync(self.fd)
         os.close(self.fd)
@@ -211,15 +220,18 @@ def _copy_entries(
         done.add(sha)
 
 
-def merge_small_packs(pack_dir: str, *, fsync: bool) -> bool:
-    """Merge the smallest packs when there are more than :data:`MERGE_AT` small ones.
+def merge_small_packs(pack_dir: str, *, fsync: bool, force: bool = False) -> bool:
+    """Merge small packs geometrically once there are more than :data:`MERGE_AT` packs.
 
     Only one process merges at a time (others skip); packs holding deltas (which gitstore never
-    writes) are left alone. Returns True if a merge happened.
+    writes) are left alone. ``force`` looks for packs to merge whatever their number (gc).
+    Returns True if a merge happened.
     """
     try:
         names = os.listdir(pack_dir)
     except FileNotFoundError:
+        return False
+    if not force and sum(1 for n in names if n.endswith(".pack")) <= MERGE_AT:
         return False
     small = []
     for n in names:
@@ -230,16 +242,16 @@ def merge_small_packs(pack_dir: str, *, fsync: bool) -> bool:
                     os.path.join(pack_dir, n[:-5] + ".keep")
                 ):
                     small.append((size, n[:-5]))
-    if len(small) <= MERGE_AT:
+    chosen_names = _geometric(small)
+    if len(chosen_names) < 2:
         return False
     try:
         fd, lock = acquire_lock(os.path.join(pack_dir, "gitstore-merge"))
     except Busy:
         return False
     try:
-        small.sort()
         chosen: list[tuple[str, list[tuple[int, bytes, int]]]] = []
-        for _, base in small[:MERGE_AT]:
+        for base in chosen_names:
             path = os.path.join(pack_dir, base)
             try:
                 rows = _read_index(path)
@@ -275,6 +287,18 @@ def merge_small_packs(pack_dir: str, *, fsync: bool) -> bool:
         return True
     finally:
         release_lock(fd, lock)
+
+
+def _geometric(packs: list[tuple[int, str]]) -> list[str]:
+    """The packs to merge so that the rest grow at least twofold: (size, name) in, names out."""
+    packs = sorted(packs)
+    upto = -1
+    total = 0
+    for i, (size, _) in enumerate(packs):
+        if i and size < 2 * total:
+            upto = i
+        total += size
+    return [name for _, name in packs[: upto + 1]]
 
 
 def _entry_kind(f: BinaryIO, offset: int) -> int:
