@@ -24,7 +24,7 @@ from dulwich.objects import Commit, Tag, Tree
 from gitstore._fs import break_stale_lock, remove_if_stale
 from gitstore.errors import IntegrityError
 from gitstore.objects import DiskObjects
-from gitstore.packs import merge_small_packs
+from gitstore.packs import merge_small_packs, packs_to_merge
 from gitstore.refs import DiskRefs
 
 __all__ = ["TEMP_GRACE", "GcReport", "collect"]
@@ -63,7 +63,9 @@ def collect(
                 path = os.path.join(root, name)
                 locks += _is_old(path, 2.0) if dry_run else break_stale_lock(path)
     merged = 0
-    if not dry_run:
+    if dry_run:
+        merged = int(bool(packs_to_merge(objects.pack_dir, force=True)))
+    else:
         while merge_small_packs(objects.pack_dir, fsync=objects.fsync, force=True):
             merged += 1
     pruned, pruned_bytes = _prune(gitdir, objects, refs, prune_after, dry_run)

@@ -60,8 +60,12 @@ class ArtifactEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
         )
 
 
-class Manifest(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """``.gitstore/manifest.json``: a version's metadata and its artifacts, by name."""
+class Manifest(msgspec.Struct, kw_only=True):
+    """``.gitstore/manifest.json``: a version's metadata and its artifacts, by name.
+
+    Every field is written, ``format`` included (no omit_defaults): a reader must be able to tell
+    which format it holds; a manifest without ``format`` decodes as format 1.
+    """
 
     format: int = FORMAT
     spec: str

@@ -560,11 +560,13 @@ def _inflate_loose(fh: BinaryIO, oid: str) -> tuple[int, Iterable[bytes]]:
 def _drain(fh: BinaryIO, d: zlib._Decompress, oid: str) -> Iterable[bytes]:
     try:
         while True:
+            # eof first: in a pack the next entry follows this one, and once the stream has
+            # ended zlib keeps those bytes in unconsumed_tail without ever consuming them.
+            if d.eof:
+                return
             if d.unconsumed_tail:
                 yield d.decompress(d.unconsumed_tail, CHUNK)
                 continue
-            if d.eof:
-                return
             # Small raw reads: a 1 MiB read of text that inflates tenfold would leave a large
             # unconsumed_tail to be copied again on every call.
             raw = fh.read(64 << 10)

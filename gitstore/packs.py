@@ -29,7 +29,14 @@ from dulwich.objects import ShaFile
 
 from gitstore._fs import Busy, acquire_lock, fsync_dir, release_lock, write_all
 
-__all__ = ["MERGE_AT", "SMALL_PACK", "Entry", "merge_small_packs", "write_pack"]
+__all__ = [
+    "MERGE_AT",
+    "SMALL_PACK",
+    "Entry",
+    "merge_small_packs",
+    "packs_to_merge",
+    "write_pack",
+]
 
 # A pack under this size counts as small and may be merged.
 SMALL_PACK = 8 << 20
@@ -227,22 +234,7 @@ def merge_small_packs(pack_dir: str, *, fsync: bool, force: bool = False) -> boo
     writes) are left alone. ``force`` looks for packs to merge whatever their number (gc).
     Returns True if a merge happened.
     """
-    try:
-        names = os.listdir(pack_dir)
-    except FileNotFoundError:
-        return False
-    if not force and sum(1 for n in names if n.endswith(".pack")) <= MERGE_AT:
-        return False
-    small = []
-    for n in names:
-        if n.endswith(".pack") and n[:-5] + ".idx" in names:
-            with contextlib.suppress(FileNotFoundError):
-                size = os.stat(os.path.join(pack_dir, n)).st_size
-                if size < SMALL_PACK and not os.path.exists(
-                    os.path.join(pack_dir, n[:-5] + ".keep")
-                ):
-                    small.append((size, n[:-5]))
-    chosen_names = _geometric(small)
+    chosen_names = packs_to_merge(pack_dir, force=force)
     if len(chosen_names) < 2:
         return False
     try:
@@ -287,6 +279,27 @@ def merge_small_packs(pack_dir: str, *, fsync: bool, force: bool = False) -> boo
         return True
     finally:
         release_lock(fd, lock)
+
+
+def packs_to_merge(pack_dir: str, *, force: bool = False) -> list[str]:
+    """Base names of the small packs the geometric rule would merge now (none: fewer than 2)."""
+    try:
+        names = os.listdir(pack_dir)
+    except FileNotFoundError:
+        return []
+    if not force and sum(1 for n in names if n.endswith(".pack")) <= MERGE_AT:
+        return []
+    small = []
+    for n in names:
+        if n.endswith(".pack") and n[:-5] + ".idx" in names:
+            with contextlib.suppress(FileNotFoundError):
+                size = os.stat(os.path.join(pack_dir, n)).st_size
+                if size < SMALL_PACK and not os.path.exists(
+                    os.path.join(pack_dir, n[:-5] + ".keep")
+                ):
+                    small.append((size, n[:-5]))
+    chosen = _geometric(small)
+    return chosen if len(chosen) >= 2 else []
 
 
 def _geometric(packs: list[tuple[int, str]]) -> list[str]:

@@ -576,8 +576,7 @@ class Store:
             base = self._manifest(head) if head else None
             artifacts = apply(base)
             if head and base is not None and not force and _same_set(artifacts, base.artifacts):
-                if carry:
-                    self._objects.add_objects(carry)
+                # Nothing changed: every blob is already in the head's tree, so carry is dropped.
                 return self._version(head, base, created=False)
             manifest = Manifest(
                 spec=spec,

@@ -138,3 +138,13 @@ def test_gc_on_a_memory_store_is_a_no_op() -> None:
     with Store.memory() as store:
         store.put("s/t", {"a": b"1"})
         assert store.gc().pruned_objects == 0
+
+
+def test_gc_dry_run_reports_a_merge_it_would_make(disk_store: Store, store_path: Path) -> None:
+    for i in range(6):
+        disk_store.put("s/t", {"n": str(i)})
+    before = _packs(store_path)
+    assert disk_store.gc(dry_run=True).merges == 1
+    assert _packs(store_path) == before
+    assert disk_store.gc().merges >= 1
+    assert len(_packs(store_path)) < len(before)
