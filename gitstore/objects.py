@@ -33,6 +33,7 @@ from dulwich.object_store import DiskObjectStore, MemoryObjectStore
 from dulwich.objects import Blob, ObjectID, RawObjectID, ShaFile
 from dulwich.pack import PackFileDisappeared
 
+from gitstore import _zlib
 from gitstore._fs import fsync_dir, write_all
 from gitstore.errors import InputError, IntegrityError
 from gitstore.packs import Entry, entry_for, merge_small_packs, write_pack
@@ -341,7 +342,7 @@ class DiskObjects:
         info = hash_bytes(data)
         if not self.has(info.oid):
             level = self._level_for(data[:SAMPLE])
-            comp = zlib.compressobj(level)
+            comp = _zlib.compressobj(level)
             body = comp.compress(b"blob %d\0" % len(data)) + comp.compress(data) + comp.flush()
             self._write_loose(info.oid, body)
         return info
@@ -375,16 +376,16 @@ class DiskObjects:
             check = hashlib.sha1(header)
             fd, tmp = self._temp()
             try:
-                comp: zlib._Compress | None = None
+                comp: _zlib.Compressor | None = None
                 for chunk in _chunks(f, size, name):
                     if comp is None:
-                        comp = zlib.compressobj(self._level_for(chunk[:SAMPLE]))
+                        comp = _zlib.compressobj(self._level_for(chunk[:SAMPLE]))
                         write_all(fd, comp.compress(header))
                     job = pool.submit(check.update, chunk)
                     write_all(fd, comp.compress(chunk))
                     job.result()
                 if comp is None:
-                    comp = zlib.compressobj(self.compression)
+                    comp = _zlib.compressobj(self.compression)
                     write_all(fd, comp.compress(header))
                 write_all(fd, comp.flush())
                 if check.hexdigest() != info.oid:
@@ -532,7 +533,7 @@ def _read_exact(f: BinaryIO, size: int, name: str, progress: Progress | None) ->
 
 def _inflate_loose(fh: BinaryIO, oid: str) -> tuple[int, Iterable[bytes]]:
     """Parse a loose object's header; return the blob size and an iterator over its bytes."""
-    d = zlib.decompressobj()
+    d = _zlib.decompressobj()
     head = b""
     try:
         while b"\0" not in head:
@@ -542,7 +543,7 @@ def _inflate_loose(fh: BinaryIO, oid: str) -> tuple[int, Iterable[bytes]]:
             head += d.decompress(raw, 8192)
             if len(head) > 64 and b"\0" not in head:
                 raise IntegrityError(f"object {oid} has a damaged header")
-    except zlib.error as e:
+    except _zlib.ERRORS as e:
         raise IntegrityError(f"object {oid} is corrupt: {e}") from None
     header, _, rest = head.partition(b"\0")
     kind, _, size_text = header.partition(b" ")
@@ -557,7 +558,7 @@ def _inflate_loose(fh: BinaryIO, oid: str) -> tuple[int, Iterable[bytes]]:
     return size, gen()
 
 
-def _drain(fh: BinaryIO, d: zlib._Decompress, oid: str) -> Iterable[bytes]:
+def _drain(fh: BinaryIO, d: _zlib.Decompressor, oid: str) -> Iterable[bytes]:
     try:
         while True:
             # eof first: in a pack the next entry follows this one, and once the stream has
@@ -575,12 +576,12 @@ def _drain(fh: BinaryIO, d: zlib._Decompress, oid: str) -> Iterable[bytes]:
                     raise IntegrityError(f"object {oid} is truncated")
                 return
             yield d.decompress(raw, CHUNK)
-    except zlib.error as e:
+    except _zlib.ERRORS as e:
         raise IntegrityError(f"object {oid} is corrupt: {e}") from None
 
 
 def _inflate(fh: BinaryIO, oid: str, size: int) -> Iterable[bytes]:
-    return _drain(fh, zlib.decompressobj(), oid)
+    return _drain(fh, _zlib.decompressobj(), oid)
 
 
 def _pack_entry_header(fh: BinaryIO) -> tuple[int, int]:
