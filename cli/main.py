@@ -340,6 +340,11 @@ def init() -> None:
 @click.option(
     "--replace", is_flag=True, help="Start from an empty set instead of the previous version."
 )
+@click.option(
+    "--mask-secrets",
+    is_flag=True,
+    help="Replace secrets (secret-named environment values, token shapes) with ***MASKED***.",
+)
 @json_option
 def put(
     address: str,
@@ -352,6 +357,7 @@ def put(
     message: str | None,
     force: bool,
     replace: bool,
+    mask_secrets: bool,
     as_json: bool,
 ) -> None:
     """Store files, folders or stdin (-) as ONE new version of SPEC/TASK.
@@ -378,6 +384,7 @@ def put(
             replace=replace,
             force=force,
             progress=tick,
+            mask_secrets=mask_secrets,
         )
     _print_version(version, as_json)
 

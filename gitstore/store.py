@@ -17,16 +17,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import io
 import json
 import mimetypes
 import os
 import random
 import stat
+import tempfile
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any, Union
+from typing import IO, Any, BinaryIO, Union, cast
 
 import msgspec
 from dulwich.config import ConfigFile
@@ -52,6 +54,7 @@ from gitstore.gc import GcReport
 from gitstore.meta import (
     ArtifactEntry,
     Manifest,
+    Truncation,
     decode_manifest,
     encode_manifest,
     format_commit_message,
@@ -71,6 +74,7 @@ from gitstore.objects import (
     hash_bytes,
 )
 from gitstore.refs import Busy, DiskRefs, MemoryRefs, RefBackend
+from gitstore.secrets import Masker
 from gitstore.statcache import StatCache, stat_key
 
 __all__ = [
@@ -125,12 +129,18 @@ class Artifact:
     ``source`` is bytes, a str (stored as UTF-8), a path (``pathlib.Path`` or other PathLike; a
     file, or a folder whose files go under the artifact's name), or a binary stream. A plain
     ``str`` is always text, never a path: wrap paths in ``pathlib.Path``.
+
+    ``masked_secrets`` and ``truncated`` record what the caller already did to the bytes (the
+    runner layer masks and caps logs before the put); put writes them into the manifest entry. A
+    ``masked_secrets`` that is not None also tells ``put(mask_secrets=...)`` not to mask again.
     """
 
     source: Source
     content_type: str | None = None
     tags: Mapping[str, str] | None = None
     executable: bool | None = None
+    masked_secrets: int | None = None
+    truncated: Truncation | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,6 +286,8 @@ class _Pending:
     content_type: str
     tags: dict[str, str]
     executable: bool
+    masked_secrets: int = 0
+    truncated: Truncation | None = None
 
 
 @dataclasses.dataclass
@@ -292,6 +304,9 @@ class _Input:
     stream: IO[bytes] | None = None
     cache_root: str | None = None
     cache_rel: str | None = None
+    # None: not masked yet (put masks it when asked); a count: masked already.
+    masked_secrets: int | None = None
+    truncated: Truncation | None = None
 
 
 class Store:
@@ -409,6 +424,7 @@ class Store:
         replace: bool = False,
         force: bool = False,
         progress: Progress | None = None,
+        mask_secrets: bool | Masker = False,
     ) -> Version:
         """Store ``artifacts`` as ONE new version of ``SPEC/TASK`` and return it.
 
@@ -423,6 +439,10 @@ class Store:
           replace: start from an empty set instead of the previous version's artifacts.
           force: make a new version even when nothing changed.
           progress: called with the number of bytes read as large inputs stream in.
+          mask_secrets: replace secrets with ``***MASKED***`` on the way in (True: a default
+            :class:`~gitstore.secrets.Masker`, which reads ``os.environ``; or a Masker of the
+            caller's); the count goes into each manifest entry. Binary content (a NUL byte in its
+            first 8 KiB) is stored as is. Off by default: a plain put is byte-exact.
 
         The new version holds the previous version's artifacts with these added or replaced
         (unless ``replace``). When that leaves the artifacts exactly as they were, no version is
@@ -444,7 +464,8 @@ class Store:
                 _check_layout([*self._manifest(head).artifacts, *names])
         batch = _Batch(self._objects)
         caches: dict[str, StatCache] = {}
-        pending = self._store_blobs(inputs, batch, caches, progress)
+        masker = Masker() if mask_secrets is True else (mask_secrets or None)
+        pending = self._store_blobs(inputs, batch, caches, progress, masker)
         now = now_iso()
         changes = {
             p.name: ArtifactEntry(
@@ -455,6 +476,8 @@ class Store:
                 created_at=now,
                 executable=p.executable,
                 tags=p.tags,
+                masked_secrets=p.masked_secrets,
+                truncated=p.truncated,
             )
             for p in pending
         }
@@ -632,21 +655,57 @@ class Store:
         small: _Batch,
         caches: dict[str, StatCache],
         progress: Progress | None,
+        masker: Masker | None = None,
     ) -> list[_Pending]:
         """Store every input's bytes as a blob; small ones are gathered in ``small``."""
         pending: list[_Pending] = []
         cache_dir = os.path.join(self.path, "gitstore", "statcache") if self.path else None
         for item in inputs:
-            info = self._store_one(item, small, caches, cache_dir, progress)
+            if masker is not None and item.masked_secrets is None:
+                info = self._store_masked(item, small, masker, progress)
+            else:
+                info = self._store_one(item, small, caches, cache_dir, progress)
             exe = bool(item.executable) if item.executable is not None else False
             if item.executable is None and item.stat is not None:
                 exe = bool(item.stat.st_mode & 0o111)
             pending.append(
                 _Pending(
-                    item.name, info, item.content_type or guess_type(item.name), item.tags, exe
+                    item.name,
+                    info,
+                    item.content_type or guess_type(item.name),
+                    item.tags,
+                    exe,
+                    item.masked_secrets or 0,
+                    item.truncated,
                 )
             )
         return pending
+
+    def _store_masked(
+        self, item: _Input, small: _Batch, masker: Masker, progress: Progress | None
+    ) -> BlobInfo:
+        """Mask ``item`` into a temp file (bounded memory), then store that; sets the count."""
+        tmpdir = os.path.join(self.path, "objects") if self.path else None
+        try:
+            with contextlib.ExitStack() as stack:
+                src: IO[bytes]
+                if item.data is not None:
+                    src = io.BytesIO(item.data)
+                elif item.stream is not None:
+                    src = item.stream
+                else:
+                    assert item.path is not None
+                    src = stack.enter_context(open(item.path, "rb"))
+                # An unnamed temp file (O_TMPFILE): gc never sees it, a crash leaves nothing.
+                out = stack.enter_context(tempfile.TemporaryFile(dir=tmpdir))
+                item.masked_secrets = mask_binary_safe(masker, src, out)
+                size = out.tell()
+                out.seek(0)
+                if size <= SMALL_BLOB:
+                    return self._small_blob(out.read(), small, progress)
+                return self._objects.add_blob_stream(out, size, item.name, progress)
+        except OSError as e:
+            raise InputError(f"{item.path or item.name}: {e.strerror or e}") from None
 
     def _store_one(
         self,
@@ -1219,7 +1278,8 @@ def _collect(
                 )
         src = spec.source
         if isinstance(src, os.PathLike):
-            out.extend(_collect_path(name, os.fspath(src), ctype, tags, spec.executable))
+            found = _collect_path(name, os.fspath(src), ctype, tags, spec.executable)
+            out.extend(_with_facts(spec, found))
             continue
         check_artifact_name(name)
         if isinstance(src, str):
@@ -1235,7 +1295,16 @@ def _collect(
                 f"artifact {name!r}: cannot store a {type(src).__name__} "
                 "(give bytes, str, a pathlib.Path or a binary stream)"
             )
+        _with_facts(spec, out[-1:])
     return out
+
+
+def _with_facts(spec: Artifact, inputs: list[_Input]) -> list[_Input]:
+    """Carry what the caller says was done to the bytes (masked, cut) onto its inputs."""
+    for item in inputs:
+        item.masked_secrets = spec.masked_secrets
+        item.truncated = spec.truncated
+    return inputs
 
 
 def _collect_path(
@@ -1377,6 +1446,38 @@ def _valid_component(text: str) -> bool:
 def _check_readable(path: str) -> None:
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: permission denied")
+
+
+def mask_binary_safe(masker: Masker, src: IO[bytes], dst: IO[bytes]) -> int:
+    """Copy ``src`` to ``dst`` masking secrets unless it looks binary; return the count.
+
+    Binary content (a NUL byte in its first 8 KiB, what git itself calls binary) is copied as
+    is: replacing bytes inside it would corrupt it, and token shapes in it are noise.
+    """
+    head = _read_upto(src, 8192)
+    if b"\0" in head:
+        dst.write(head)
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+        return 0
+    return masker.mask_stream(cast(BinaryIO, _Prefixed(head, src)), cast(BinaryIO, dst))
+
+
+class _Prefixed(io.RawIOBase):
+    """``head`` followed by the rest of ``src``: a stream put back together after a peek."""
+
+    def __init__(self, head: bytes, src: IO[bytes]) -> None:
+        self._head = head
+        self._src = src
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            out, self._head = (self._head, b"") if n < 0 else (self._head[:n], self._head[n:])
+            return out
+        return self._src.read(n)
 
 
 def _read_upto(stream: IO[bytes], n: int) -> bytes:
