@@ -76,6 +76,17 @@ def release_lock(fd: int, lock: str) -> None:
     os.close(fd)
 
 
+def _flock_now(fd: int) -> bool:
+    """Take an exclusive flock on ``fd`` if nobody holds one; False if a live holder does."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return False
+        raise
+    return True
+
+
 def _break_stale(lock: str) -> bool:
     """Move a dead writer's lock file aside. True if the lock is gone (retry), False if live."""
     try:
@@ -83,12 +94,8 @@ def _break_stale(lock: str) -> bool:
     except FileNotFoundError:
         return True
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
+        if not _flock_now(fd):
+            return False
         st = os.fstat(fd)
         if time.time() - st.st_mtime < STALE_AFTER:
             return False
@@ -119,12 +126,8 @@ def remove_if_stale(path: str, older_than: float) -> bool:
     except (FileNotFoundError, IsADirectoryError):
         return False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                return False
-            raise
+        if not _flock_now(fd):
+            return False
         if time.time() - os.fstat(fd).st_mtime < older_than:
             return False
         os.unlink(path)

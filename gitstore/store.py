@@ -26,7 +26,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any, BinaryIO, Union, cast
 
@@ -820,19 +820,9 @@ class Store:
         creation time (newest first).
         """
         addr = _names.parse_address(address, need_task=True)
-        head = self._resolve(addr)
-        seen: set[str] = set()
-        todo = [head]
-        found: list[Version] = []
-        while todo:
-            commit = todo.pop()
-            if commit in seen:
-                continue
-            seen.add(commit)
-            m = self._manifest(commit)
-            v = self._version(commit, m)
-            found.append(v)
-            todo.extend(v.parents)
+        found = [
+            self._version(c, self._manifest(c)) for c in _walk(self._resolve(addr), self._parents)
+        ]
         found.sort(key=lambda v: (v.version, v.created_at, v.commit), reverse=True)
         return found[:limit] if limit is not None else found
 
@@ -989,18 +979,14 @@ class Store:
         checked: dict[str, str | None] = {}  # oid -> problem text (None: good)
         for key, head in heads.items():
             spec, task = key.split("/")
-            seen: set[str] = set()
-            todo = [head]
-            while todo:
-                commit = todo.pop()
-                if commit in seen:
-                    continue
-                seen.add(commit)
+            # Parents are learnt while checking each commit; a damaged one ends its branch.
+            parents: defaultdict[str, list[str]] = defaultdict(list)
+            for commit in _walk(head, parents.__getitem__):
                 try:
                     obj = self._objects.get(commit)
                     if not isinstance(obj, Commit):
                         raise IntegrityError(f"object {commit} is not a commit")
-                    todo.extend(p.decode() for p in obj.parents)
+                    parents[commit] = [p.decode() for p in obj.parents]
                     manifest = self._manifest(commit)
                     tree_oids = self._tree_blobs(obj.tree.decode())
                 except (IntegrityError, GitstoreError) as e:
@@ -1118,17 +1104,7 @@ class Store:
                 commit_or_none = parents[0] if parents else None
             raise VersionNotFoundError(f"{where} has no version {rev}")
         prefix = str(rev.value)
-        matches = []
-        seen: set[str] = set()
-        todo = [head]
-        while todo:
-            c = todo.pop()
-            if c in seen:
-                continue
-            seen.add(c)
-            if c.startswith(prefix):
-                matches.append(c)
-            todo.extend(self._parents(c))
+        matches = [c for c in _walk(head, self._parents) if c.startswith(prefix)]
         if len(matches) == 1:
             return matches[0]
         if matches:
@@ -1374,6 +1350,20 @@ def _collect_path(
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _walk(head: str, parents_of: Callable[[str], Sequence[str]]) -> Iterator[str]:
+    """Every commit reachable from ``head``, each once; parents are asked for after the caller
+    has seen a commit, so ``parents_of`` may depend on what the caller learnt from it."""
+    seen: set[str] = set()
+    todo = [head]
+    while todo:
+        commit = todo.pop()
+        if commit in seen:
+            continue
+        seen.add(commit)
+        yield commit
+        todo.extend(parents_of(commit))
 
 
 def _backoff(attempt: int, deadline: float, ref: str) -> int:
