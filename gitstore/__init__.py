@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -30,6 +31,7 @@ from gitstore.errors import (
 from gitstore.gc import GcReport
 from gitstore.names import artifact_uri, parse_address, parse_uri
 from gitstore.objects import BlobReader
+from gitstore.secrets import Masker
 from gitstore.store import Artifact, ArtifactInfo, Diff, Problem, Store, Version, guess_type
 
 __version__ = "0.1.0"
@@ -39,13 +41,17 @@ __all__ = [
     "ArtifactInfo",
     "ArtifactNotFoundError",
     "BlobReader",
+    "CapturePolicy",
+    "Captured",
     "ConflictError",
     "Diff",
+    "Excerpt",
     "GcReport",
     "GitstoreError",
     "InputError",
     "IntegrityError",
     "InvalidNameError",
+    "Masker",
     "NotFoundError",
     "Problem",
     "Store",
@@ -57,6 +63,7 @@ __all__ = [
     "VersionNotFoundError",
     "__version__",
     "artifact_uri",
+    "capture",
     "guess_type",
     "parse_address",
     "parse_uri",
