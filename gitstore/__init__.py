@@ -31,6 +31,7 @@ from gitstore.errors import (
 from gitstore.gc import GcReport
 from gitstore.names import artifact_uri, parse_address, parse_uri
 from gitstore.objects import BlobReader
+from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
 from gitstore.secrets import Masker
 from gitstore.store import Artifact, ArtifactInfo, Diff, Problem, Store, Version, guess_type
 
@@ -54,6 +55,7 @@ __all__ = [
     "Masker",
     "NotFoundError",
     "Problem",
+    "TaskRecord",
     "Store",
     "StoreError",
     "StoreNotFoundError",
@@ -62,9 +64,13 @@ __all__ = [
     "Version",
     "VersionNotFoundError",
     "__version__",
+    "artifact_ref",
     "artifact_uri",
     "capture",
     "guess_type",
+    "is_artifact_ref",
     "parse_address",
     "parse_uri",
+    "record_task",
+    "resolve_ref",
 ]

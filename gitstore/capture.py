@@ -302,7 +302,9 @@ def _scan(stream: IO[bytes], policy: CapturePolicy, copy: IO[bytes] | None) -> _
 
 def _cut(kept: _Kept, max_bytes: int, binary: bool) -> tuple[bytes, Truncation]:
     """The capped bytes to store (head, marker, tail) and the record of the cut."""
-    marker = b"" if binary else f"\n[gitstore: cut here, {kept.size} bytes in all]\n".encode()
+    # Room for the longest marker: the count cut is at most the size in all.
+    longest = f"\n[gitstore: {kept.size} bytes cut here, {kept.size} bytes in all]\n"
+    marker = b"" if binary else longest.encode()
     room = max_bytes - len(marker)
     h = room // 2
     t = room - h
@@ -316,7 +318,7 @@ def _cut(kept: _Kept, max_bytes: int, binary: bool) -> tuple[bytes, Truncation]:
         nl = tail.find(b"\n")
         if 0 <= nl < t // 2:
             tail = tail[nl + 1 :]
-    # The marker names the size in all; recompute it now that the ends are known.
+    # The marker names how much was cut: known only now that the ends are.
     left = kept.size - len(head) - len(tail)
     if not binary:
         marker = f"\n[gitstore: {left} bytes cut here, {kept.size} bytes in all]\n".encode()
