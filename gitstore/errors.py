@@ -13,7 +13,16 @@
     ├── ConflictError             5   a write lost every compare-and-swap within its bound
     ├── IntegrityError            6   stored bytes do not match their recorded identity
     ├── InputError                7   a file to put is missing, unreadable, or changed while read
-    └── StoreError                8   the path is not a usable store (not a bare repo, bad config)
+    ├── StoreError                8   the path is not a usable store (not a bare repo, bad config)
+    └── RemoteError               9   a transfer with another store failed (root of the next five)
+        ├── PushRefusedError      10    push left alone tasks the remote has versions of we lack
+        ├── RemoteUnreachableError 11   the remote cannot be reached (no such host, port, path)
+        ├── RemoteAuthError       12    the remote refused our credentials (or asked for some)
+        ├── NotAStoreError        13    the remote answers but is not a Git repository or a store
+        └── CorruptTransferError  14    the pack or bundle received is damaged; nothing applied
+
+``SecretsFoundError`` (20, under the root) is a finding, not a broken store: ``gitstore scan``
+found secret-shaped strings in what is stored.
 
 ``IntegrityError`` is deliberately not a ``NotFoundError``: a corrupt object must never be swallowed
 by a handler that treats "missing" as an ordinary answer.
@@ -27,11 +36,18 @@ from __future__ import annotations
 __all__ = [
     "ArtifactNotFoundError",
     "ConflictError",
+    "CorruptTransferError",
     "GitstoreError",
     "InputError",
     "IntegrityError",
     "InvalidNameError",
+    "NotAStoreError",
     "NotFoundError",
+    "PushRefusedError",
+    "RemoteAuthError",
+    "RemoteError",
+    "RemoteUnreachableError",
+    "SecretsFoundError",
     "StoreError",
     "StoreNotFoundError",
     "TaskNotFoundError",
@@ -102,3 +118,45 @@ class StoreError(GitstoreError):
     """The path exists but is not a usable gitstore (not a bare Git repository, bad setting)."""
 
     exit_code = 8
+
+
+class RemoteError(GitstoreError):
+    """A push, pull, clone or bundle transfer failed (the local store's refs are untouched)."""
+
+    exit_code = 9
+
+
+class PushRefusedError(RemoteError):
+    """Push refused some tasks: the remote has versions of them that we lack ("pull first")."""
+
+    exit_code = 10
+
+
+class RemoteUnreachableError(RemoteError):
+    """The remote cannot be reached: no such path, host or port, or the connection dropped."""
+
+    exit_code = 11
+
+
+class RemoteAuthError(RemoteError):
+    """The remote asked for credentials, or refused the ones given."""
+
+    exit_code = 12
+
+
+class NotAStoreError(RemoteError):
+    """The remote answers but is not a Git repository, or its task refs are not versions."""
+
+    exit_code = 13
+
+
+class CorruptTransferError(RemoteError):
+    """The pack or bundle received is damaged; no ref was moved."""
+
+    exit_code = 14
+
+
+class SecretsFoundError(GitstoreError):
+    """A scan found secret-shaped strings in stored artifacts (each finding names where)."""
+
+    exit_code = 20

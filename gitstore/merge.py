@@ -1,0 +1,271 @@
+"""Bringing a task's head from another store into this one: fast-forward, or a merge version.
+
+When a pull finds that a task gained versions on both sides, it neither forces nor drops: it makes
+a merge version whose parents are both heads and whose artifacts are the union of both sides.
+
+* A name only one side has is kept. A name both sides hold with the same content is kept.
+* A name both hold with different content: if only one side changed it since their common history
+  (the merge bases), that side's entry is taken and it is not a conflict. If both changed it, the
+  side whose head commit is newer (commit time, then commit id) keeps the name, the other's bytes
+  stay reachable in history, and the name is listed in the merge's ``conflicts``.
+* A name deleted on one side comes back (the tree is the union: nothing either side acknowledged is
+  lost; delete it again after the pull).
+
+Everything about the merge commit is derived from the two heads alone (parent order, time,
+identity, manifest), so two machines that merge the same two heads make the same commit id, which
+lets stores that sync in both directions converge instead of merging each other's merges forever.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Literal
+
+from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+
+from gitstore.errors import ConflictError, IntegrityError, NotAStoreError
+from gitstore.meta import ArtifactEntry, Manifest, encode_manifest, format_commit_message, parse_iso
+from gitstore.names import task_ref
+from gitstore.refs import Busy
+
+if TYPE_CHECKING:  # the store never imports this module at load time; keep it that way
+    from gitstore.store import Store
+
+__all__ = ["MERGE_IDENTITY", "TaskUpdate", "integrate", "is_ancestor"]
+
+# Merge commits carry this identity on every machine: a per-machine identity would give two
+# machines different commit ids for the same merge.
+MERGE_IDENTITY = b"gitstore <gitstore@localhost>"
+
+Action = Literal["created", "fast-forward", "merged", "up-to-date", "ahead"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskUpdate:
+    """What integrating a remote head did to one local task."""
+
+    task: str
+    action: Action
+    old: str | None
+    new: str | None
+    conflicts: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready form."""
+        out: dict[str, object] = {
+            "task": self.task,
+            "action": self.action,
+            "old": self.old,
+            "new": self.new,
+        }
+        if self.action == "merged":
+            out["conflicts"] = list(self.conflicts)
+        return out
+
+
+def check_version(s: Store, spec: str, task: str, commit: str) -> None:
+    """Raise NotAStoreError unless ``commit`` is a gitstore version of ``spec/task``."""
+    try:
+        m = s._manifest(commit)
+    except IntegrityError as e:
+        raise NotAStoreError(
+            f"refs/artifacts/{spec}/{task} on the remote is not a gitstore version ({e})"
+        ) from None
+    if (m.spec, m.task) != (spec, task):
+        raise NotAStoreError(
+            f"refs/artifacts/{spec}/{task} on the remote points at a version of {m.spec}/{m.task}"
+        )
+
+
+def is_ancestor(s: Store, ancestor: str, descendant: str) -> bool:
+    """True when ``ancestor`` is ``descendant`` or reachable from it in the local store.
+
+    Version numbers grow along every parent edge (a merge is the larger parent's + 1), so the walk
+    stops at versions numbered below the one looked for instead of visiting the whole history.
+    """
+    if ancestor == descendant:
+        return True
+    if not s._objects.has(ancestor):
+        return False
+    target = s._number(ancestor)
+    seen: set[str] = set()
+    todo = [descendant]
+    while todo:
+        c = todo.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        if c == ancestor:
+            return True
+        if s._number(c) <= target:
+            continue
+        todo.extend(s._parents(c))
+    return False
+
+
+def integrate(s: Store, spec: str, task: str, theirs: str, *, timeout: float) -> TaskUpdate:
+    """Bring ``theirs`` (a head fetched from another store) into the local task.
+
+    Moves the local ref only by compare-and-swap through the store's ref backend; a local writer
+    that moves the ref meanwhile makes this re-read and decide again, so its put is kept too.
+    """
+    ref = task_ref(spec, task)
+    key = f"{spec}/{task}"
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        ours = s._refs.get(ref)
+        conflicts: tuple[str, ...] = ()
+        if ours == theirs:
+            return TaskUpdate(key, "up-to-date", ours, ours)
+        if ours is not None and is_ancestor(s, theirs, ours):
+            return TaskUpdate(key, "ahead", ours, ours)
+        if ours is None:
+            new, action = theirs, "created"
+        elif is_ancestor(s, ours, theirs):
+            new, action = theirs, "fast-forward"
+        else:
+            new, conflicts = merge_heads(s, ours, theirs)
+            action = "merged"
+        try:
+            if s._refs.cas(ref, ours, new):
+                return TaskUpdate(key, action, ours, new, conflicts)  # type: ignore[arg-type]
+        except Busy:
+            pass
+        if time.monotonic() > deadline:
+            raise ConflictError(f"{ref}: gave up after {attempt + 1} attempts to bring in {theirs}")
+        attempt += 1
+        time.sleep(min(0.05, 0.0005 * 2 ** min(attempt, 7)))
+
+
+def merge_heads(s: Store, ours: str, theirs: str) -> tuple[str, tuple[str, ...]]:
+    """Write the merge version of two diverged heads; return its commit id and the conflicts."""
+    a, b = s._commit_obj(ours), s._commit_obj(theirs)
+    # The newer head (commit time, then id) wins names both sides changed, and comes first among
+    # the parents so that the first-parent chain follows the side the merge mostly resembles.
+    if (a.commit_time, ours) >= (b.commit_time, theirs):
+        new_id, old_id, new_c, old_c = ours, theirs, a, b
+    else:
+        new_id, old_id, new_c, old_c = theirs, ours, b, a
+    mn, mo = s._manifest(new_id), s._manifest(old_id)
+    bases = [s._manifest(c) for c in merge_bases(s, ours, theirs)]
+    artifacts, conflicts = _union(mn.artifacts, mo.artifacts, bases)
+    created = max(mn.created_at, mo.created_at, key=parse_iso)
+    manifest = Manifest(
+        spec=mn.spec,
+        task=mn.task,
+        version=max(mn.version, mo.version) + 1,
+        created_at=created,
+        run_id=None,
+        message=None,
+        metadata=dict(mn.metadata),
+        artifacts=artifacts,
+        conflicts=sorted(conflicts),
+    )
+    summary = f"merge v{mn.version} and v{mo.version}"
+    if conflicts:
+        summary += f" ({len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''})"
+    commit_id = _write_merge(s, manifest, [new_id, old_id], summary, max_time(new_c, old_c))
+    s._remember(commit_id, manifest)
+    return commit_id, tuple(manifest.conflicts)
+
+
+def max_time(*commits: Commit) -> int:
+    """The latest commit time among ``commits``: a merge is as new as its newest parent."""
+    return int(max(c.commit_time for c in commits))
+
+
+def merge_bases(s: Store, a: str, b: str) -> list[str]:
+    """The best common ancestors of ``a`` and ``b`` (none when the histories are unrelated)."""
+    anc_a = _ancestors(s, [a])
+    common = _ancestors(s, [b]) & anc_a
+    if not common:
+        return []
+    # A common ancestor reachable from another common ancestor's parents is not a best one.
+    below = _ancestors(s, [p for c in common for p in s._parents(c)])
+    return sorted(common - below)
+
+
+def _ancestors(s: Store, starts: list[str]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(starts)
+    while todo:
+        c = todo.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        todo.extend(s._parents(c))
+    return seen
+
+
+def _union(
+    newer: dict[str, ArtifactEntry],
+    older: dict[str, ArtifactEntry],
+    bases: list[Manifest],
+) -> tuple[dict[str, ArtifactEntry], list[str]]:
+    """Both sides' artifacts; see the module docstring for who takes a name both changed."""
+
+    def changed(name: str, entry: ArtifactEntry | None) -> bool:
+        if not bases:
+            return True
+        for m in bases:
+            base = m.artifacts.get(name)
+            if (base is None and entry is None) or (
+                base is not None and entry is not None and base.same_content(entry)
+            ):
+                return False
+        return True
+
+    out: dict[str, ArtifactEntry] = {}
+    conflicts: list[str] = []
+    for name in sorted(set(newer) | set(older)):
+        en, eo = newer.get(name), older.get(name)
+        if en is None or eo is None:
+            out[name] = en if en is not None else eo  # type: ignore[assignment]
+        elif en.same_content(eo):
+            out[name] = en
+        elif changed(name, eo) and not changed(name, en):
+            out[name] = eo
+        else:
+            out[name] = en
+            if changed(name, eo):
+                conflicts.append(name)
+    # One side may hold a file where the other holds a folder (``a`` and ``a/b``): the newer side's
+    # names stay, the older side's clashing names drop out of the tree (they stay in history).
+    files = set(out)
+    for name in sorted(files):
+        parts = name.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in out and name in out:
+                # Each side's own names fit together, so exactly one of the two is the newer's.
+                loser = prefix if prefix not in newer else name
+                del out[loser]
+                conflicts.append(loser)
+    return out, sorted(set(conflicts))
+
+
+def _write_merge(s: Store, manifest: Manifest, parents: list[str], summary: str, when: int) -> str:
+    from gitstore.store import MANIFEST_DIR, MANIFEST_FILE, MODE_FILE, MODE_TREE, _build_trees
+
+    objs: list[ShaFile] = []
+    mblob = Blob.from_string(encode_manifest(manifest))
+    objs.append(mblob)
+    meta_tree = Tree()
+    meta_tree.add(MANIFEST_FILE.encode(), MODE_FILE, mblob.id)
+    objs.append(meta_tree)
+    root = _build_trees(manifest.artifacts, objs)
+    root.add(MANIFEST_DIR.encode(), MODE_TREE, meta_tree.id)
+    objs.append(root)
+    commit = Commit()
+    commit.tree = root.id
+    commit.parents = [ObjectID(p.encode()) for p in parents]
+    commit.author = commit.committer = MERGE_IDENTITY
+    commit.author_time = commit.commit_time = when
+    commit.author_timezone = commit.commit_timezone = 0
+    commit.encoding = b"UTF-8"
+    commit.message = format_commit_message(manifest, summary)
+    objs.append(commit)
+    s._objects.add_objects(objs)
+    return commit.id.decode()
