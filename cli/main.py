@@ -700,6 +700,18 @@ def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
         _print_fields({**fields, "dry_run": dry_run})
 
 
+def _register() -> None:
+    # Commands for agent runners live in their own module; imported here, after the group
+    # exists, so ``gitstore --help`` lists them with the rest.
+    from cli.runner import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register()
+
+
 def main() -> None:
     """Console-script entry point: ``gitstore``."""
     cli.main(prog_name="gitstore")

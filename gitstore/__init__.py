@@ -28,6 +28,7 @@ from gitstore.errors import (
     RemoteAuthError,
     RemoteError,
     RemoteUnreachableError,
+    SecretsFoundError,
     StoreError,
     StoreNotFoundError,
     TaskNotFoundError,
@@ -38,6 +39,7 @@ from gitstore.gc import GcReport
 from gitstore.names import artifact_uri, parse_address, parse_uri
 from gitstore.objects import BlobReader
 from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
+from gitstore.scan import SecretFinding
 from gitstore.secrets import Masker
 from gitstore.store import Artifact, ArtifactInfo, Diff, Problem, Store, Version, guess_type
 
@@ -63,6 +65,8 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "Problem",
+    "SecretFinding",
+    "SecretsFoundError",
     "TaskRecord",
     "PushRefusedError",
     "RemoteAuthError",

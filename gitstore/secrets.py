@@ -233,6 +233,14 @@ class Masker:
             yield data[:cut]
             carry = data[cut:]
 
+    def scan_stream(self, src: BinaryIO) -> Iterator[Finding]:
+        """:meth:`scan` over a stream in bounded memory (line numbers count from its start)."""
+        line = 1
+        for piece in self._pieces(src):
+            for f in self.scan(piece):
+                yield Finding(line + f.line - 1, f.kind)
+            line += piece.count(b"\n")
+
     def scan(self, data: bytes) -> list[Finding]:
         """Where ``data`` holds secret-shaped strings (line numbers from 1)."""
         return [

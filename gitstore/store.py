@@ -28,7 +28,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, Any, BinaryIO, Union, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union, cast
 
 import msgspec
 from dulwich.config import ConfigFile
@@ -75,6 +75,9 @@ from gitstore.objects import (
 )
 from gitstore.refs import Busy, DiskRefs, MemoryRefs, RefBackend
 from gitstore.secrets import Masker
+
+if TYPE_CHECKING:
+    from gitstore.scan import SecretFinding
 from gitstore.statcache import StatCache, stat_key
 
 __all__ = [
@@ -1043,6 +1046,18 @@ class Store:
             else:
                 out[name] = item.sha.decode()
         return out
+
+    def scan(
+        self, scope: str | None = None, *, masker: Masker | None = None
+    ) -> list[SecretFinding]:
+        """Secret-shaped strings stored in any version of ``scope`` (None, SPEC or SPEC/TASK).
+
+        Each finding names spec, task, commit, artifact and line, never the secret; see
+        :mod:`gitstore.scan`. ``masker`` says what counts (default: token shapes only).
+        """
+        from gitstore.scan import scan  # scan reads through this class's public calls
+
+        return list(scan(self, scope, masker=masker))
 
     # -- maintenance -------------------------------------------------------------------------
 

@@ -83,3 +83,40 @@ def test_cli_put_mask_secrets(tmp_path: Path) -> None:
     assert plain.exit_code == 0
     got = runner.invoke(cli, ["--store", str(tmp_path / "s.git"), "get", "s/u", "log.log"])
     assert got.output == f"Authorization: Bearer {GH}\n"
+
+
+# -- scan ------------------------------------------------------------------------------------
+
+
+def test_scan_names_task_version_artifact_and_line_never_the_secret(store: Store) -> None:
+    old = store.put("s/t", {"log.log": f"ok\nleaked {GH}\n", "blob.bin": b"\0" + GH.encode()})
+    store.put("s/t", {"log.log": "clean now\n"})
+    store.put("s/u", {"a.txt": "nothing here\n"})
+    findings = store.scan()
+    assert [(f.spec, f.task, f.commit, f.name, f.line, f.kind) for f in findings] == [
+        ("s", "t", old.commit, "log.log", 2, "github token")
+    ]
+    assert GH not in str(findings[0]) and GH not in repr(findings[0].to_dict())
+    assert store.scan("s/u") == [] and len(store.scan("s")) == 1
+
+
+def test_scan_reads_big_artifacts_in_pieces(store: Store) -> None:
+    big = b"x" * 99 + b"\n"
+    store.put("s/t", {"big.log": big * 30_000 + b"AKIAABCDEFGHIJKLMNOP\n"})
+    (f,) = store.scan("s/t")
+    assert (f.line, f.kind) == (30_001, "aws access key")
+
+
+def test_cli_scan_exits_20_naming_artifact_and_line(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "s.git", create=True) as s:
+        s.put("s/t", {"log.log": f"a\nb {GH}\n"})
+        s.put("s/u", {"log.log": "clean\n"})
+    runner = CliRunner()
+    base = ["--store", str(tmp_path / "s.git"), "scan"]
+    found = runner.invoke(cli, base)
+    assert found.exit_code == 20
+    assert "log.log:2: github token" in found.output and GH not in found.output
+    assert runner.invoke(cli, [*base, "--json"]).exit_code == 20
+    clean = runner.invoke(cli, [*base, "s/u"])
+    assert (clean.exit_code, clean.output) == (0, "ok: no secrets found\n")
+    assert runner.invoke(cli, [*base, "s/nope"]).exit_code == 4
