@@ -104,9 +104,9 @@ def test_a_failing_part_with_strict_false_still_records_the_rest(
 def test_a_failing_part_with_strict_records_nothing_and_names_the_part(
     store: Store, tmp_path: Path
 ) -> None:
-    with pytest.raises(InputError, match="part 'log' failed.*missing.log"):
+    with pytest.raises(InputError, match=r"part 'log' failed.*missing\.log"):
         record_task(store, "s/t", diff="+x\n", log=tmp_path / "missing.log")
-    with pytest.raises(InputError, match="part 'tests' failed.*not JSON"):
+    with pytest.raises(InputError, match=r"part 'tests' failed.*not JSON"):
         record_task(store, "s/t", diff="+x\n", tests="{not json")
     with pytest.raises(TaskNotFoundError):
         store.show("s/t")
@@ -153,7 +153,12 @@ def test_a_ref_resolves_to_the_old_bytes_after_a_newer_version(store: Store) -> 
 
 @pytest.mark.parametrize(
     "value",
-    [{"$artifact": "http://x"}, {"$artifact": "gitstore://s/t@a/b", "x": 1}, "gitstore://s/t", None],
+    [
+        {"$artifact": "http://x"},
+        {"$artifact": "gitstore://s/t@a/b", "x": 1},
+        "gitstore://s/t",
+        None,
+    ],
 )
 def test_is_artifact_ref_is_true_only_for_that_shape(value: object) -> None:
     assert not is_artifact_ref(value)
@@ -172,7 +177,7 @@ def test_a_gone_version_raises_not_found_or_returns_none(store: Store) -> None:
 def _raise(exc: BaseException) -> BaseException:
     try:
         raise exc
-    except BaseException as e:  # noqa: BLE001 - we want the traceback attached
+    except BaseException as e:  # caught here so that it carries a traceback
         return e
 
 
