@@ -540,11 +540,27 @@ def ls(address: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("address", metavar="SPEC/TASK[@REV]")
+@click.argument("address", metavar="SPEC/TASK[@REV]", required=False)
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most this many.")
 @json_option
-def log(address: str, limit: int | None, as_json: bool) -> None:
-    """List the versions of SPEC/TASK, newest first."""
+@click.option(
+    "--jsonl",
+    is_flag=True,
+    help="One JSON line per version, with its artifacts; ADDRESS may be a SPEC or left out "
+    "(the whole store).",
+)
+def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> None:
+    """List the versions of SPEC/TASK, newest first (--jsonl: of a spec or the store too)."""
+    if jsonl:
+        from gitstore.query import iter_history
+
+        for n, record in enumerate(iter_history(_open(), address)):
+            if limit is not None and n >= limit:
+                break
+            click.echo(json.dumps(record, sort_keys=True, separators=(",", ":")))
+        return
+    if address is None:
+        raise UsageError("log needs SPEC/TASK (or --jsonl for a spec or the whole store)")
     versions = _open().log(address, limit=limit)
     if as_json:
         _emit_json([v.to_dict(artifacts=False) for v in versions])

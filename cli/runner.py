@@ -1,6 +1,7 @@
-"""Commands for agent runners' stores: ``gitstore scan`` (and, as they come, find and log
---jsonl). Thin, like ``cli.main``: open the store, one library call, format the answer; errors
-reach the one exit-code table in ``cli.main`` because these commands run inside its group.
+"""Commands for agent runners' stores: ``gitstore scan``, ``find`` and ``rm-run``.
+
+Thin, like ``cli.main``: open the store, one library call, format the answer; errors reach the
+one exit-code table in ``cli.main`` because these commands run inside its group.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from pathlib import Path
 
 import click
 
-from gitstore import SecretsFoundError, Store
+from gitstore import SecretsFoundError, Store, UsageError
+from gitstore.query import delete_run, find
 
-__all__ = ["COMMANDS", "scan"]
+__all__ = ["COMMANDS", "find_command", "rm_run", "scan"]
 
 
 def _open() -> Store:
@@ -43,4 +45,97 @@ def scan(scope: str | None, as_json: bool) -> None:
         click.echo("ok: no secrets found")
 
 
-COMMANDS = [scan]
+def _key_values(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx, param)
+        out[key] = value
+    return out
+
+
+@click.command("find")
+@click.option("--run", "run_id", metavar="RUN_ID", help="Versions written by this run.")
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    callback=_key_values,
+    metavar="KEY=VALUE",
+    help="An artifact carries this tag (repeatable: one artifact carries them all).",
+)
+@click.option(
+    "--type", "content_type", metavar="MIME", help="An artifact of this type (text/* a family)."
+)
+@click.option(
+    "--task", "pattern", metavar="PATTERN", help="SPEC/TASK glob (fix-*/t?), or one SPEC."
+)
+@click.option("--since", metavar="TIME", help="Created at or after TIME (ISO 8601, UTC).")
+@click.option("--until", metavar="TIME", help="Created before TIME (ISO 8601, UTC).")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many (newest).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+def find_command(
+    run_id: str | None,
+    tags: dict[str, str],
+    content_type: str | None,
+    pattern: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """Versions matching every condition given, across the store, newest first.
+
+    --json: [VERSION, ...] with log --json's keys (spec and task among them).
+    """
+    versions = find(
+        _open(),
+        run=run_id,
+        tags=tags or None,
+        content_type=content_type,
+        pattern=pattern,
+        since=since,
+        until=until,
+        limit=limit,
+    )
+    if as_json:
+        click.echo(json.dumps([v.to_dict(artifacts=False) for v in versions], indent=2))
+        return
+    for v in versions:
+        first = (v.message or "").strip().splitlines()
+        click.echo(
+            f"{v.spec}/{v.task}@v{v.version}  {v.commit[:12]}  {v.created_at[:19]}Z  "
+            f"{v.run_id or '-'}  {first[0] if first else ''}".rstrip()
+        )
+
+
+@click.command("rm-run")
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--yes", is_flag=True, help="Really delete (without it: a dry run that only says).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
+def rm_run(run_id: str, yes: bool, as_json: bool) -> None:
+    """Delete the tasks run RUN_ID wrote all versions of; say which were kept and why.
+
+    A dry run unless --yes. Deleted tasks' versions stay reachable by URI until gc prunes them.
+    """
+    if not run_id:
+        raise UsageError("rm-run needs a RUN_ID")
+    result = delete_run(_open(), run_id, dry_run=not yes)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    verb = "deleted" if yes else "would delete"
+    for key in result.deleted:
+        click.echo(f"{verb} {key}")
+    for key, why in result.kept.items():
+        click.echo(f"kept {key}: {why}")
+    if not result.deleted and not result.kept:
+        click.echo(f"run {run_id} wrote no version of any task")
+    elif not yes:
+        click.echo("(dry run: nothing deleted; add --yes to delete)")
+
+
+COMMANDS = [scan, find_command, rm_run]

@@ -38,6 +38,7 @@ from gitstore.errors import (
 from gitstore.gc import GcReport
 from gitstore.names import artifact_uri, parse_address, parse_uri
 from gitstore.objects import BlobReader
+from gitstore.query import RunDeletion, delete_run, find, iter_history, write_jsonl
 from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
 from gitstore.scan import SecretFinding
 from gitstore.secrets import Masker
@@ -65,6 +66,7 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "Problem",
+    "RunDeletion",
     "SecretFinding",
     "SecretsFoundError",
     "TaskRecord",
@@ -83,10 +85,14 @@ __all__ = [
     "artifact_ref",
     "artifact_uri",
     "capture",
+    "delete_run",
+    "find",
     "guess_type",
     "is_artifact_ref",
+    "iter_history",
     "parse_address",
     "parse_uri",
     "record_task",
     "resolve_ref",
+    "write_jsonl",
 ]
