@@ -728,6 +728,12 @@ def _register() -> None:
 _register()
 
 
+# The commands between machines live in cli/remote.py, which uses the helpers above.
+from cli.remote import register as _register_remote  # noqa: E402 - needs the helpers above
+
+_register_remote(cli)
+
+
 def main() -> None:
     """Console-script entry point: ``gitstore``."""
     cli.main(prog_name="gitstore")

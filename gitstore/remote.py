@@ -374,6 +374,8 @@ def _transport_errors(url: str) -> Iterator[None]:
         low = detail.lower()
         if "401" in low or "403" in low or "authentic" in low:
             raise RemoteAuthError(f"{where}: authentication failed ({detail})") from None
+        if any(w in low for w in _UNREACHABLE):
+            raise RemoteUnreachableError(f"{where}: cannot be reached ({detail})") from None
         if "404" in low or "not found" in low or "not a git repository" in low:
             raise NotAStoreError(f"{where}: not a Git repository ({detail})") from None
         raise RemoteError(f"{where}: {detail}") from None
@@ -389,6 +391,17 @@ def _transport_errors(url: str) -> Iterator[None]:
         if type(e).__module__.startswith("urllib3"):
             raise RemoteUnreachableError(f"{where}: cannot be reached ({_one_line(e)})") from None
         raise
+
+
+# What dulwich's HTTP client wraps from urllib3 when no connection could be made.
+_UNREACHABLE = (
+    "max retries exceeded",
+    "connection refused",
+    "failed to establish",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "timed out",
+)
 
 
 def _one_line(e: BaseException) -> str:
