@@ -260,7 +260,17 @@ def _print_version(version: Version, as_json: bool) -> None:
 
 
 def _artifact_rows(artifacts: Sequence[ArtifactInfo]) -> list[list[str]]:
-    return [[a.name, str(a.size), a.content_type, a.sha256[:12]] for a in artifacts]
+    return [[a.name, str(a.size), a.content_type, a.sha256[:12], _note(a)] for a in artifacts]
+
+
+def _note(a: ArtifactInfo) -> str:
+    """What was done to an artifact on the way in, so that no cut goes unseen in ls and show."""
+    notes = []
+    if a.truncated:
+        notes.append(f"truncated from {a.truncated.get('original_size', '?')} bytes")
+    if a.masked_secrets:
+        notes.append(f"{_plural(a.masked_secrets, 'secret')} masked")
+    return ", ".join(notes)
 
 
 def _print_fields(fields: Mapping[str, object]) -> None:

@@ -27,7 +27,7 @@ from typing import IO, Any
 import msgspec
 
 from gitstore import names as _names
-from gitstore.errors import InvalidNameError, TaskNotFoundError, UsageError
+from gitstore.errors import ConflictError, InvalidNameError, TaskNotFoundError, UsageError
 from gitstore.meta import parse_iso
 from gitstore.store import Store, Version
 
@@ -333,9 +333,14 @@ def delete_run(store: Store, run: str, *, dry_run: bool = False) -> RunDeletion:
             continue
         if not dry_run:
             try:
-                store.rm_task(key)
+                # Only the head the decision was made on: a version another run added
+                # meanwhile must not go with it.
+                store.rm_task(key, expect=heads[key])
             except TaskNotFoundError:
                 continue  # deleted meanwhile by someone else: nothing left to do
+            except ConflictError:
+                kept[key] = "another version arrived while deleting; run it again to decide"
+                continue
         deleted.append(key)
     if not dry_run:
         _index(store).forget(deleted)

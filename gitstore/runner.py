@@ -234,9 +234,7 @@ def record_task(
             mask_secrets=masker or False,
         )
     recorded = sorted(
-        a.name
-        for a in version.artifacts
-        if a.name in parts or any(a.name.startswith(p.rstrip("/") + "/") for p in parts)
+        a.name for a in version.artifacts if any(_under(a.name, p, v) for p, v in parts.items())
     )
     uris = {name: version.artifact(name).uri for name in recorded}
     callback_errors: list[str] = []
@@ -308,6 +306,19 @@ def resolve_ref(
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _under(name: str, part: str, value: Source | Artifact) -> bool:
+    """True when artifact ``name`` came from the part ``part`` of this call."""
+    if name == part or name.startswith(part.rstrip("/") + "/"):
+        return True
+    if part not in (".", ""):
+        return False
+    # A folder put at the top ("."): its files' names are relative to it.
+    source = value.source if isinstance(value, Artifact) else value
+    if not isinstance(source, os.PathLike):
+        return False
+    return os.path.isfile(os.path.join(os.fspath(source), *name.split("/")))
 
 
 def _detail(error: BaseException) -> str:

@@ -554,11 +554,12 @@ class Store:
             force=False,
         )
 
-    def rm_task(self, address: str) -> str:
+    def rm_task(self, address: str, *, expect: str | None = None) -> str:
         """Delete the task's ref; returns the commit it pointed at.
 
         The versions stay in the object database (URIs that pin them keep resolving) until
-        ``gc`` prunes unreachable objects.
+        ``gc`` prunes unreachable objects. With ``expect``, delete only if the ref still points
+        at that commit, else raise ConflictError (a writer added a version since it was read).
         """
         addr = _names.parse_address(address, need_task=True, allow_rev=False)
         assert addr.task is not None
@@ -569,6 +570,8 @@ class Store:
             head = self._refs.get(ref)
             if head is None:
                 raise TaskNotFoundError(f"no task {addr.spec}/{addr.task}")
+            if expect is not None and head != expect:
+                raise ConflictError(f"{addr.spec}/{addr.task} has a newer version {head[:12]}")
             try:
                 if self._refs.delete(ref, head):
                     return head

@@ -150,3 +150,35 @@ def test_cli_find_rm_run_and_log_jsonl(tmp_path: Path) -> None:
         len(run.invoke(cli, [*base, "log", "fix", "--jsonl", "-n", "1"]).output.splitlines()) == 1
     )
     assert run.invoke(cli, [*base, "log"]).exit_code == 2
+
+
+def test_delete_by_run_keeps_a_task_that_moved_meanwhile(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(store)
+    real = store.heads
+
+    def heads_then_a_new_version(spec: str | None = None) -> dict[str, str]:
+        out = real(spec)
+        store.put("fix/t2", {"log.log": "late"}, run_id="r3")  # another run, just after the read
+        return out
+
+    monkeypatch.setattr(store, "heads", heads_then_a_new_version)
+    done = delete_run(store, "r1")
+    assert done.deleted == () and "fix/t2" in done.kept
+    assert store.text("fix/t2", "log.log") == "late"
+
+
+def test_ls_and_show_say_what_was_cut_and_masked(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import cli
+    from gitstore.capture import CapturePolicy
+    from gitstore.runner import record_task
+
+    with Store.open(tmp_path / "s.git", create=True) as s:
+        log = "".join(f"line {i} token=abc{i}\n" for i in range(2000))
+        record_task(s, "s/t", log=log, capture_policy=CapturePolicy(max_bytes=1000))
+    out = CliRunner().invoke(cli, ["--store", str(tmp_path / "s.git"), "show", "s/t"]).output
+    masked_size = sum(len(f"line {i} token=***MASKED***\n") for i in range(2000))
+    assert f"truncated from {masked_size} bytes, 2000 secrets masked" in out

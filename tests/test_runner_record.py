@@ -228,3 +228,12 @@ def test_record_task_keeps_temp_files_inside_the_store_and_leaves_none(
     assert GH.encode() not in disk_store.get(rec.uris["log.log"])
     assert disk_store.path is not None
     assert not [n for n in os.listdir(os.path.join(disk_store.path, "objects")) if "tmp" in n]
+
+
+def test_a_folder_at_the_top_reports_its_files(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "out" / "sub").mkdir(parents=True)
+    (tmp_path / "out" / "a.txt").write_text("a\n")
+    (tmp_path / "out" / "sub" / "b.txt").write_text("b\n")
+    store.put("s/t", {"old.txt": "kept from before\n"})
+    rec = record_task(store, "s/t", files={".": tmp_path / "out"}, log="x\n")
+    assert sorted(rec.uris) == ["a.txt", "log.log", "sub/b.txt"]
