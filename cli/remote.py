@@ -12,13 +12,16 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from gitstore import PushRefusedError, Store
-from gitstore import remote as _remote
-from gitstore.remote import Progress, TransferResult
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from gitstore.remote import Progress, TransferResult
 
 __all__ = ["register"]
 
@@ -31,6 +34,15 @@ def json_option(f: F) -> F:
     """``--json``: print one JSON document on stdout instead of text."""
     return click.option(
         "--json", "as_json", is_flag=True, help="Print one JSON document instead of text."
+    )(f)
+
+
+def allow_secrets_option(f: F) -> F:
+    """``--allow-secrets``: push versions even when they hold secret-shaped strings."""
+    return click.option(
+        "--allow-secrets",
+        is_flag=True,
+        help="Push versions even if they hold secret-shaped strings (refused by default).",
     )(f)
 
 
@@ -47,6 +59,14 @@ def _emit_json(value: Any) -> None:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _lib() -> ModuleType:
+    """gitstore.remote, imported when a command runs: it loads dulwich's network clients
+    (urllib3 ...), which every other command would otherwise pay for at startup."""
+    import gitstore.remote
+
+    return gitstore.remote
 
 
 def _progress() -> Progress | None:
@@ -70,7 +90,7 @@ def _split(store: Store, args: Sequence[str]) -> tuple[str | None, list[str]]:
     if not args:
         return None, []
     first = args[0]
-    known = {r.name for r in _remote.remotes(store)}
+    known = {r.name for r in _lib().remotes(store)}
     pathlike = first.startswith(("/", ".", "~")) or first.endswith((".git", ".bundle"))
     if first in known or "://" in first or pathlike or os.path.exists(first) or _looks_scp(first):
         return first, list(args[1:])
@@ -99,11 +119,18 @@ def _report(verb: str, result: TransferResult, as_json: bool) -> None:
             f"{_plural(result.objects, 'object')}, {_plural(result.bytes, 'byte')}"
         )
     if result.refused:
-        names = ", ".join(r.task for r in result.refused[:5])
-        more = f" and {len(result.refused) - 5} more" if len(result.refused) > 5 else ""
+        parts = []
+        for kind, why in (
+            ("behind", "the remote has versions we lack: pull first"),
+            ("rejected", "the remote refused the update: pull first"),
+            ("secrets", "secret-shaped strings: mask them or use --allow-secrets"),
+        ):
+            tasks = [r.task for r in result.refused if r.kind == kind]
+            if tasks:
+                more = f" and {len(tasks) - 3} more" if len(tasks) > 3 else ""
+                parts.append(f"{', '.join(tasks[:3])}{more} ({why})")
         raise PushRefusedError(
-            f"refused {_plural(len(result.refused), 'task')} ({names}{more}): the remote has "
-            "versions of them we lack; pull first"
+            f"refused {_plural(len(result.refused), 'task')}: {'; '.join(parts)}"
         )
 
 
@@ -121,7 +148,7 @@ def remote() -> None:
 @click.argument("url")
 def remote_add(name: str, url: str) -> None:
     """Record remote NAME at URL (a path, file://, ssh://, user@host:path, http(s)://, git://)."""
-    r = _remote.add_remote(_open(), name, url)
+    r = _lib().add_remote(_open(), name, url)
     click.echo(f"remote {r.name} -> {r.url}")
 
 
@@ -129,7 +156,7 @@ def remote_add(name: str, url: str) -> None:
 @json_option
 def remote_ls(as_json: bool) -> None:
     """List the remotes."""
-    found = _remote.remotes(_open())
+    found = _lib().remotes(_open())
     if as_json:
         _emit_json([{"name": r.name, "url": r.url} for r in found])
         return
@@ -141,7 +168,7 @@ def remote_ls(as_json: bool) -> None:
 @click.argument("name")
 def remote_rm(name: str) -> None:
     """Forget remote NAME (its tasks stay in the store)."""
-    r = _remote.remove_remote(_open(), name)
+    r = _lib().remove_remote(_open(), name)
     click.echo(f"removed remote {r.name} ({r.url})")
 
 
@@ -153,7 +180,7 @@ def clone(url: str, path: Path | None, as_json: bool) -> None:
     """A new store at PATH (default: --store) with every task of URL; URL becomes origin."""
     ctx = click.get_current_context()
     target = path if path is not None else ctx.obj
-    store, result = _remote.clone(url, target, progress=_progress())
+    store, result = _lib().clone(url, target, progress=_progress())
     ctx.with_resource(store)
     if not as_json:
         click.echo(f"cloned into {store.path}")
@@ -162,16 +189,19 @@ def clone(url: str, path: Path | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[REMOTE] [SPEC[/TASK]...]")
+@allow_secrets_option
 @json_option
-def push(args: tuple[str, ...], as_json: bool) -> None:
+def push(args: tuple[str, ...], allow_secrets: bool, as_json: bool) -> None:
     """Send task refs to REMOTE (default origin); never rewinds a remote task.
 
-    A task the remote has versions of that we lack is refused ("pull first"), the rest is
-    pushed, and the command exits 10 naming what was refused.
+    A task the remote has versions of that we lack is refused ("pull first"), and so is one whose
+    versions to send hold secret-shaped strings (unless --allow-secrets); the rest is pushed, and
+    the command exits 10 naming what was refused.
     """
     store = _open()
     name, scope = _split(store, args)
-    _report("push", _remote.push(store, name, scope, progress=_progress()), as_json)
+    result = _lib().push(store, name, scope, progress=_progress(), allow_secrets=allow_secrets)
+    _report("push", result, as_json)
 
 
 @click.command()
@@ -184,16 +214,18 @@ def pull(args: tuple[str, ...], as_json: bool) -> None:
     """
     store = _open(create=True)
     name, scope = _split(store, args)
-    _report("pull", _remote.pull(store, name, scope, progress=_progress()), as_json)
+    _report("pull", _lib().pull(store, name, scope, progress=_progress()), as_json)
 
 
 @click.command()
 @click.argument("name", required=False, metavar="[REMOTE]")
+@allow_secrets_option
 @json_option
-def sync(name: str | None, as_json: bool) -> None:
+def sync(name: str | None, allow_secrets: bool, as_json: bool) -> None:
     """Pull, then push, until both sides hold the same task refs."""
     store = _open()
-    _report("sync", _remote.sync(store, name, progress=_progress()), as_json)
+    result = _lib().sync(store, name, progress=_progress(), allow_secrets=allow_secrets)
+    _report("sync", result, as_json)
 
 
 @click.group()
@@ -207,7 +239,7 @@ def bundle() -> None:
 @json_option
 def bundle_create(file: Path, scope: tuple[str, ...], as_json: bool) -> None:
     """Write the tasks (all, or SPEC[/TASK]...) and their history to FILE."""
-    result = _remote.bundle_create(_open(), file, scope)
+    result = _lib().bundle_create(_open(), file, scope)
     if as_json:
         _emit_json({"command": "bundle create", **result.to_dict()})
         return
@@ -223,7 +255,7 @@ def bundle_create(file: Path, scope: tuple[str, ...], as_json: bool) -> None:
 def bundle_import(file: Path, as_json: bool) -> None:
     """Bring in the tasks of bundle FILE (made by gitstore or git bundle create)."""
     store = _open(create=True)
-    _report("bundle import", _remote.bundle_import(store, file, progress=_progress()), as_json)
+    _report("bundle import", _lib().bundle_import(store, file, progress=_progress()), as_json)
 
 
 def register(group: click.Group) -> None:

@@ -32,7 +32,7 @@ from gitstore.refs import Busy
 if TYPE_CHECKING:  # the store never imports this module at load time; keep it that way
     from gitstore.store import Store
 
-__all__ = ["MERGE_IDENTITY", "TaskUpdate", "integrate", "is_ancestor"]
+__all__ = ["MERGE_IDENTITY", "TaskUpdate", "ancestors", "integrate", "is_ancestor"]
 
 # Merge commits carry this identity on every machine: a per-machine identity would give two
 # machines different commit ids for the same merge.
@@ -178,16 +178,17 @@ def max_time(*commits: Commit) -> int:
 
 def merge_bases(s: Store, a: str, b: str) -> list[str]:
     """The best common ancestors of ``a`` and ``b`` (none when the histories are unrelated)."""
-    anc_a = _ancestors(s, [a])
-    common = _ancestors(s, [b]) & anc_a
+    anc_a = ancestors(s, [a])
+    common = ancestors(s, [b]) & anc_a
     if not common:
         return []
     # A common ancestor reachable from another common ancestor's parents is not a best one.
-    below = _ancestors(s, [p for c in common for p in s._parents(c)])
+    below = ancestors(s, [p for c in common for p in s._parents(c)])
     return sorted(common - below)
 
 
-def _ancestors(s: Store, starts: list[str]) -> set[str]:
+def ancestors(s: Store, starts: list[str]) -> set[str]:
+    """Every commit reachable from ``starts`` (themselves included)."""
     seen: set[str] = set()
     todo = list(starts)
     while todo:

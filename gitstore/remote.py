@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import os
 import re
 import shutil
@@ -69,7 +70,8 @@ from gitstore.errors import (
     StoreError,
     UsageError,
 )
-from gitstore.merge import TaskUpdate, check_version, integrate, is_ancestor
+from gitstore.merge import TaskUpdate, ancestors, check_version, integrate, is_ancestor
+from gitstore.secrets import Masker
 from gitstore.store import REFS_PREFIX, Store
 
 __all__ = [
@@ -108,10 +110,16 @@ class Remote:
 
 @dataclasses.dataclass(frozen=True)
 class Refusal:
-    """A task push left alone, and why."""
+    """A task push left alone, and why.
+
+    ``kind``: ``behind`` (the remote has versions we lack: pull first), ``rejected`` (the remote
+    refused the update, for example because it moved meanwhile) or ``secrets`` (the versions to
+    send hold secret-shaped strings).
+    """
 
     task: str
     reason: str
+    kind: str = "behind"
 
 
 @dataclasses.dataclass
@@ -595,21 +603,31 @@ def push(
     scope: Sequence[str] = (),
     *,
     progress: Progress | None = None,
+    allow_secrets: bool = False,
 ) -> TransferResult:
     """Send task refs (all, or ``scope``) to the remote, never rewinding one.
 
     A remote task whose head is not in our history is left alone and listed in ``refused``
     ("pull first"); every other task is pushed. Only task refs are sent.
 
+    Unless ``allow_secrets``, the versions about to be sent (those the remote lacks) are scanned
+    for secret-shaped strings (:class:`gitstore.secrets.Masker`'s token shapes), and a task
+    holding any is refused too, naming where, never the secret.
+
     Raises:
       RemoteUnreachableError, RemoteAuthError, NotAStoreError: the transfer failed.
     """
     name, url = _resolve(store, remote)
-    return _push_url(store, name, url, _Scope(scope), progress)
+    return _push_url(store, name, url, _Scope(scope), progress, allow_secrets)
 
 
 def _push_url(
-    store: Store, name: str, url: str, scope: _Scope, progress: Progress | None
+    store: Store,
+    name: str,
+    url: str,
+    scope: _Scope,
+    progress: Progress | None,
+    allow_secrets: bool = False,
 ) -> TransferResult:
     gitdir = _gitdir(store)
     result = TransferResult(name, url)
@@ -638,6 +656,20 @@ def _push_url(
                 result.refused.append(
                     Refusal(key, "the remote has versions of this task that we lack; pull first")
                 )
+        if not allow_secrets:
+            for ref, (old, new) in list(planned.items()):
+                key = ref[len(REFS_PREFIX) :].decode()
+                found = _secrets_to_send(store, key, new, old)
+                if found:
+                    del planned[ref], out[ref]
+                    result.refused.append(
+                        Refusal(
+                            key,
+                            f"{len(found)} secret-shaped string(s) in the versions to send "
+                            f"(first: {found[0]}); mask them, or push with --allow-secrets",
+                            "secrets",
+                        )
+                    )
         return out
 
     repo = Repo(gitdir)
@@ -679,13 +711,40 @@ def _push_url(
         error = status.get(ref)
         if error:
             reason = f"the remote refused it ({_one_line(Exception(error))}); pull first"
-            result.refused.append(Refusal(key, reason))
+            result.refused.append(Refusal(key, reason, "rejected"))
         else:
             result.updated.append(
                 TaskUpdate(key, "created" if old is None else "fast-forward", old, new)
             )
     result.refused.sort(key=lambda r: r.task)
     return result
+
+
+def _secrets_to_send(store: Store, key: str, mine: str, theirs: str | None) -> list[str]:
+    """Where secret-shaped strings sit in the versions of ``key`` the remote lacks."""
+    spec, task = key.split("/")
+    sent = ancestors(store, [mine]) - (
+        ancestors(store, [theirs]) if theirs and store._objects.has(theirs) else set()
+    )
+    masker = Masker(env={})
+    # Blobs the remote's head already holds were sent before: scanning them again would refuse a
+    # clean new version for what the remote was allowed to receive earlier.
+    seen: set[str] = set()
+    if theirs and store._objects.has(theirs):
+        seen = {a.oid for a in store.show(f"{key}@{theirs}").artifacts}
+    found: list[str] = []
+    for commit in sorted(sent):
+        version = store.show(f"{key}@{commit}")
+        for art in version.artifacts:
+            if art.oid in seen:
+                continue
+            seen.add(art.oid)
+            with store.open_artifact(art.uri) as raw, io.BufferedReader(raw, 1 << 16) as f:
+                if b"\0" in f.peek(8192)[:8192]:
+                    continue  # binary: token shapes in it are noise, as in Store.scan
+                for hit in masker.scan_stream(f):
+                    found.append(f"{spec}/{task}@{commit[:12]} {art.name}:{hit.line}: {hit.kind}")
+    return found
 
 
 # -- clone and sync --------------------------------------------------------------------------
@@ -732,6 +791,7 @@ def sync(
     scope: Sequence[str] = (),
     *,
     progress: Progress | None = None,
+    allow_secrets: bool = False,
 ) -> TransferResult:
     """Pull, then push, until both sides hold the same task refs (or :data:`SYNC_ROUNDS` pass).
 
@@ -743,9 +803,10 @@ def sync(
     total = TransferResult(name, url)
     for _ in range(SYNC_ROUNDS):
         total.absorb(_pull_url(store, name, url, sel, progress))
-        pushed = _push_url(store, name, url, sel, progress)
+        pushed = _push_url(store, name, url, sel, progress, allow_secrets)
         total.absorb(pushed)
-        if not pushed.refused:
+        # Only a remote that moved meanwhile is worth another round; secrets stay secrets.
+        if not any(r.kind != "secrets" for r in pushed.refused):
             break
     return total
 

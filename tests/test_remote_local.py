@@ -435,3 +435,22 @@ def test_a_put_racing_a_merge_pull_is_kept(tmp_path: Path) -> None:
     assert os.path.exists(a.path or "")
     a.close()
     b.close()
+
+
+def test_push_refuses_versions_holding_secrets_unless_allowed(
+    disk_store: Store, tmp_path: Path
+) -> None:
+    remote = bare(tmp_path / "r.git")
+    disk_store.put("s/clean", {"log.txt": "nothing to see"})
+    disk_store.put("s/leaky", {"log.txt": "key AKIAABCDEFGHIJKLMNOP here\n"})
+    result = R.push(disk_store, str(remote))
+    assert [u.task for u in result.updated] == ["s/clean"]
+    (refusal,) = result.refused
+    assert (refusal.task, refusal.kind) == ("s/leaky", "secrets")
+    assert "log.txt:1" in refusal.reason and "AKIAABCDEFGHIJKLMNOP" not in refusal.reason
+    assert "refs/artifacts/s/leaky" not in ls_remote(remote)
+    # Once the remote holds a version, only the versions it lacks are scanned.
+    allowed = R.push(disk_store, str(remote), allow_secrets=True)
+    assert [u.task for u in allowed.updated] == ["s/leaky"]
+    disk_store.put("s/leaky", {"more.txt": "clean"})
+    assert [u.task for u in R.push(disk_store, str(remote)).updated] == ["s/leaky"]
