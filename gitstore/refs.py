@@ -96,11 +96,18 @@ class DiskRefs:
         return os.path.join(self.gitdir, name)
 
     def _read_loose(self, name: str) -> str | None:
+        # os.open/os.read, not open(): a listing reads every ref, and the buffered file object
+        # cost twice as much as the read itself.
         try:
-            with open(self._path(name), "rb") as f:
-                value = f.read(128).strip()
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            fd = os.open(self._path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        try:
+            value = os.read(fd, 128).strip()
+        except IsADirectoryError:
+            return None
+        finally:
+            os.close(fd)
         text = value.decode("ascii", "replace")
         # An empty or symbolic file is not a value we wrote; treat it as absent.
         return text if len(text) == 40 else None
@@ -152,11 +159,12 @@ class DiskRefs:
         refs = {r: v for r, v in self.packed().items() if r.startswith(prefix)}
         base = self._path(prefix)
         for root, _dirs, files in os.walk(base):
+            # One relpath per folder, not per ref: at 10k refs it was half the cost of a listing.
+            folder = os.path.relpath(root, self.gitdir).replace(os.sep, "/")
             for f in files:
                 if f.endswith(".lock") or "~" in f:
                     continue
-                full = os.path.join(root, f)
-                name = os.path.relpath(full, self.gitdir).replace(os.sep, "/")
+                name = f"{folder}/{f}"
                 value = self._read_loose(name)
                 if value is not None:
                     refs[name] = value
