@@ -189,18 +189,6 @@ def record_task(
                 parts[TEST_NAME] = Artifact(_json_bytes(tests), content_type="application/json")
             except (GitstoreError, OSError, ValueError, TypeError) as e:
                 fail("tests", e)
-        if failure is not None:
-            given += 1
-            try:
-                names = [*parts, *(files or {})]
-                record = failure_record(failure, artifacts=names, masker=masker)
-                body = json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
-                # Already masked field by field: the count is what failure_record found.
-                parts[FAILURE_NAME] = Artifact(
-                    body, content_type="application/json", masked_secrets=record["masked_secrets"]
-                )
-            except (GitstoreError, OSError, ValueError, TypeError) as e:
-                fail("failure", e)
         for name, value in (files or {}).items():
             given += 1
             try:
@@ -210,6 +198,20 @@ def record_task(
                 parts[name] = value
             except (GitstoreError, OSError) as e:
                 fail(f"files[{name!r}]", e)
+        if failure is not None:
+            given += 1
+            try:
+                if FAILURE_NAME in parts:
+                    raise InvalidNameError(f"artifact {FAILURE_NAME!r} is given in files too")
+                names = list(parts)
+                record = failure_record(failure, artifacts=names, masker=masker)
+                body = json.dumps(record, indent=2, sort_keys=True).encode() + b"\n"
+                # Already masked field by field: the count is what failure_record found.
+                parts[FAILURE_NAME] = Artifact(
+                    body, content_type="application/json", masked_secrets=record["masked_secrets"]
+                )
+            except (GitstoreError, OSError, ValueError, TypeError) as e:
+                fail("failure", e)
         if not given:
             raise UsageError("record_task needs at least one part (diff, log, tests, files ...)")
         if not parts:

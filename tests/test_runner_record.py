@@ -186,12 +186,14 @@ def test_a_failure_is_recorded_in_the_same_version_classified_and_masked(
 ) -> None:
     monkeypatch.setenv("SERVICE_TOKEN", "tok-abcdef-123456")
     err = _raise(TimeoutError("model call timed out using tok-abcdef-123456"))
-    rec = record_task(store, "s/t", diff="+x\n", log="boom\n", failure=err)
+    rec = record_task(
+        store, "s/t", diff="+x\n", log="boom\n", files={"notes.txt": "n\n"}, failure=err
+    )
     f = store.json(rec.uris["failure.json"])
     assert f["kind"] == "timeout" and f["type"] == "TimeoutError"
     assert "tok-abcdef" not in json.dumps(f) and "***MASKED***" in f["message"]
     assert f["masked_secrets"] >= 1
-    assert f["artifacts"] == ["diff.diff", "log.log"]
+    assert f["artifacts"] == ["diff.diff", "log.log", "notes.txt"]
     assert "TimeoutError" in f["traceback"] and not f["traceback_truncated"]
 
 
