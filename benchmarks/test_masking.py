@@ -9,6 +9,7 @@ masks the same file (under ``/usr/bin/time -v``), next to a child that only impo
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +55,14 @@ class _Sink:
 def test_mask_100mib_log(benchmark: Any, secret_log: Path) -> None:
     masker = Masker(env=ENV)
     counts: list[int] = []
+    cpu: list[float] = []
 
     def run() -> None:
+        # CPU time too: on a shared machine the wall clock also counts other processes' turns.
+        start = time.process_time()
         with open(secret_log, "rb") as f:
             counts.append(masker.mask_stream(f, _Sink()))  # type: ignore[arg-type]
+        cpu.append(time.process_time() - start)
 
     benchmark.pedantic(run, rounds=ROUNDS)
     seconds = mean_of(benchmark)
@@ -67,6 +72,7 @@ def test_mask_100mib_log(benchmark: Any, secret_log: Path) -> None:
         "gitstore Masker.mask_stream",
         seconds,
         mb_per_s=SIZE / seconds / 1e6,
+        cpu_mb_per_s=SIZE / (sum(cpu) / len(cpu)) / 1e6,
         masked=counts[0],
     )
 
