@@ -39,6 +39,21 @@ from gitstore.gc import GcReport
 from gitstore.names import artifact_uri, parse_address, parse_uri
 from gitstore.objects import BlobReader
 from gitstore.query import RunDeletion, delete_run, find, iter_history, write_jsonl
+from gitstore.remote import (
+    Refusal,
+    Remote,
+    TaskUpdate,
+    TransferResult,
+    add_remote,
+    bundle_create,
+    bundle_import,
+    clone,
+    pull,
+    push,
+    remotes,
+    remove_remote,
+    sync,
+)
 from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
 from gitstore.scan import SecretFinding
 from gitstore.secrets import Masker
@@ -66,10 +81,14 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "Problem",
+    "Refusal",
+    "Remote",
     "RunDeletion",
     "SecretFinding",
     "SecretsFoundError",
     "TaskRecord",
+    "TaskUpdate",
+    "TransferResult",
     "PushRefusedError",
     "RemoteAuthError",
     "RemoteError",
@@ -82,9 +101,13 @@ __all__ = [
     "Version",
     "VersionNotFoundError",
     "__version__",
+    "add_remote",
     "artifact_ref",
     "artifact_uri",
+    "bundle_create",
+    "bundle_import",
     "capture",
+    "clone",
     "delete_run",
     "find",
     "guess_type",
@@ -92,7 +115,12 @@ __all__ = [
     "iter_history",
     "parse_address",
     "parse_uri",
+    "pull",
+    "push",
     "record_task",
+    "remotes",
+    "remove_remote",
     "resolve_ref",
+    "sync",
     "write_jsonl",
 ]

@@ -454,3 +454,34 @@ def test_push_refuses_versions_holding_secrets_unless_allowed(
     assert [u.task for u in allowed.updated] == ["s/leaky"]
     disk_store.put("s/leaky", {"more.txt": "clean"})
     assert [u.task for u in R.push(disk_store, str(remote)).updated] == ["s/leaky"]
+
+
+def test_a_corrupt_object_on_the_remote_is_a_corrupt_transfer(
+    disk_store: Store, tmp_path: Path
+) -> None:
+    src = Store.open(tmp_path / "src.git", create=True)
+    v = src.put("s/t", {"big.bin": os.urandom(2 << 20)})  # big: stored as a loose object
+    oid = v.artifact("big.bin").oid
+    loose = tmp_path / "src.git" / "objects" / oid[:2] / oid[2:]
+    data = loose.read_bytes()
+    loose.chmod(0o644)
+    loose.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CorruptTransferError):
+        R.pull(disk_store, str(tmp_path / "src.git"))
+    assert disk_store.heads() == {}
+    src.close()
+
+
+def test_without_git_the_in_process_client_does_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where git is not installed, dulwich's local client and pack indexer carry the transfer."""
+    monkeypatch.setattr(R, "_have_git", lambda: False)
+    a, b, _remote = diverge(tmp_path)
+    assert not R.push(b).refused
+    assert R.pull(a).merged[0].conflicts == ("both.txt",)
+    assert not R.push(a).refused
+    R.pull(b)
+    assert a.heads() == b.heads()
+    a.close()
+    b.close()
