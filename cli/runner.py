@@ -100,6 +100,7 @@ def find_command(
         since=since,
         until=until,
         limit=limit,
+        artifacts=False,  # neither output shows them: answer from the index alone
     )
     if as_json:
         click.echo(json.dumps([v.to_dict(artifacts=False) for v in versions], indent=2))

@@ -41,7 +41,8 @@ __all__ = [
     "write_jsonl",
 ]
 
-INDEX_FORMAT = 1
+# 2: records carry message and metadata (a format-1 index is simply rebuilt).
+INDEX_FORMAT = 2
 
 
 class _Art(msgspec.Struct, array_like=True):
@@ -60,6 +61,8 @@ class VersionRecord(msgspec.Struct, array_like=True):
     run_id: str | None
     parents: list[str]
     artifacts: list[_Art]
+    message: str | None = None
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class _Task(msgspec.Struct, array_like=True):
@@ -193,6 +196,8 @@ def _record(v: Version) -> VersionRecord:
         v.run_id,
         list(v.parents),
         [_Art(a.content_type, dict(a.tags)) for a in v.artifacts],
+        v.message,
+        dict(v.metadata),
     )
 
 
@@ -230,6 +235,7 @@ def find(
     since: str | None = None,
     until: str | None = None,
     limit: int | None = None,
+    artifacts: bool = True,
 ) -> list[Version]:
     """Versions matching every condition given, newest first.
 
@@ -242,6 +248,8 @@ def find(
       since, until: the version's creation time, ISO 8601 (``2025-01-02`` or with a time;
         without a zone, UTC); ``since`` inclusive, ``until`` exclusive.
       limit: at most this many (the newest).
+      artifacts: False returns versions without their artifacts (``artifacts=()``), built from
+        the index alone: no manifest is read, so a query matching thousands stays fast.
     """
     if limit is not None and limit < 1:
         raise UsageError("limit must be at least 1")
@@ -266,7 +274,24 @@ def find(
     hits.sort(key=lambda r: (r.created_at, r.version, r.commit), reverse=True)
     if limit is not None:
         hits = hits[:limit]
+    if not artifacts:
+        return [_bare(r) for r in hits]
     return [store.show(f"{r.spec}/{r.task}@{r.commit}") for r in hits]
+
+
+def _bare(r: VersionRecord) -> Version:
+    return Version(
+        spec=r.spec,
+        task=r.task,
+        version=r.version,
+        commit=r.commit,
+        parents=tuple(r.parents),
+        created_at=r.created_at,
+        run_id=r.run_id,
+        message=r.message,
+        metadata=dict(r.metadata),
+        artifacts=(),
+    )
 
 
 def _type_matches(actual: str, wanted: str | None) -> bool:

@@ -182,3 +182,12 @@ def test_ls_and_show_say_what_was_cut_and_masked(tmp_path: Path) -> None:
     out = CliRunner().invoke(cli, ["--store", str(tmp_path / "s.git"), "show", "s/t"]).output
     masked_size = sum(len(f"line {i} token=***MASKED***\n") for i in range(2000))
     assert f"truncated from {masked_size} bytes, 2000 secrets masked" in out
+
+
+def test_find_without_artifacts_answers_from_the_index(store: Store) -> None:
+    _fill(store)
+    store.put("fix/t9", {"log.log": "x"}, run_id="r9", message="why", metadata={"k": 1})
+    full = find(store, run="r9")
+    bare = find(store, run="r9", artifacts=False)
+    assert bare[0].artifacts == () and len(full[0].artifacts) == 1
+    assert bare[0].to_dict(artifacts=False) == full[0].to_dict(artifacts=False)
