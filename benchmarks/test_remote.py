@@ -190,7 +190,8 @@ def _pull_256_mib(workdir: Path) -> None:
         figure,
         "gitstore pull (child process)",
         run["wall"],
-        peak_rss_mb=run["rss_mb"],
+        peak_rss_mb_with_git_helpers=run["rss_mb"],
+        gitstore_process_rss_mb=summary["self_rss_mb"],
         pack_bytes=summary["bytes"],
     )
     dest = workdir / "git-dest.git"

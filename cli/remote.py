@@ -73,11 +73,25 @@ def _progress() -> Progress | None:
     """Transfer progress on stderr when it is a terminal; nothing when piped."""
     if not sys.stderr.isatty():
         return None
+    ctx = click.get_current_context()
 
     def show(line: str) -> None:
-        click.echo(line, err=True)
+        # Counters ("Receiving objects: 42% ...") redraw one line; the last state stays.
+        click.echo(f"\r{line}\x1b[K", err=True, nl=False)
+        ctx.meta[_DRAWN] = True
 
+    ctx.call_on_close(_end_progress)
     return show
+
+
+_DRAWN = "gitstore.remote.progress-drawn"
+
+
+def _end_progress() -> None:
+    """End the progress line, so what follows starts on a line of its own."""
+    ctx = click.get_current_context()
+    if ctx.meta.pop(_DRAWN, False):
+        click.echo("", err=True)
 
 
 def _split(store: Store, args: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -103,6 +117,7 @@ def _looks_scp(text: str) -> bool:
 
 
 def _report(verb: str, result: TransferResult, as_json: bool) -> None:
+    _end_progress()
     if as_json:
         _emit_json({"command": verb, **result.to_dict()})
     else:
