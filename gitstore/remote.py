@@ -409,7 +409,14 @@ def _transport_errors(url: str) -> Iterator[None]:
             ) from None
         if any(w in low for w in _UNREACHABLE):
             raise RemoteUnreachableError(f"{where}: cannot be reached ({detail})") from None
-        if "404" in low or "not found" in low or "not a git repository" in low:
+        # git daemon answers a missing repository with "access denied or repository not
+        # exported": no credential could change that, so it is not an auth failure.
+        if (
+            "404" in low
+            or "not found" in low
+            or "not a git repository" in low
+            or ("not exported" in low)
+        ):
             raise NotAStoreError(f"{where}: not a Git repository ({detail})") from None
         raise RemoteError(f"{where}: {detail}") from None
     except AssertionError as e:

@@ -485,3 +485,36 @@ def test_without_git_the_in_process_client_does_the_same(
     assert a.heads() == b.heads()
     a.close()
     b.close()
+
+
+def test_a_remote_that_moves_during_a_push_is_never_rewound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ref update carries the value the decision was made on: git refuses a stale one."""
+    a = Store.open(tmp_path / "a.git", create=True)
+    a.put("s/t", {"x": "1"})
+    remote = bare(tmp_path / "r.git")
+    R.push(a, str(remote))
+    b, _ = R.clone(str(remote), tmp_path / "b.git")
+    b.put("s/t", {"x": "from b"})
+    a.put("s/t", {"x": "from a"})
+    real = R.is_ancestor
+
+    def racing(store: Store, ancestor: str, descendant: str) -> bool:
+        answer = real(store, ancestor, descendant)
+        monkeypatch.setattr(R, "is_ancestor", real)
+        R.push(b)  # lands after a decided, before a's update reaches the remote
+        return answer
+
+    monkeypatch.setattr(R, "is_ancestor", racing)
+    result = R.push(a, str(remote))
+    monkeypatch.setattr(R, "is_ancestor", real)
+    assert [(r.task, r.kind) for r in result.refused] == [("s/t", "rejected")]
+    assert ls_remote(remote)["refs/artifacts/s/t"] == b.heads()["s/t"]
+    # A sync pulls b's version in, merges, and then the push goes through.
+    R.add_remote(a, "origin", str(remote))
+    assert R.sync(a).refused == []
+    assert ls_remote(remote)["refs/artifacts/s/t"] == a.heads()["s/t"]
+    assert b.heads()["s/t"] in history(a, "s/t")
+    a.close()
+    b.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from support import fsck, git
 
-from gitstore import RemoteAuthError, RemoteUnreachableError, Store
+from gitstore import NotAStoreError, RemoteAuthError, RemoteUnreachableError, Store
 from gitstore import remote as R
 
 HERE = Path(__file__).resolve().parent
@@ -211,3 +211,15 @@ def test_unreachable_daemon_is_one_clear_error(tmp_path: Path) -> None:
         assert "\n" not in str(info.value)
         with pytest.raises(RemoteUnreachableError):
             R.pull(a, f"http://127.0.0.1:{free_port()}/r.git")
+
+
+def test_a_missing_repository_on_a_server_is_not_a_store(
+    git_daemon: str, http: str, tmp_path: Path
+) -> None:
+    with Store.open(tmp_path / "a.git", create=True) as a:
+        a.put("s/t", {"x": "1"})
+        heads = a.heads()
+        for url in (f"{git_daemon}/missing.git", f"{http}/missing.git"):
+            with pytest.raises(NotAStoreError):
+                R.pull(a, url)
+        assert a.heads() == heads
