@@ -37,6 +37,21 @@ def json_option(f: F) -> F:
     )(f)
 
 
+def ssh_key_option(f: F) -> F:
+    """``--ssh-key PATH``: the private key ssh uses (else the usual places)."""
+    return click.option(
+        "--ssh-key",
+        type=click.Path(dir_okay=False, path_type=Path),
+        envvar="GITSTORE_SSH_KEY",
+        show_envvar=True,
+        help="Private key for ssh:// and user@host:path remotes (else ssh's usual places).",
+    )(f)
+
+
+def _key(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
+
+
 def allow_secrets_option(f: F) -> F:
     """``--allow-secrets``: push versions even when they hold secret-shaped strings."""
     return click.option(
@@ -190,12 +205,13 @@ def remote_rm(name: str) -> None:
 @click.command()
 @click.argument("url")
 @click.argument("path", required=False, type=click.Path(path_type=Path))
+@ssh_key_option
 @json_option
-def clone(url: str, path: Path | None, as_json: bool) -> None:
+def clone(url: str, path: Path | None, ssh_key: Path | None, as_json: bool) -> None:
     """A new store at PATH (default: --store) with every task of URL; URL becomes origin."""
     ctx = click.get_current_context()
     target = path if path is not None else ctx.obj
-    store, result = _lib().clone(url, target, progress=_progress())
+    store, result = _lib().clone(url, target, progress=_progress(), ssh_key=_key(ssh_key))
     ctx.with_resource(store)
     if not as_json:
         click.echo(f"cloned into {store.path}")
@@ -205,8 +221,9 @@ def clone(url: str, path: Path | None, as_json: bool) -> None:
 @click.command()
 @click.argument("args", nargs=-1, metavar="[REMOTE] [SPEC[/TASK]...]")
 @allow_secrets_option
+@ssh_key_option
 @json_option
-def push(args: tuple[str, ...], allow_secrets: bool, as_json: bool) -> None:
+def push(args: tuple[str, ...], allow_secrets: bool, ssh_key: Path | None, as_json: bool) -> None:
     """Send task refs to REMOTE (default origin); never rewinds a remote task.
 
     A task the remote has versions of that we lack is refused ("pull first"), and so is one whose
@@ -215,31 +232,43 @@ def push(args: tuple[str, ...], allow_secrets: bool, as_json: bool) -> None:
     """
     store = _open()
     name, scope = _split(store, args)
-    result = _lib().push(store, name, scope, progress=_progress(), allow_secrets=allow_secrets)
+    result = _lib().push(
+        store,
+        name,
+        scope,
+        progress=_progress(),
+        allow_secrets=allow_secrets,
+        ssh_key=_key(ssh_key),
+    )
     _report("push", result, as_json)
 
 
 @click.command()
 @click.argument("args", nargs=-1, metavar="[REMOTE] [SPEC[/TASK]...]")
+@ssh_key_option
 @json_option
-def pull(args: tuple[str, ...], as_json: bool) -> None:
+def pull(args: tuple[str, ...], ssh_key: Path | None, as_json: bool) -> None:
     """Bring REMOTE's task refs in (default origin): fast-forward, or merge diverged tasks.
 
     A merge lists the names both sides changed; the newer side kept them.
     """
     store = _open(create=True)
     name, scope = _split(store, args)
-    _report("pull", _lib().pull(store, name, scope, progress=_progress()), as_json)
+    result = _lib().pull(store, name, scope, progress=_progress(), ssh_key=_key(ssh_key))
+    _report("pull", result, as_json)
 
 
 @click.command()
 @click.argument("name", required=False, metavar="[REMOTE]")
 @allow_secrets_option
+@ssh_key_option
 @json_option
-def sync(name: str | None, allow_secrets: bool, as_json: bool) -> None:
+def sync(name: str | None, allow_secrets: bool, ssh_key: Path | None, as_json: bool) -> None:
     """Pull, then push, until both sides hold the same task refs."""
     store = _open()
-    result = _lib().sync(store, name, progress=_progress(), allow_secrets=allow_secrets)
+    result = _lib().sync(
+        store, name, progress=_progress(), allow_secrets=allow_secrets, ssh_key=_key(ssh_key)
+    )
     _report("sync", result, as_json)
 
 

@@ -18,7 +18,7 @@ tags of a shared repository are never touched.
 HTTP credentials come from the environment (``GITSTORE_HTTP_USERNAME`` and
 ``GITSTORE_HTTP_PASSWORD``, or ``GITSTORE_HTTP_TOKEN``) or from git's credential helpers, never from
 a URL: a URL holding a password is refused. SSH runs the system ``ssh`` (or ``GIT_SSH_COMMAND`` /
-``GIT_SSH``), with a key from the usual places or ``GITSTORE_SSH_KEY``.
+``GIT_SSH``), with a key from the usual places, ``ssh_key=`` or ``GITSTORE_SSH_KEY``.
 """
 
 from __future__ import annotations
@@ -276,7 +276,7 @@ def _resolve(store: Store, remote: str | None) -> tuple[str, str]:
 # -- transports ------------------------------------------------------------------------------
 
 
-def _client(url: str, operation: str) -> tuple[GitClient, str]:
+def _client(url: str, operation: str, ssh_key: str | None = None) -> tuple[GitClient, str]:
     """A dulwich client and path for ``url``, with credentials from the environment only."""
     _check_url(url)
     parsed = urllib.parse.urlsplit(url)
@@ -289,7 +289,7 @@ def _client(url: str, operation: str) -> tuple[GitClient, str]:
     ssh = os.environ.get("GIT_SSH_COMMAND") or os.environ.get("GIT_SSH")
     if ssh:
         kwargs["ssh_command"] = ssh
-    key = os.environ.get("GITSTORE_SSH_KEY")
+    key = ssh_key or os.environ.get("GITSTORE_SSH_KEY")
     if key:
         kwargs["key_filename"] = key
     local = url.startswith("file://") or ("://" not in url and not _is_scp_like(url))
@@ -558,6 +558,7 @@ def pull(
     scope: Sequence[str] = (),
     *,
     progress: Progress | None = None,
+    ssh_key: str | None = None,
 ) -> TransferResult:
     """Bring the remote's task refs (all, or ``scope``: ``SPEC`` or ``SPEC/TASK`` items) in.
 
@@ -570,15 +571,20 @@ def pull(
         failed; local refs are untouched.
     """
     name, url = _resolve(store, remote)
-    return _pull_url(store, name, url, _Scope(scope), progress)
+    return _pull_url(store, name, url, _Scope(scope), progress, ssh_key)
 
 
 def _pull_url(
-    store: Store, name: str, url: str, scope: _Scope, progress: Progress | None
+    store: Store,
+    name: str,
+    url: str,
+    scope: _Scope,
+    progress: Progress | None,
+    ssh_key: str | None = None,
 ) -> TransferResult:
     gitdir = _gitdir(store)
     result = TransferResult(name, url)
-    client, path = _client(url, "pull")
+    client, path = _client(url, "pull", ssh_key)
     remote_heads: dict[str, str] = {}
     repo = _StoreRepo(gitdir)
     try:
@@ -681,6 +687,7 @@ def push(
     *,
     progress: Progress | None = None,
     allow_secrets: bool = False,
+    ssh_key: str | None = None,
 ) -> TransferResult:
     """Send task refs (all, or ``scope``) to the remote, never rewinding one.
 
@@ -695,7 +702,7 @@ def push(
       RemoteUnreachableError, RemoteAuthError, NotAStoreError: the transfer failed.
     """
     name, url = _resolve(store, remote)
-    return _push_url(store, name, url, _Scope(scope), progress, allow_secrets)
+    return _push_url(store, name, url, _Scope(scope), progress, allow_secrets, ssh_key)
 
 
 def _push_url(
@@ -705,11 +712,12 @@ def _push_url(
     scope: _Scope,
     progress: Progress | None,
     allow_secrets: bool = False,
+    ssh_key: str | None = None,
 ) -> TransferResult:
     gitdir = _gitdir(store)
     result = TransferResult(name, url)
     local = {k: v for k, v in store.heads().items() if scope.covers(k)}
-    client, path = _client(url, "push")
+    client, path = _client(url, "push", ssh_key)
     planned: dict[Ref, tuple[str | None, str]] = {}
     relevant_haves: set[ObjectID] = set()
 
@@ -850,6 +858,7 @@ def clone(
     path: str | os.PathLike[str],
     *,
     progress: Progress | None = None,
+    ssh_key: str | None = None,
 ) -> tuple[Store, TransferResult]:
     """Make a new store at ``path`` holding every task of ``url``, with ``url`` as ``origin``.
 
@@ -863,7 +872,7 @@ def clone(
     store = Store.open(root, create=True)
     try:
         add_remote(store, DEFAULT_REMOTE, url)
-        result = _pull_url(store, DEFAULT_REMOTE, url, _Scope(()), progress)
+        result = _pull_url(store, DEFAULT_REMOTE, url, _Scope(()), progress, ssh_key)
     except BaseException:
         store.close()
         if existed:
@@ -887,6 +896,7 @@ def sync(
     *,
     progress: Progress | None = None,
     allow_secrets: bool = False,
+    ssh_key: str | None = None,
 ) -> TransferResult:
     """Pull, then push, until both sides hold the same task refs (or :data:`SYNC_ROUNDS` pass).
 
@@ -897,8 +907,8 @@ def sync(
     sel = _Scope(scope)
     total = TransferResult(name, url)
     for _ in range(SYNC_ROUNDS):
-        total.absorb(_pull_url(store, name, url, sel, progress))
-        pushed = _push_url(store, name, url, sel, progress, allow_secrets)
+        total.absorb(_pull_url(store, name, url, sel, progress, ssh_key))
+        pushed = _push_url(store, name, url, sel, progress, allow_secrets, ssh_key)
         total.absorb(pushed)
         # Only a remote that moved meanwhile is worth another round; secrets stay secrets.
         if not any(r.kind != "secrets" for r in pushed.refused):

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from support import fsck, git
 
+from cli.main import cli
 from gitstore import NotAStoreError, RemoteAuthError, RemoteUnreachableError, Store
 from gitstore import remote as R
 
@@ -223,3 +225,24 @@ def test_a_missing_repository_on_a_server_is_not_a_store(
             with pytest.raises(NotAStoreError):
                 R.pull(a, url)
         assert a.heads() == heads
+
+
+def test_ssh_key_option_reaches_ssh(
+    fake_ssh: Path, served: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "ssh-args"
+    logging_ssh = tmp_path / "logging-ssh"
+    logging_ssh.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {fake_ssh} "$@"\n')
+    logging_ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(logging_ssh))
+    key = tmp_path / "id_test"
+    key.write_text("not a real key\n")
+    store = tmp_path / "a.git"
+    with Store.open(store, create=True) as a:
+        a.put("s/t", {"x": "1"})
+    url = f"git@fakehost:{served / 'r.git'}"
+    result = CliRunner().invoke(
+        cli, ["--store", str(store), "push", url, "--ssh-key", str(key)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert f"-i {key}" in log.read_text()
