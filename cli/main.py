@@ -618,6 +618,8 @@ def show(address: str, name: str | None, as_json: bool) -> None:
             "run_id": version.run_id or "-",
             "message": _first_line(version.message) or "-",
             "metadata": " ".join(f"{k}={v}" for k, v in version.metadata.items()) or "-",
+            # A merge made by pull names what both sides changed (the newer side kept it).
+            **({"conflicts": " ".join(version.conflicts)} if version.conflicts else {}),
             "artifacts": len(version.artifacts),
         }
     )
