@@ -293,13 +293,13 @@ def _client(url: str, operation: str, ssh_key: str | None = None) -> tuple[GitCl
     if key:
         kwargs["key_filename"] = key
     local = url.startswith("file://") or ("://" not in url and not _is_scp_like(url))
-    if "://" not in url and not _is_scp_like(url):
-        _check_local(url)
-    if local and not os.path.isfile(url) and _have_git():
+    path = urllib.parse.unquote(parsed.path) if url.startswith("file://") else url
+    if local:
+        _check_local(path)
+    if local and not os.path.isfile(path) and _have_git():
         # With git installed, a local remote is served by git's own upload-pack/receive-pack (as
         # over ssh or git://): dulwich's in-process local client holds every object it sends
         # in memory and re-indexes the pack in Python (~2x slower, ~1.5x the memory).
-        path = url[len("file://") :] if url.startswith("file://") else url
         return SubprocessGitClient(), path
     try:
         return get_transport_and_path(url, operation=operation, **kwargs)

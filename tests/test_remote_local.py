@@ -518,3 +518,8 @@ def test_a_remote_that_moves_during_a_push_is_never_rewound(
     assert b.heads()["s/t"] in history(a, "s/t")
     a.close()
     b.close()
+
+
+def test_a_missing_file_url_is_unreachable(disk_store: Store, tmp_path: Path) -> None:
+    with pytest.raises(RemoteUnreachableError):
+        R.pull(disk_store, f"file://{tmp_path}/nowhere.git")
