@@ -30,6 +30,7 @@ import os
 import tempfile
 from typing import IO, cast
 
+from gitstore._io import Prefixed
 from gitstore.errors import InputError, UsageError
 from gitstore.meta import Truncation
 from gitstore.secrets import Masker
@@ -177,7 +178,7 @@ def capture(
         src = _open(source, resources)
         window = _peek(src, policy.binary_window)
         binary = is_binary(window)
-        stream = cast(IO[bytes], _Joined(window, src))
+        stream = cast(IO[bytes], Prefixed(window, src))
         masked = masker is not None and not binary
         count = 0
         if masked:
@@ -259,23 +260,6 @@ def _peek(src: IO[bytes], n: int) -> bytes:
         parts.append(chunk)
         n -= len(chunk)
     return b"".join(parts)
-
-
-class _Joined(io.RawIOBase):
-    """A peeked window followed by the rest of its stream."""
-
-    def __init__(self, head: bytes, src: IO[bytes]) -> None:
-        self._head = head
-        self._src = src
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            out, self._head = (self._head, b"") if n < 0 else (self._head[:n], self._head[n:])
-            return out
-        return self._src.read(n)
 
 
 def _scan(stream: IO[bytes], policy: CapturePolicy, copy: IO[bytes] | None) -> _Kept:

@@ -22,10 +22,10 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Literal
 
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
+from dulwich.objects import Commit
 
 from gitstore.errors import ConflictError, IntegrityError, NotAStoreError
-from gitstore.meta import ArtifactEntry, Manifest, encode_manifest, format_commit_message, parse_iso
+from gitstore.meta import ArtifactEntry, Manifest, parse_iso
 from gitstore.names import task_ref
 from gitstore.refs import Busy
 
@@ -166,7 +166,14 @@ def merge_heads(s: Store, ours: str, theirs: str) -> tuple[str, tuple[str, ...]]
     summary = f"merge v{mn.version} and v{mo.version}"
     if conflicts:
         summary += f" ({len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''})"
-    commit_id = _write_merge(s, manifest, [new_id, old_id], summary, max_time(new_c, old_c))
+    commit_id = s._write_version(
+        manifest,
+        [new_id, old_id],
+        summary,
+        [],
+        identity=MERGE_IDENTITY,
+        when=max_time(new_c, old_c),
+    )
     s._remember(commit_id, manifest)
     return commit_id, tuple(manifest.conflicts)
 
@@ -245,28 +252,3 @@ def _union(
                 del out[loser]
                 conflicts.append(loser)
     return out, sorted(set(conflicts))
-
-
-def _write_merge(s: Store, manifest: Manifest, parents: list[str], summary: str, when: int) -> str:
-    from gitstore.store import MANIFEST_DIR, MANIFEST_FILE, MODE_FILE, MODE_TREE, _build_trees
-
-    objs: list[ShaFile] = []
-    mblob = Blob.from_string(encode_manifest(manifest))
-    objs.append(mblob)
-    meta_tree = Tree()
-    meta_tree.add(MANIFEST_FILE.encode(), MODE_FILE, mblob.id)
-    objs.append(meta_tree)
-    root = _build_trees(manifest.artifacts, objs)
-    root.add(MANIFEST_DIR.encode(), MODE_TREE, meta_tree.id)
-    objs.append(root)
-    commit = Commit()
-    commit.tree = root.id
-    commit.parents = [ObjectID(p.encode()) for p in parents]
-    commit.author = commit.committer = MERGE_IDENTITY
-    commit.author_time = commit.commit_time = when
-    commit.author_timezone = commit.commit_timezone = 0
-    commit.encoding = b"UTF-8"
-    commit.message = format_commit_message(manifest, summary)
-    objs.append(commit)
-    s._objects.add_objects(objs)
-    return commit.id.decode()

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, BinaryIO, cast
 
 from gitstore import names as _names
+from gitstore._io import Prefixed
 from gitstore.errors import TaskNotFoundError
 from gitstore.secrets import Masker
 
@@ -91,19 +92,5 @@ def _scan_blob(store: Store, uri: str, masker: Masker) -> list[tuple[int, str]]:
         head = f.read(_BINARY_WINDOW)
         if b"\0" in head:
             return []
-        stream = _Prefixed(head, cast(BinaryIO, f))
+        stream = Prefixed(head, cast(IO[bytes], f))
         return [(x.line, x.kind) for x in masker.scan_stream(cast(BinaryIO, stream))]
-
-
-class _Prefixed:
-    """``head`` then the rest of ``src``: the blob put back together after the binary peek."""
-
-    def __init__(self, head: bytes, src: BinaryIO) -> None:
-        self._head = head
-        self._src = src
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            out, self._head = (self._head, b"") if n < 0 else (self._head[:n], self._head[n:])
-            return out
-        return self._src.read(n)

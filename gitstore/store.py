@@ -37,6 +37,7 @@ from dulwich.repo import Repo
 
 from gitstore import gc as _gc
 from gitstore import names as _names
+from gitstore._io import Prefixed
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -629,9 +630,20 @@ class Store:
             attempt = _backoff(attempt, deadline, ref)
 
     def _write_version(
-        self, manifest: Manifest, parents: list[str], summary: str, carry: list[Blob]
+        self,
+        manifest: Manifest,
+        parents: list[str],
+        summary: str,
+        carry: list[Blob],
+        *,
+        identity: bytes | None = None,
+        when: int | None = None,
     ) -> str:
-        """Write ``carry``, the manifest, trees and commit of a version; return the commit id."""
+        """Write ``carry``, the manifest, trees and commit of a version; return the commit id.
+
+        ``identity`` and ``when`` default to the store's identity and now; merges pass fixed ones
+        so that two machines merging the same heads write the same commit.
+        """
         objs: list[ShaFile] = list(carry)
         mblob = Blob.from_string(encode_manifest(manifest))
         objs.append(mblob)
@@ -644,8 +656,8 @@ class Store:
         commit = Commit()
         commit.tree = root.id
         commit.parents = [ObjectID(p.encode()) for p in parents]
-        commit.author = commit.committer = self._identity
-        commit.author_time = commit.commit_time = int(time.time())
+        commit.author = commit.committer = identity or self._identity
+        commit.author_time = commit.commit_time = int(time.time()) if when is None else when
         commit.author_timezone = commit.commit_timezone = 0
         commit.encoding = b"UTF-8"
         commit.message = format_commit_message(manifest, summary)
@@ -1468,24 +1480,7 @@ def mask_binary_safe(masker: Masker, src: IO[bytes], dst: IO[bytes]) -> int:
         while chunk := src.read(1 << 20):
             dst.write(chunk)
         return 0
-    return masker.mask_stream(cast(BinaryIO, _Prefixed(head, src)), cast(BinaryIO, dst))
-
-
-class _Prefixed(io.RawIOBase):
-    """``head`` followed by the rest of ``src``: a stream put back together after a peek."""
-
-    def __init__(self, head: bytes, src: IO[bytes]) -> None:
-        self._head = head
-        self._src = src
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        if self._head:
-            out, self._head = (self._head, b"") if n < 0 else (self._head[:n], self._head[n:])
-            return out
-        return self._src.read(n)
+    return masker.mask_stream(cast(BinaryIO, Prefixed(head, src)), cast(BinaryIO, dst))
 
 
 def _read_upto(stream: IO[bytes], n: int) -> bytes:
