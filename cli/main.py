@@ -20,6 +20,7 @@ from typing import IO, Any, Literal, NoReturn, TypeVar, overload
 
 import click
 
+from cli.params import key_values
 from gitstore import (
     ArtifactInfo,
     BlobReader,
@@ -176,19 +177,6 @@ def message_options(f: F) -> F:
     )(f)
 
 
-def _key_values(
-    ctx: click.Context, param: click.Parameter, values: Sequence[str]
-) -> dict[str, str]:
-    """Parse repeated ``KEY=VALUE`` options into a dict (a later KEY wins)."""
-    out: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx, param)
-        out[key] = value
-    return out
-
-
 def _open(*, create: bool = False) -> Store:
     """The store chosen by ``--store`` (closed when the command ends); create it on writes."""
     ctx = click.get_current_context()
@@ -333,7 +321,7 @@ def init() -> None:
     "--tag",
     "tags",
     multiple=True,
-    callback=_key_values,
+    callback=key_values,
     metavar="KEY=VALUE",
     help="Tag every artifact (repeatable).",
 )
@@ -341,7 +329,7 @@ def init() -> None:
     "--meta",
     "metadata",
     multiple=True,
-    callback=_key_values,
+    callback=key_values,
     metavar="KEY=VALUE",
     help="Free key/value metadata on the version (repeatable).",
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from cli.params import key_values
 from gitstore import SecretsFoundError, Store, UsageError
 from gitstore.query import delete_run, find
 
@@ -45,25 +46,13 @@ def scan(scope: str | None, as_json: bool) -> None:
         click.echo("ok: no secrets found")
 
 
-def _key_values(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx, param)
-        out[key] = value
-    return out
-
-
 @click.command("find")
 @click.option("--run", "run_id", metavar="RUN_ID", help="Versions written by this run.")
 @click.option(
     "--tag",
     "tags",
     multiple=True,
-    callback=_key_values,
+    callback=key_values,
     metavar="KEY=VALUE",
     help="An artifact carries this tag (repeatable: one artifact carries them all).",
 )
