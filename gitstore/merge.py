@@ -196,15 +196,9 @@ def merge_bases(s: Store, a: str, b: str) -> list[str]:
 
 def ancestors(s: Store, starts: list[str]) -> set[str]:
     """Every commit reachable from ``starts`` (themselves included)."""
-    seen: set[str] = set()
-    todo = list(starts)
-    while todo:
-        c = todo.pop()
-        if c in seen:
-            continue
-        seen.add(c)
-        todo.extend(s._parents(c))
-    return seen
+    from gitstore.store import walk_commits
+
+    return set(walk_commits(starts, s._parents))
 
 
 def _union(

@@ -29,7 +29,7 @@ import msgspec
 from gitstore import names as _names
 from gitstore.errors import ConflictError, InvalidNameError, TaskNotFoundError, UsageError
 from gitstore.meta import parse_iso
-from gitstore.store import Store, Version
+from gitstore.store import Store, Version, walk_commits
 
 __all__ = [
     "RunDeletion",
@@ -123,20 +123,11 @@ class VersionIndex:
     def _walk(self, key: str, head: str, known: _Task | None) -> list[VersionRecord]:
         """Records of every version reachable from ``head``, reusing ``known`` ones by commit."""
         reuse = {r.commit: r for r in known.versions} if known else {}
-        out: list[VersionRecord] = []
-        seen: set[str] = set()
-        todo = [head]
-        while todo:
-            commit = todo.pop()
-            if commit in seen:
-                continue
-            seen.add(commit)
+        found: dict[str, VersionRecord] = {}
+        for commit in walk_commits([head], lambda c: found[c].parents):
             rec = reuse.get(commit)
-            if rec is None:
-                rec = _record(self._store.show(f"{key}@{commit}"))
-            out.append(rec)
-            todo.extend(rec.parents)
-        return out
+            found[commit] = rec if rec is not None else _record(self._store.show(f"{key}@{commit}"))
+        return list(found.values())
 
     def _load(self) -> None:
         self._loaded = True

@@ -839,7 +839,8 @@ class Store:
         """
         addr = _names.parse_address(address, need_task=True)
         found = [
-            self._version(c, self._manifest(c)) for c in _walk(self._resolve(addr), self._parents)
+            self._version(c, self._manifest(c))
+            for c in walk_commits([self._resolve(addr)], self._parents)
         ]
         found.sort(key=lambda v: (v.version, v.created_at, v.commit), reverse=True)
         return found[:limit] if limit is not None else found
@@ -999,7 +1000,7 @@ class Store:
             spec, task = key.split("/")
             # Parents are learnt while checking each commit; a damaged one ends its branch.
             parents: defaultdict[str, list[str]] = defaultdict(list)
-            for commit in _walk(head, parents.__getitem__):
+            for commit in walk_commits([head], parents.__getitem__):
                 try:
                     obj = self._objects.get(commit)
                     if not isinstance(obj, Commit):
@@ -1134,7 +1135,7 @@ class Store:
                 commit_or_none = parents[0] if parents else None
             raise VersionNotFoundError(f"{where} has no version {rev}")
         prefix = str(rev.value)
-        matches = [c for c in _walk(head, self._parents) if c.startswith(prefix)]
+        matches = [c for c in walk_commits([head], self._parents) if c.startswith(prefix)]
         if len(matches) == 1:
             return matches[0]
         if matches:
@@ -1382,11 +1383,11 @@ def _collect_path(
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _walk(head: str, parents_of: Callable[[str], Sequence[str]]) -> Iterator[str]:
-    """Every commit reachable from ``head``, each once; parents are asked for after the caller
+def walk_commits(heads: Iterable[str], parents_of: Callable[[str], Sequence[str]]) -> Iterator[str]:
+    """Every commit reachable from ``heads``, each once; parents are asked for after the caller
     has seen a commit, so ``parents_of`` may depend on what the caller learnt from it."""
     seen: set[str] = set()
-    todo = [head]
+    todo = list(heads)
     while todo:
         commit = todo.pop()
         if commit in seen:
