@@ -19,7 +19,8 @@
         ├── RemoteUnreachableError 11   the remote cannot be reached (no such host, port, path)
         ├── RemoteAuthError       12    the remote refused our credentials (or asked for some)
         ├── NotAStoreError        13    the remote answers but is not a Git repository or a store
-        └── CorruptTransferError  14    the pack or bundle received is damaged; nothing applied
+        ├── CorruptTransferError  14    the pack or bundle received is damaged; nothing applied
+        └── RejectedVersionError  15    a version received breaks the store's rules; nothing applied
 
 ``SecretsFoundError`` (20, under the root) is a finding, not a broken store: ``gitstore scan``
 found secret-shaped strings in what is stored.
@@ -44,6 +45,7 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "PushRefusedError",
+    "RejectedVersionError",
     "RemoteAuthError",
     "RemoteError",
     "RemoteUnreachableError",
@@ -154,6 +156,13 @@ class CorruptTransferError(RemoteError):
     """The pack or bundle received is damaged; no ref was moved."""
 
     exit_code = 14
+
+
+class RejectedVersionError(RemoteError):
+    """A version received is not one this store accepts: a name that could escape a folder, a
+    tree that does not match its manifest, a commit of another task ...; no ref was moved."""
+
+    exit_code = 15
 
 
 class SecretsFoundError(GitstoreError):

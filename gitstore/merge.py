@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 from dulwich.objects import Commit
 
-from gitstore.errors import ConflictError, IntegrityError, NotAStoreError
+from gitstore.errors import ConflictError
 from gitstore.meta import ArtifactEntry, Manifest, parse_iso
 from gitstore.names import task_ref
 from gitstore.refs import Busy
@@ -62,20 +62,6 @@ class TaskUpdate:
         if self.action == "merged":
             out["conflicts"] = list(self.conflicts)
         return out
-
-
-def check_version(s: Store, spec: str, task: str, commit: str) -> None:
-    """Raise NotAStoreError unless ``commit`` is a gitstore version of ``spec/task``."""
-    try:
-        m = s._manifest(commit)
-    except IntegrityError as e:
-        raise NotAStoreError(
-            f"refs/artifacts/{spec}/{task} on the remote is not a gitstore version ({e})"
-        ) from None
-    if (m.spec, m.task) != (spec, task):
-        raise NotAStoreError(
-            f"refs/artifacts/{spec}/{task} on the remote points at a version of {m.spec}/{m.task}"
-        )
 
 
 def is_ancestor(s: Store, ancestor: str, descendant: str) -> bool:

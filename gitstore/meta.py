@@ -91,7 +91,11 @@ def encode_manifest(manifest: Manifest) -> bytes:
 
 def decode_manifest(data: bytes) -> Manifest:
     """Parse a stored manifest; raises msgspec.ValidationError/DecodeError on a damaged one."""
-    return _decoder.decode(data)
+    try:
+        return _decoder.decode(data)
+    except RecursionError:
+        # msgspec recurses per nesting level: JSON nested thousands deep is damage, not a bug.
+        raise msgspec.DecodeError("JSON nested too deeply") from None
 
 
 def now_iso() -> str:

@@ -72,9 +72,10 @@ from gitstore.errors import (
     StoreError,
     UsageError,
 )
-from gitstore.merge import TaskUpdate, ancestors, check_version, integrate, is_ancestor
+from gitstore.merge import TaskUpdate, ancestors, integrate, is_ancestor
 from gitstore.secrets import Masker
 from gitstore.store import REFS_PREFIX, Store
+from gitstore.validate import check_incoming
 
 __all__ = [
     "FETCH_REFSPEC",
@@ -609,10 +610,28 @@ def _pull_url(
             return sorted(set(wants))
 
         before = _packs(gitdir)
-        with _transport_errors(url):
-            client.fetch(
-                path, repo, determine_wants=determine_wants, progress=_bytes_progress(progress)
-            )
+        try:
+            with _transport_errors(url):
+                client.fetch(
+                    path, repo, determine_wants=determine_wants, progress=_bytes_progress(progress)
+                )
+        except RemoteError as e:
+            if isinstance(e, (RemoteAuthError, NotAStoreError)):
+                raise
+            wanted = sorted(k for k, v in remote_heads.items() if not store._objects.has(v))
+            if not wanted:
+                raise
+            # The remote answered with its refs, so it was reached; what failed is sending their
+            # objects (a ref pointing at an object it lacks, damage it refuses to pack, or a cut
+            # connection): the transfer is incomplete, whoever is to blame.
+            where = _redact(url)
+            detail = str(e).removeprefix(f"{where}: ")
+            shown = ", ".join(f"refs/artifacts/{k}" for k in wanted[:3])
+            more = f" and {len(wanted) - 3} more" if len(wanted) > 3 else ""
+            raise CorruptTransferError(
+                f"{where}: the remote did not send the objects of {shown}{more} ({detail}); "
+                "no ref moved"
+            ) from None
     finally:
         repo.close()
     result.objects, result.bytes = _new_pack_stats(gitdir, before)
@@ -627,7 +646,14 @@ def _integrate_all(
     # Checked before any ref moves, so a remote with one bad ref changes nothing here.
     for key, sha in sorted(heads.items()):
         spec, task = key.split("/")
-        check_version(store, spec, task, sha)
+        check_incoming(
+            store._objects,
+            spec,
+            task,
+            sha,
+            local_head=store._refs.get(REFS_PREFIX + key),
+            known_number=store._number,
+        )
     for key, sha in sorted(heads.items()):
         spec, task = key.split("/")
         update = integrate(store, spec, task, sha, timeout=store._cas_timeout)
