@@ -51,6 +51,7 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "check_incoming",
     "escape",
+    "version_problem",
 ]
 
 # A manifest lists one entry (~300 bytes) per artifact: 64 MiB is ~200k artifacts in one version,
@@ -162,6 +163,26 @@ def check_incoming(
                 f"{where}: commit {commit} is refused: it says version {numbers[commit]}, but "
                 f"its parents make it version {expected}; no ref moved"
             )
+
+
+def version_problem(objects: ObjectBackend, spec: str, task: str, commit: str) -> str | None:
+    """What makes ``commit`` not a valid version of ``spec/task`` by the rules above, or None.
+
+    The same rules as :func:`check_incoming` for one commit already in the store (``verify``
+    uses it: a store written by another tool is not trusted either). The number rule is checked
+    against the numbers the parents claim.
+    """
+    try:
+        claimed = _claimed_number(objects, commit)
+        parents, number = _check_commit(objects, spec, task, commit)
+        if number != claimed:
+            raise _Refused(f"its message says version {claimed}, its manifest {number}")
+        expected = 1 + max((_claimed_number(objects, p) for p in parents), default=0)
+        if number != expected:
+            raise _Refused(f"it says version {number}, but its parents make it version {expected}")
+    except (_Refused, _Missing) as e:
+        return escape(str(e))
+    return None
 
 
 class _LocalHistory:

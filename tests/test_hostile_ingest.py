@@ -162,3 +162,20 @@ def test_the_check_refuses_each_case_with_the_objects_already_here(
         # The good task beside it passes the same check.
         ok = s.heads()["a/ok"]
         check_incoming(s._objects, "a", "ok", ok, local_head=None, known_number=s._number)
+
+
+def test_a_manifest_over_the_size_limit_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding a manifest holds it whole, so its size is capped before it is read."""
+    import gitstore.validate as validate
+
+    src = tmp_path / "src.git"
+    with Store.open(src, create=True) as s:
+        s.put("s/t", {f"f{i}.txt": str(i) for i in range(20)})
+    monkeypatch.setattr(validate, "MAX_MANIFEST_BYTES", 1000)
+    dest = tmp_path / "dest.git"
+    result = run(dest, "clone", str(src), str(dest))
+    assert result.exit_code == 15
+    assert "manifest is" in result.stderr and "at most 1000" in result.stderr
+    assert not dest.exists()
