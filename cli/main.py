@@ -343,6 +343,12 @@ def init() -> None:
     is_flag=True,
     help="Replace secrets (secret-named environment values, token shapes) with ***MASKED***.",
 )
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Inside a folder PATH, follow symbolic links to files, wherever they point (by default "
+    "any link inside a folder is refused; links to folders always are).",
+)
 @json_option
 def put(
     address: str,
@@ -356,18 +362,25 @@ def put(
     force: bool,
     replace: bool,
     mask_secrets: bool,
+    follow_symlinks: bool,
     as_json: bool,
 ) -> None:
     """Store files, folders or stdin (-) as ONE new version of SPEC/TASK.
 
     A file is stored under its base name, a folder's files under the folder's base name
     (NAME/...), stdin under --as NAME. The previous version's other artifacts are kept unless
-    --replace. Bytes are stored exactly as read.
+    --replace. Bytes are stored exactly as read. A PATH that is a symbolic link is followed; a
+    link inside a folder is refused unless --follow-symlinks.
     """
     inputs = _put_inputs(paths, name)
     # Refuse bad input before the store is created: a refused first put leaves no empty store.
     Store.check_put(
-        address, inputs, content_type=content_type, tags=tags or None, metadata=metadata or None
+        address,
+        inputs,
+        content_type=content_type,
+        tags=tags or None,
+        metadata=metadata or None,
+        follow_symlinks=follow_symlinks,
     )
     store = _open(create=True)
     with _progress("storing", lambda: _input_size(inputs)) as tick:
@@ -383,6 +396,7 @@ def put(
             force=force,
             progress=tick,
             mask_secrets=mask_secrets,
+            follow_symlinks=follow_symlinks,
         )
     _print_version(version, as_json)
 

@@ -406,6 +406,7 @@ class Store:
         content_type: str | None = None,
         tags: Mapping[str, str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
         """Raise what :meth:`put` would raise for its arguments alone, touching no store.
 
@@ -413,7 +414,7 @@ class Store:
         store that does not exist yet). Paths are checked for existence and readability; their
         bytes are not read, and streams are not touched.
         """
-        _prepare(address, artifacts, content_type, tags, metadata)
+        _prepare(address, artifacts, content_type, tags, metadata, follow_symlinks)
 
     def put(
         self,
@@ -429,6 +430,7 @@ class Store:
         force: bool = False,
         progress: Progress | None = None,
         mask_secrets: bool | Masker = False,
+        follow_symlinks: bool = False,
     ) -> Version:
         """Store ``artifacts`` as ONE new version of ``SPEC/TASK`` and return it.
 
@@ -447,6 +449,10 @@ class Store:
             :class:`~gitstore.secrets.Masker`, which reads ``os.environ``; or a Masker of the
             caller's); the count goes into each manifest entry. Binary content (a NUL byte in its
             first 8 KiB) is stored as is. Off by default: a plain put is byte-exact.
+          follow_symlinks: inside a folder, follow symbolic links to files (wherever they
+            point). Off by default: a folder put reads only files inside the folder and refuses
+            any symbolic link in it. Links to folders are always refused (they can loop). A path
+            given directly as a value is followed either way: the caller named it.
 
         The new version holds the previous version's artifacts with these added or replaced
         (unless ``replace``). When that leaves the artifacts exactly as they were, no version is
@@ -454,11 +460,14 @@ class Store:
 
         Raises:
           InvalidNameError: a bad address or artifact name (nothing is written).
-          InputError: a path that is missing, unreadable or changed while read (nothing is
-            referenced; blobs already written are unreferenced and removed by gc).
+          InputError: a path that is missing, unreadable or changed while read, or a symbolic
+            link inside a folder (nothing is referenced; blobs already written are unreferenced
+            and removed by gc).
           ConflictError: the ref stayed contended for ``gitstore.casTimeout`` seconds.
         """
-        spec, task, inputs = _prepare(address, artifacts, content_type, tags, metadata)
+        spec, task, inputs = _prepare(
+            address, artifacts, content_type, tags, metadata, follow_symlinks
+        )
         names = [i.name for i in inputs]
         if not replace:
             # Refuse a clash with the current version's names before writing anything (a clash
@@ -1247,13 +1256,14 @@ def _prepare(
     content_type: str | None,
     tags: Mapping[str, str] | None,
     metadata: Mapping[str, Any] | None,
+    follow_symlinks: bool = False,
 ) -> tuple[str, str, list[_Input]]:
     """Every check of a put that needs no store: address, names, inputs, metadata."""
     addr = _names.parse_address(address, need_task=True, allow_rev=False)
     assert addr.task is not None
     if not isinstance(artifacts, Mapping) or not artifacts:
         raise UsageError("put needs at least one artifact")
-    inputs = _collect(artifacts, content_type, dict(tags or {}))
+    inputs = _collect(artifacts, content_type, dict(tags or {}), follow_symlinks)
     names = [i.name for i in inputs]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -1271,6 +1281,7 @@ def _collect(
     artifacts: Mapping[str, Source | Artifact],
     default_type: str | None,
     default_tags: dict[str, str],
+    follow_symlinks: bool = False,
 ) -> list[_Input]:
     """Check every name and open every source before anything is written."""
     out: list[_Input] = []
@@ -1285,7 +1296,9 @@ def _collect(
                 )
         src = spec.source
         if isinstance(src, os.PathLike):
-            found = _collect_path(name, os.fspath(src), ctype, tags, spec.executable)
+            found = _collect_path(
+                name, os.fspath(src), ctype, tags, spec.executable, follow_symlinks
+            )
             out.extend(_with_facts(spec, found))
             continue
         check_artifact_name(name)
@@ -1320,7 +1333,14 @@ def _collect_path(
     ctype: str | None,
     tags: dict[str, str],
     executable: bool | None,
+    follow_symlinks: bool = False,
 ) -> list[_Input]:
+    """The file at ``path``, or every file under the folder at ``path``, as inputs.
+
+    ``path`` itself is followed if it is a symbolic link: the caller named it. Inside a folder
+    nothing outside it is read: a symbolic link there is refused, unless ``follow_symlinks``,
+    which follows links to files; links to folders are refused either way (they can loop).
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -1352,21 +1372,20 @@ def _collect_path(
     def onerror(e: OSError) -> None:
         raise InputError(f"{e.filename}: {e.strerror}")
 
+    # followlinks=False: os.walk lists a link to a folder among the folders without entering it.
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames.sort()
         for d in dirnames:
             full = os.path.join(dirpath, d)
             if os.path.islink(full):
                 raise InputError(
-                    f"{full}: a symbolic link to a folder (put its target folder instead)"
+                    f"{full}: a symbolic link to a folder, which put does not follow "
+                    "(put its target folder instead)"
                 )
         for f in sorted(filenames):
             full = os.path.join(dirpath, f)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
-            try:
-                fst = os.stat(full)
-            except OSError as e:
-                raise InputError(f"{full}: {e.strerror}") from None
+            fst = _stat_inside(full, follow_symlinks)
             if not stat.S_ISREG(fst.st_mode):
                 raise InputError(f"{full}: not a regular file")
             _check_readable(full)
@@ -1378,6 +1397,31 @@ def _collect_path(
     if not found:
         raise InputError(f"{path}: the folder holds no files")
     return found
+
+
+def _stat_inside(full: str, follow_symlinks: bool) -> os.stat_result:
+    """The stat of an entry of a folder being put; a symbolic link only when asked to follow.
+
+    Refusing links by default keeps a folder put from reading outside the folder it was given
+    (``leak -> ~/.ssh/id_rsa`` would otherwise store the key).
+    """
+    try:
+        st = os.lstat(full)
+    except OSError as e:
+        raise InputError(f"{full}: {e.strerror}") from None
+    if not stat.S_ISLNK(st.st_mode):
+        return st
+    if not follow_symlinks:
+        raise InputError(
+            f"{full}: a symbolic link, which put does not follow inside a folder "
+            "(--follow-symlinks, or follow_symlinks=True, follows links to files)"
+        )
+    try:
+        return os.stat(full)
+    except FileNotFoundError:
+        raise InputError(f"{full}: a symbolic link to nothing (its target is missing)") from None
+    except OSError as e:
+        raise InputError(f"{full}: a symbolic link that cannot be followed ({e.strerror})") from e
 
 
 # -- helpers ---------------------------------------------------------------------------------
