@@ -97,6 +97,8 @@ MANIFEST_FILE = "manifest.json"
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
 MODE_TREE = 0o040000
+# A name of n components has at least 2n - 1 bytes, so no valid name is deeper than this.
+MAX_NAME_PARTS = (_names.MAX_ARTIFACT_NAME_BYTES + 1) // 2
 DEFAULT_IDENTITY = b"gitstore <gitstore@localhost>"
 
 _EXTRA_TYPES = {
@@ -1020,12 +1022,27 @@ class Store:
                 except (IntegrityError, GitstoreError) as e:
                     problems.append(Problem(spec, task, commit, None, str(e)))
                     continue
+                for name in sorted(set(tree_oids) - set(manifest.artifacts)):
+                    problems.append(
+                        Problem(spec, task, commit, name, "in the tree but not in the manifest")
+                    )
                 for name, entry in manifest.artifacts.items():
-                    if tree_oids.get(name) != entry.oid:
+                    try:
+                        check_artifact_name(name)
+                    except InvalidNameError as e:
+                        problems.append(Problem(spec, task, commit, name, str(e)))
+                        continue
+                    mode, oid = tree_oids.get(name, (MODE_FILE, None))
+                    if oid != entry.oid:
                         problems.append(
                             Problem(
                                 spec, task, commit, name, "tree and manifest disagree on the blob"
                             )
+                        )
+                        continue
+                    if mode != (MODE_EXEC if entry.executable else MODE_FILE):
+                        problems.append(
+                            Problem(spec, task, commit, name, f"unexpected tree mode {mode:o}")
                         )
                         continue
                     if entry.oid not in checked:
@@ -1057,19 +1074,32 @@ class Store:
             return f"size mismatch: manifest says {entry.size}, blob has {size}"
         return None
 
-    def _tree_blobs(self, tree_id: str, prefix: str = "") -> dict[str, str]:
-        tree = self._objects.get(tree_id)
-        if not isinstance(tree, Tree):
-            raise IntegrityError(f"object {tree_id} is not a tree")
-        out: dict[str, str] = {}
-        for item in tree.iteritems():
-            name = prefix + item.path.decode("utf-8", "surrogateescape")
-            if not prefix and name == MANIFEST_DIR:
-                continue
-            if item.mode == MODE_TREE:
-                out.update(self._tree_blobs(item.sha.decode(), name + "/"))
-            else:
-                out[name] = item.sha.decode()
+    def _tree_blobs(self, tree_id: str) -> dict[str, tuple[int, str]]:
+        """Every entry that is not a folder in version tree ``tree_id``: path -> (mode, oid).
+
+        Walked with a stack, not recursion, and only as deep as a valid name can go: a tree
+        crafted thousands of levels deep is a problem to report, not a crash.
+        """
+        out: dict[str, tuple[int, str]] = {}
+        todo = [(tree_id, "", 1)]  # (tree, path prefix, components of the names it holds)
+        while todo:
+            oid, prefix, parts = todo.pop()
+            if parts > MAX_NAME_PARTS:
+                raise IntegrityError(
+                    f"tree {tree_id} nests folders deeper than any artifact name can go "
+                    f"({MAX_NAME_PARTS} components at most)"
+                )
+            tree = self._objects.get(oid)
+            if not isinstance(tree, Tree):
+                raise IntegrityError(f"object {oid} is not a tree")
+            for item in tree.iteritems():
+                name = prefix + item.path.decode("utf-8", "surrogateescape")
+                if not prefix and name == MANIFEST_DIR:
+                    continue
+                if item.mode == MODE_TREE:
+                    todo.append((item.sha.decode(), name + "/", parts + 1))
+                else:
+                    out[name] = (item.mode, item.sha.decode())
         return out
 
     def scan(

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+import pytest
 from click.testing import CliRunner, Result
+from dulwich.objects import ObjectID, Tree
+from dulwich.repo import Repo
 from support import git
 
 from cli.main import cli
@@ -168,11 +171,65 @@ def test_ls_json_keeps_the_exact_names(store_path: Path) -> None:
     assert "\\u001b" in result.stdout  # JSON's own escape, as before
 
 
+def test_verify_names_bad_names_escaped_on_their_own_lines(store_path: Path) -> None:
+    craft(store_path, ["ok.txt", "evil\nname.txt", "../x"])
+    result = run(store_path, "verify")
+    assert result.exit_code == 6
+    problems = result.stdout.splitlines()
+    assert len(problems) == 2
+    assert any("evil\\nname.txt: " in p and "control character" in p for p in problems)
+    assert any(" ../x: " in p and "'..'" in p for p in problems)
+
+
 def test_an_error_quoting_a_path_shows_its_escape_sequence_as_text(
     store_path: Path, tmp_path: Path
 ) -> None:
     line = refused(run(store_path, "put", "s/t", str(tmp_path / "red\x1b[31m.log")), 7)
     assert "red\\x1b[31m.log" in line
+
+
+# -- a tree 10,000 levels deep -----------------------------------------------------------------
+
+
+@pytest.fixture
+def deep_store(store_path: Path) -> Path:
+    """A valid-looking version (manifest: ok.txt) whose tree also holds ``deep/d/d/.../leaf``."""
+    subprocess.run(["git", "init", "-q", "--bare", str(store_path)], check=True)
+    leaf = hash_object(store_path, b"leaf\n")
+    trees = []
+    inner = Tree()
+    inner.add(b"leaf", 0o100644, ObjectID(leaf.encode()))
+    trees.append(inner)
+    for _ in range(10_000):
+        outer = Tree()
+        outer.add(b"d", 0o040000, trees[-1].id)
+        trees.append(outer)
+    repo = Repo(str(store_path))
+    try:
+        repo.object_store.add_objects([(t, None) for t in trees])
+    finally:
+        repo.close()
+    commit = craft(store_path, ["ok.txt"], extra={b"deep": TreeId(trees[-1].id.decode())})
+    # Stock git sees the nesting: 10,000 folders, then the leaf.
+    deepest = git(store_path, "rev-parse", f"{commit}:deep/{'d/' * 10_000}leaf").stdout.strip()
+    assert deepest == leaf
+    return store_path
+
+
+def test_verify_reports_a_tree_too_deep_for_any_name(deep_store: Path) -> None:
+    result = run(deep_store, "verify")
+    assert result.exit_code == 6, (result.stdout, result.stderr)
+    assert "deeper than any artifact name can go" in result.stdout
+    assert result.stderr == "gitstore: verify found 1 problem\n"
+
+
+def test_readers_of_the_manifest_are_untroubled_by_a_deep_tree(
+    deep_store: Path, tmp_path: Path
+) -> None:
+    assert "ok.txt" in run(deep_store, "ls", "s/t").stdout
+    assert "ok.txt" in run(deep_store, "show", "s/t").stdout
+    assert run(deep_store, "export", "s/t", str(tmp_path / "e")).exit_code == 0
+    assert listing(tmp_path / "e") == {"ok.txt": PAYLOAD}
 
 
 def test_show_log_and_find_escape_messages_run_ids_and_metadata(store_path: Path) -> None:
