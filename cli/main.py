@@ -509,7 +509,9 @@ def _write_file(path: Path, source: BlobReader, tick: Tick | None, *, executable
 def export(address: str, dest: Path) -> None:
     """Write every artifact of SPEC/TASK[@REV] into folder DIR (created if missing).
 
-    Each file is written whole or not at all; existing files of the same names are replaced.
+    Each file is written whole or not at all; existing files of the same names are replaced. A
+    name that could leave DIR (.., .git, a leading /, a path through a symbolic link already in
+    DIR) is refused, exit 3, before anything is written.
     """
     store = _open()
     with _progress("exporting", lambda: sum(a.size for a in store.show(address).artifacts)) as tick:

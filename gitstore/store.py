@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import io
 import json
@@ -946,18 +947,29 @@ class Store:
 
         Files are written to a temp name and renamed, so a file is either whole or absent;
         executable bits are restored; existing files of the same names are replaced.
+
+        Nothing is written outside ``dest``, whatever the store holds: every name is checked
+        again (a version may have come from stock git), and a path that would go through or
+        over a symbolic link already inside ``dest`` is refused. ``dest`` itself may be a link.
+
+        Raises:
+          InvalidNameError: a name that is not a valid artifact name, or whose path meets a
+            symbolic link in ``dest``; raised before anything is written.
+          UsageError: ``dest`` exists and is not a folder.
+          OSError: a file or folder that cannot be written.
         """
         version = self.show(address)
         root = os.path.abspath(os.fspath(dest))
         if os.path.exists(root) and not os.path.isdir(root):
             raise UsageError(f"{root} exists and is not a folder")
         written = []
-        for art in version.artifacts:
-            target = os.path.join(root, *art.name.split("/"))
+        for art, target in _export_plan(version, root):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             tmp = f"{target}.gitstore-tmp-{os.getpid()}-{os.urandom(4).hex()}"
             try:
-                with self._objects.open_blob(art.oid) as src, open(tmp, "wb") as out:
+                # O_EXCL | O_NOFOLLOW: never write through something already at the temp name.
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with open(fd, "wb") as out, self._objects.open_blob(art.oid) as src:
                     for chunk in src.iter_chunks():
                         out.write(chunk)
                         if progress is not None:
@@ -1496,6 +1508,48 @@ def _check_layout(names: Iterable[str]) -> None:
                 raise InvalidNameError(
                     f"artifact {'/'.join(parts[:i])!r} is a file, so {n!r} cannot be under it"
                 )
+
+
+def _export_plan(version: Version, root: str) -> list[tuple[ArtifactInfo, str]]:
+    """Each artifact of ``version`` with the path it is exported to under ``root``.
+
+    Everything is checked before the first byte is written, so a refused export leaves ``root``
+    and its parent as they were. A name must pass the put rules (no ``..``, no leading ``/``, no
+    ``.git``, no control character ...) and the set must be a layout (no file with names under
+    it). No folder or file on the way to a target may be a symbolic link already in ``root``:
+    following one could land anywhere (``a -> /etc`` would put ``a/passwd`` in /etc), and
+    replacing one is a decision the user did not ask for, so the export is refused.
+    """
+    where = version.address
+    names = [a.name for a in version.artifacts]
+    try:
+        for name in names:
+            check_artifact_name(name)
+        _check_layout(names)
+    except InvalidNameError as e:
+        raise InvalidNameError(f"{where}: refusing to export: {e}") from None
+    plan = []
+    for art in version.artifacts:
+        parts = art.name.split("/")
+        target = os.path.join(root, *parts)
+        for i in range(len(parts)):
+            path = os.path.join(root, *parts[: i + 1])
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                break  # nothing further down exists either: export creates it
+            if stat.S_ISLNK(st.st_mode):
+                raise InvalidNameError(
+                    f"{where}: refusing to export {art.name!r}: {path} is a symbolic link "
+                    "(export never writes through or over one)"
+                )
+            # Caught here rather than half-way through the writes: nothing written yet.
+            if path == target and stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "a folder is where an artifact goes", path)
+            if path != target and not stat.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder, artifacts go in it", path)
+        plan.append((art, target))
+    return plan
 
 
 def _build_trees(artifacts: Mapping[str, ArtifactEntry], out: list[ShaFile]) -> Tree:

@@ -392,6 +392,18 @@ def test_export_writes_every_artifact_with_its_executable_bit(
     assert not os.access(dest / "test.json", os.X_OK)
 
 
+def test_export_over_a_folder_where_a_file_goes_writes_nothing(
+    store_path: Path, tmp_path: Path
+) -> None:
+    ok(store_path, "put", "s/t", "-", "--as", "a.txt", input="a")
+    ok(store_path, "put", "s/t", "-", "--as", "b.txt", input="b")
+    (tmp_path / "dest" / "b.txt").mkdir(parents=True)
+    assert str(tmp_path / "dest" / "b.txt") in fails(
+        run(store_path, "export", "s/t", str(tmp_path / "dest")), 7
+    )
+    assert sorted(os.listdir(tmp_path / "dest")) == ["b.txt"]
+
+
 # -- ls, log, show, diff ----------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from support import git
 
 from cli.main import cli
 from cli.output import printable
-from gitstore import Store
+from gitstore import InvalidNameError, Store
 
 PAYLOAD = b"payload\n"
 
@@ -146,6 +147,117 @@ def refused(result: Result, code: int) -> str:
     assert len(lines) == 1 and lines[0].startswith("gitstore: "), result.stderr
     assert result.stdout == ""
     return lines[0]
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """Where exports go (``work/out/dir``), with a bystander file the export must not touch."""
+    (tmp_path / "work" / "out").mkdir(parents=True)
+    (tmp_path / "work" / "bystander.txt").write_bytes(b"mine\n")
+    return tmp_path / "work"
+
+
+ESCAPING_NAMES = {
+    "dot-dot": "../x",
+    "dot-dot-inside": "a/../../b",
+    "deep-dot-dot": "../../../esc",
+    "dot-git": ".git/config",
+    "control": "two\nlines.txt",
+    "escape-sequence": "red\x1b[31m.txt",
+    "reserved": ".gitstore/manifest.json.x",
+}
+
+
+@pytest.mark.parametrize("name", ESCAPING_NAMES.values(), ids=ESCAPING_NAMES.keys())
+def test_export_refuses_a_name_put_would_refuse_and_writes_nothing(
+    store_path: Path, work: Path, name: str
+) -> None:
+    commit = craft(store_path, ["ok.txt", name])
+    before = listing(work)
+    line = refused(run(store_path, "export", "s/t", str(work / "out" / "dir")), 3)
+    assert f"s/t@{commit}" in line and repr(name) in line
+    assert listing(work) == before
+
+
+def test_export_refuses_an_absolute_name_and_writes_nothing(store_path: Path, work: Path) -> None:
+    name = f"{work}/absolute.txt"
+    craft(store_path, ["ok.txt", name])
+    before = listing(work)
+    assert repr(name) in refused(run(store_path, "export", "s/t", str(work / "out" / "dir")), 3)
+    assert listing(work) == before
+
+
+def test_export_into_a_project_refuses_to_replace_its_git_config(
+    store_path: Path, tmp_path: Path
+) -> None:
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    (project / ".git" / "config").write_bytes(b"[core]\n\tbare = false\n")
+    craft(store_path, ["ok.txt", ".git/config"])
+    before = listing(tmp_path / "project")
+    refused(run(store_path, "export", "s/t", str(project)), 3)
+    assert listing(tmp_path / "project") == before
+
+
+def test_export_refuses_to_write_through_a_symlink_already_in_its_folder(
+    store_path: Path, work: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "etc").mkdir()
+    dest = work / "out" / "dir"
+    dest.mkdir()
+    (dest / "a").symlink_to(tmp_path / "etc")
+    commit = craft(store_path, ["ok.txt", "a/passwd"])
+    before = listing(work), listing(tmp_path / "etc")
+    line = refused(run(store_path, "export", "s/t", str(dest)), 3)
+    assert f"s/t@{commit}" in line and "'a/passwd'" in line and "symbolic link" in line
+    assert (listing(work), listing(tmp_path / "etc")) == before
+
+
+def test_export_refuses_to_replace_a_symlink_already_in_its_folder(
+    store_path: Path, work: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "target.txt").write_bytes(b"theirs\n")
+    dest = work / "out" / "dir"
+    dest.mkdir()
+    (dest / "ok.txt").symlink_to(tmp_path / "target.txt")
+    craft(store_path, ["ok.txt"])
+    before = listing(work)
+    refused(run(store_path, "export", "s/t", str(dest)), 3)
+    assert listing(work) == before
+    assert (tmp_path / "target.txt").read_bytes() == b"theirs\n"
+
+
+def test_export_into_a_folder_given_as_a_symlink_follows_it(
+    store_path: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    craft(store_path, ["ok.txt", "sub/b.txt"])
+    assert run(store_path, "export", "s/t", str(tmp_path / "link")).exit_code == 0
+    assert sorted(listing(tmp_path / "real")) == ["ok.txt", "sub", "sub/b.txt"]
+
+
+def test_library_export_raises_before_writing(store_path: Path, work: Path) -> None:
+    craft(store_path, ["ok.txt", "../x"])
+    before = listing(work)
+    with Store.open(store_path) as s, pytest.raises(InvalidNameError, match=re.escape("'../x'")):
+        s.export("s/t", work / "out" / "dir")
+    assert listing(work) == before
+
+
+def test_get_output_of_a_hostile_name_is_refused_and_writes_nothing(
+    store_path: Path, work: Path
+) -> None:
+    craft(store_path, ["ok.txt", "../x"])
+    before = listing(work)
+    refused(run(store_path, "get", "s/t", "../x", "-o", str(work / "out" / "f")), 3)
+    assert listing(work) == before
+    # The store's other names do not matter to get -o: FILE is the user's, not the store's.
+    assert run(store_path, "get", "s/t", "ok.txt", "-o", str(work / "out" / "f")).exit_code == 0
+    assert (work / "out" / "f").read_bytes() == PAYLOAD
 
 
 # -- text output -------------------------------------------------------------------------------
