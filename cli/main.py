@@ -20,6 +20,7 @@ from typing import IO, Any, Literal, NoReturn, TypeVar, overload
 
 import click
 
+from cli.output import printable, say
 from cli.params import key_values
 from gitstore import (
     ArtifactInfo,
@@ -154,9 +155,9 @@ def _exit_code(exc: BaseException) -> int:
 
 def _error(message: str) -> None:
     # One line, always: scripts read the first line of stderr, and a message may quote a user's
-    # file name (which can hold a newline) or a lower layer's multi-line text.
-    flat = message.replace("\r", " ").replace("\n", " ")
-    click.echo(f"gitstore: {flat}", err=True)
+    # file name, a store's name (which can hold a newline or an ESC) or a lower layer's
+    # multi-line text; printable() shows each control character as a visible escape.
+    say(f"gitstore: {message}", err=True)
 
 
 # -- shared options and helpers ----------------------------------------------------------------
@@ -210,16 +211,21 @@ def _emit_json(value: Any) -> None:
 
 
 def _table(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) -> None:
-    """Print rows as columns separated by two spaces (columns in ``right`` right-aligned)."""
+    """Print rows as columns separated by two spaces (columns in ``right`` right-aligned).
+
+    Cells are escaped before they are measured, so a name holding control characters neither
+    forges a row nor breaks the alignment.
+    """
     if not rows:
         return
+    rows = [[printable(cell) for cell in row] for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [
             cell.rjust(w) if i in right else cell.ljust(w)
             for i, (cell, w) in enumerate(zip(row, widths, strict=True))
         ]
-        click.echo("  ".join(cells).rstrip())
+        click.echo("  ".join(cells).rstrip())  # cells escaped above
 
 
 def _first_line(text: str | None) -> str:
@@ -241,7 +247,7 @@ def _print_version(version: Version, as_json: bool) -> None:
         _emit_json({**version.to_dict(), "created": version.created})
         return
     note = "" if version.created else " (unchanged, no new version)"
-    click.echo(
+    say(
         f"{version.spec}/{version.task} v{version.version} {version.commit[:12]}  "
         f"{_plural(len(version.artifacts), 'artifact')}{note}"
     )
@@ -264,7 +270,7 @@ def _note(a: ArtifactInfo) -> str:
 def _print_fields(fields: Mapping[str, object]) -> None:
     width = max(len(k) for k in fields) + 1
     for key, value in fields.items():
-        click.echo(f"{key + ':':<{width}} {'-' if value is None else value}")
+        say(f"{key + ':':<{width}} {'-' if value is None else value}")
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -303,7 +309,7 @@ def cli(ctx: click.Context, store_path: Path | None) -> None:
 def init() -> None:
     """Create the store (a bare Git repository) if it does not exist yet."""
     store = _open(create=True)
-    click.echo(f"store at {store.path}")
+    say(f"store at {store.path}")
 
 
 @cli.command()
@@ -343,6 +349,12 @@ def init() -> None:
     is_flag=True,
     help="Replace secrets (secret-named environment values, token shapes) with ***MASKED***.",
 )
+@click.option(
+    "--follow-symlinks",
+    is_flag=True,
+    help="Inside a folder PATH, follow symbolic links to files, wherever they point (by default "
+    "any link inside a folder is refused; links to folders always are).",
+)
 @json_option
 def put(
     address: str,
@@ -356,18 +368,25 @@ def put(
     force: bool,
     replace: bool,
     mask_secrets: bool,
+    follow_symlinks: bool,
     as_json: bool,
 ) -> None:
     """Store files, folders or stdin (-) as ONE new version of SPEC/TASK.
 
     A file is stored under its base name, a folder's files under the folder's base name
     (NAME/...), stdin under --as NAME. The previous version's other artifacts are kept unless
-    --replace. Bytes are stored exactly as read.
+    --replace. Bytes are stored exactly as read. A PATH that is a symbolic link is followed; a
+    link inside a folder is refused unless --follow-symlinks.
     """
     inputs = _put_inputs(paths, name)
     # Refuse bad input before the store is created: a refused first put leaves no empty store.
     Store.check_put(
-        address, inputs, content_type=content_type, tags=tags or None, metadata=metadata or None
+        address,
+        inputs,
+        content_type=content_type,
+        tags=tags or None,
+        metadata=metadata or None,
+        follow_symlinks=follow_symlinks,
     )
     store = _open(create=True)
     with _progress("storing", lambda: _input_size(inputs)) as tick:
@@ -383,6 +402,7 @@ def put(
             force=force,
             progress=tick,
             mask_secrets=mask_secrets,
+            follow_symlinks=follow_symlinks,
         )
     _print_version(version, as_json)
 
@@ -489,12 +509,14 @@ def _write_file(path: Path, source: BlobReader, tick: Tick | None, *, executable
 def export(address: str, dest: Path) -> None:
     """Write every artifact of SPEC/TASK[@REV] into folder DIR (created if missing).
 
-    Each file is written whole or not at all; existing files of the same names are replaced.
+    Each file is written whole or not at all; existing files of the same names are replaced. A
+    name that could leave DIR (.., .git, a leading /, a path through a symbolic link already in
+    DIR) is refused, exit 3, before anything is written.
     """
     store = _open()
     with _progress("exporting", lambda: sum(a.size for a in store.show(address).artifacts)) as tick:
         written = store.export(address, dest, progress=tick)
-    click.echo(f"exported {_plural(len(written), 'artifact')} to {dest}")
+    say(f"exported {_plural(len(written), 'artifact')} to {dest}")
 
 
 @cli.command(name="ls")
@@ -533,7 +555,7 @@ def ls(address: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(version.to_dict())
         return
-    click.echo(f"{version.spec}/{version.task} v{version.version} {version.commit[:12]}")
+    say(f"{version.spec}/{version.task} v{version.version} {version.commit[:12]}")
     _table(_artifact_rows(version.artifacts), right=frozenset({1}))
 
 
@@ -631,13 +653,11 @@ def diff(old: str, new: str | None, as_json: bool) -> None:
         out["new"].update(spec=d.new.spec, task=d.new.task)
         _emit_json(out)
         return
-    click.echo(
-        f"{d.old.spec}/{d.old.task}@v{d.old.version} -> {d.new.spec}/{d.new.task}@v{d.new.version}"
-    )
+    say(f"{d.old.spec}/{d.old.task}@v{d.old.version} -> {d.new.spec}/{d.new.task}@v{d.new.version}")
     marks = [("A", n) for n in d.added] + [("D", n) for n in d.removed]
     marks += [("M", n) for n in d.changed]
     for mark, n in sorted(marks, key=lambda m: m[1]):
-        click.echo(f"{mark} {n}")
+        say(f"{mark} {n}")
 
 
 @cli.command()
@@ -670,7 +690,7 @@ def rm(
     if as_json:
         _emit_json({"address": address, "deleted": True, "commit": commit})
     else:
-        click.echo(f"deleted {address} (its ref pointed at {commit[:12]})")
+        say(f"deleted {address} (its ref pointed at {commit[:12]})")
 
 
 @cli.command()
@@ -683,11 +703,11 @@ def verify(scope: str | None, as_json: bool) -> None:
         _emit_json([dataclasses.asdict(p) for p in problems])
     else:
         for p in problems:
-            click.echo(str(p))
+            say(str(p))
     if problems:
         raise IntegrityError(f"verify found {_plural(len(problems), 'problem')}")
     if not as_json:
-        click.echo("ok: no problems found")
+        say("ok: no problems found")
 
 
 @cli.command()

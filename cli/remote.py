@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from cli.output import printable, say
 from gitstore import PushRefusedError, Store
 
 if TYPE_CHECKING:
@@ -92,7 +93,8 @@ def _progress() -> Progress | None:
 
     def show(line: str) -> None:
         # Counters ("Receiving objects: 42% ...") redraw one line; the last state stays.
-        click.echo(f"\r{line}\x1b[K", err=True, nl=False)
+        # The line is the remote's text: escaped, so only our own \r and erase-line remain.
+        click.echo(f"\r{printable(line)}\x1b[K", err=True, nl=False)
         ctx.meta[_DRAWN] = True
 
     ctx.call_on_close(_end_progress)
@@ -137,13 +139,13 @@ def _report(verb: str, result: TransferResult, as_json: bool) -> None:
         _emit_json({"command": verb, **result.to_dict()})
     else:
         for u in result.updated:
-            click.echo(f"{u.action:<12} {u.task}  {_short(u.old)} -> {_short(u.new)}")
+            say(f"{u.action:<12} {u.task}  {_short(u.old)} -> {_short(u.new)}")
         for u in result.merged:
             note = f"  conflicts: {', '.join(u.conflicts)}" if u.conflicts else ""
-            click.echo(f"{'merged':<12} {u.task}  -> {_short(u.new)}{note}")
+            say(f"{'merged':<12} {u.task}  -> {_short(u.new)}{note}")
         for r in result.refused:
-            click.echo(f"{'refused':<12} {r.task}  {r.reason}")
-        click.echo(
+            say(f"{'refused':<12} {r.task}  {r.reason}")
+        say(
             f"{verb} {result.remote}: {len(result.updated)} updated, {len(result.merged)} merged, "
             f"{len(result.refused)} refused, {result.up_to_date} up to date; "
             f"{_plural(result.objects, 'object')}, {_plural(result.bytes, 'byte')}"
@@ -179,7 +181,7 @@ def remote() -> None:
 def remote_add(name: str, url: str) -> None:
     """Record remote NAME at URL (a path, file://, ssh://, user@host:path, http(s)://, git://)."""
     r = _lib().add_remote(_open(), name, url)
-    click.echo(f"remote {r.name} -> {r.url}")
+    say(f"remote {r.name} -> {r.url}")
 
 
 @remote.command(name="ls")
@@ -191,7 +193,7 @@ def remote_ls(as_json: bool) -> None:
         _emit_json([{"name": r.name, "url": r.url} for r in found])
         return
     for r in found:
-        click.echo(f"{r.name}  {r.url}")
+        say(f"{r.name}  {r.url}")
 
 
 @remote.command(name="rm")
@@ -199,7 +201,7 @@ def remote_ls(as_json: bool) -> None:
 def remote_rm(name: str) -> None:
     """Forget remote NAME (its tasks stay in the store)."""
     r = _lib().remove_remote(_open(), name)
-    click.echo(f"removed remote {r.name} ({r.url})")
+    say(f"removed remote {r.name} ({r.url})")
 
 
 @click.command()
@@ -214,7 +216,7 @@ def clone(url: str, path: Path | None, ssh_key: Path | None, as_json: bool) -> N
     store, result = _lib().clone(url, target, progress=_progress(), ssh_key=_key(ssh_key))
     ctx.with_resource(store)
     if not as_json:
-        click.echo(f"cloned into {store.path}")
+        say(f"cloned into {store.path}")
     _report("clone", result, as_json)
 
 
@@ -287,7 +289,7 @@ def bundle_create(file: Path, scope: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         _emit_json({"command": "bundle create", **result.to_dict()})
         return
-    click.echo(
+    say(
         f"bundled {_plural(len(result.updated), 'task')} into {file} "
         f"({_plural(result.objects, 'object')}, {_plural(result.bytes, 'byte')})"
     )

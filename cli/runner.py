@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from cli.output import say
 from cli.params import key_values
 from gitstore import SecretsFoundError, Store, UsageError
 from gitstore.query import delete_run, find
@@ -38,12 +39,12 @@ def scan(scope: str | None, as_json: bool) -> None:
         click.echo(json.dumps([f.to_dict() for f in findings], indent=2))
     else:
         for f in findings:
-            click.echo(str(f))
+            say(str(f))
     if findings:
         n = len(findings)
         raise SecretsFoundError(f"scan found {n} secret-shaped string{'' if n == 1 else 's'}")
     if not as_json:
-        click.echo("ok: no secrets found")
+        say("ok: no secrets found")
 
 
 @click.command("find")
@@ -96,7 +97,7 @@ def find_command(
         return
     for v in versions:
         first = (v.message or "").strip().splitlines()
-        click.echo(
+        say(
             f"{v.spec}/{v.task}@v{v.version}  {v.commit[:12]}  {v.created_at[:19]}Z  "
             f"{v.run_id or '-'}  {first[0] if first else ''}".rstrip()
         )
@@ -119,13 +120,13 @@ def rm_run(run_id: str, yes: bool, as_json: bool) -> None:
         return
     verb = "deleted" if yes else "would delete"
     for key in result.deleted:
-        click.echo(f"{verb} {key}")
+        say(f"{verb} {key}")
     for key, why in result.kept.items():
-        click.echo(f"kept {key}: {why}")
+        say(f"kept {key}: {why}")
     if not result.deleted and not result.kept:
-        click.echo(f"run {run_id} wrote no version of any task")
+        say(f"run {run_id} wrote no version of any task")
     elif not yes:
-        click.echo("(dry run: nothing deleted; add --yes to delete)")
+        say("(dry run: nothing deleted; add --yes to delete)")
 
 
 COMMANDS = [scan, find_command, rm_run]

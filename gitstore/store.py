@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import io
 import json
@@ -97,6 +98,8 @@ MANIFEST_FILE = "manifest.json"
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
 MODE_TREE = 0o040000
+# A name of n components has at least 2n - 1 bytes, so no valid name is deeper than this.
+MAX_NAME_PARTS = (_names.MAX_ARTIFACT_NAME_BYTES + 1) // 2
 DEFAULT_IDENTITY = b"gitstore <gitstore@localhost>"
 
 _EXTRA_TYPES = {
@@ -406,6 +409,7 @@ class Store:
         content_type: str | None = None,
         tags: Mapping[str, str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
         """Raise what :meth:`put` would raise for its arguments alone, touching no store.
 
@@ -413,7 +417,7 @@ class Store:
         store that does not exist yet). Paths are checked for existence and readability; their
         bytes are not read, and streams are not touched.
         """
-        _prepare(address, artifacts, content_type, tags, metadata)
+        _prepare(address, artifacts, content_type, tags, metadata, follow_symlinks)
 
     def put(
         self,
@@ -429,6 +433,7 @@ class Store:
         force: bool = False,
         progress: Progress | None = None,
         mask_secrets: bool | Masker = False,
+        follow_symlinks: bool = False,
     ) -> Version:
         """Store ``artifacts`` as ONE new version of ``SPEC/TASK`` and return it.
 
@@ -447,6 +452,10 @@ class Store:
             :class:`~gitstore.secrets.Masker`, which reads ``os.environ``; or a Masker of the
             caller's); the count goes into each manifest entry. Binary content (a NUL byte in its
             first 8 KiB) is stored as is. Off by default: a plain put is byte-exact.
+          follow_symlinks: inside a folder, follow symbolic links to files (wherever they
+            point). Off by default: a folder put reads only files inside the folder and refuses
+            any symbolic link in it. Links to folders are always refused (they can loop). A path
+            given directly as a value is followed either way: the caller named it.
 
         The new version holds the previous version's artifacts with these added or replaced
         (unless ``replace``). When that leaves the artifacts exactly as they were, no version is
@@ -454,11 +463,14 @@ class Store:
 
         Raises:
           InvalidNameError: a bad address or artifact name (nothing is written).
-          InputError: a path that is missing, unreadable or changed while read (nothing is
-            referenced; blobs already written are unreferenced and removed by gc).
+          InputError: a path that is missing, unreadable or changed while read, or a symbolic
+            link inside a folder (nothing is referenced; blobs already written are unreferenced
+            and removed by gc).
           ConflictError: the ref stayed contended for ``gitstore.casTimeout`` seconds.
         """
-        spec, task, inputs = _prepare(address, artifacts, content_type, tags, metadata)
+        spec, task, inputs = _prepare(
+            address, artifacts, content_type, tags, metadata, follow_symlinks
+        )
         names = [i.name for i in inputs]
         if not replace:
             # Refuse a clash with the current version's names before writing anything (a clash
@@ -935,18 +947,29 @@ class Store:
 
         Files are written to a temp name and renamed, so a file is either whole or absent;
         executable bits are restored; existing files of the same names are replaced.
+
+        Nothing is written outside ``dest``, whatever the store holds: every name is checked
+        again (a version may have come from stock git), and a path that would go through or
+        over a symbolic link already inside ``dest`` is refused. ``dest`` itself may be a link.
+
+        Raises:
+          InvalidNameError: a name that is not a valid artifact name, or whose path meets a
+            symbolic link in ``dest``; raised before anything is written.
+          UsageError: ``dest`` exists and is not a folder.
+          OSError: a file or folder that cannot be written.
         """
         version = self.show(address)
         root = os.path.abspath(os.fspath(dest))
         if os.path.exists(root) and not os.path.isdir(root):
             raise UsageError(f"{root} exists and is not a folder")
         written = []
-        for art in version.artifacts:
-            target = os.path.join(root, *art.name.split("/"))
+        for art, target in _export_plan(version, root):
             os.makedirs(os.path.dirname(target), exist_ok=True)
             tmp = f"{target}.gitstore-tmp-{os.getpid()}-{os.urandom(4).hex()}"
             try:
-                with self._objects.open_blob(art.oid) as src, open(tmp, "wb") as out:
+                # O_EXCL | O_NOFOLLOW: never write through something already at the temp name.
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                with open(fd, "wb") as out, self._objects.open_blob(art.oid) as src:
                     for chunk in src.iter_chunks():
                         out.write(chunk)
                         if progress is not None:
@@ -1011,12 +1034,27 @@ class Store:
                 except (IntegrityError, GitstoreError) as e:
                     problems.append(Problem(spec, task, commit, None, str(e)))
                     continue
+                for name in sorted(set(tree_oids) - set(manifest.artifacts)):
+                    problems.append(
+                        Problem(spec, task, commit, name, "in the tree but not in the manifest")
+                    )
                 for name, entry in manifest.artifacts.items():
-                    if tree_oids.get(name) != entry.oid:
+                    try:
+                        check_artifact_name(name)
+                    except InvalidNameError as e:
+                        problems.append(Problem(spec, task, commit, name, str(e)))
+                        continue
+                    mode, oid = tree_oids.get(name, (MODE_FILE, None))
+                    if oid != entry.oid:
                         problems.append(
                             Problem(
                                 spec, task, commit, name, "tree and manifest disagree on the blob"
                             )
+                        )
+                        continue
+                    if mode != (MODE_EXEC if entry.executable else MODE_FILE):
+                        problems.append(
+                            Problem(spec, task, commit, name, f"unexpected tree mode {mode:o}")
                         )
                         continue
                     if entry.oid not in checked:
@@ -1048,19 +1086,32 @@ class Store:
             return f"size mismatch: manifest says {entry.size}, blob has {size}"
         return None
 
-    def _tree_blobs(self, tree_id: str, prefix: str = "") -> dict[str, str]:
-        tree = self._objects.get(tree_id)
-        if not isinstance(tree, Tree):
-            raise IntegrityError(f"object {tree_id} is not a tree")
-        out: dict[str, str] = {}
-        for item in tree.iteritems():
-            name = prefix + item.path.decode("utf-8", "surrogateescape")
-            if not prefix and name == MANIFEST_DIR:
-                continue
-            if item.mode == MODE_TREE:
-                out.update(self._tree_blobs(item.sha.decode(), name + "/"))
-            else:
-                out[name] = item.sha.decode()
+    def _tree_blobs(self, tree_id: str) -> dict[str, tuple[int, str]]:
+        """Every entry that is not a folder in version tree ``tree_id``: path -> (mode, oid).
+
+        Walked with a stack, not recursion, and only as deep as a valid name can go: a tree
+        crafted thousands of levels deep is a problem to report, not a crash.
+        """
+        out: dict[str, tuple[int, str]] = {}
+        todo = [(tree_id, "", 1)]  # (tree, path prefix, components of the names it holds)
+        while todo:
+            oid, prefix, parts = todo.pop()
+            if parts > MAX_NAME_PARTS:
+                raise IntegrityError(
+                    f"tree {tree_id} nests folders deeper than any artifact name can go "
+                    f"({MAX_NAME_PARTS} components at most)"
+                )
+            tree = self._objects.get(oid)
+            if not isinstance(tree, Tree):
+                raise IntegrityError(f"object {oid} is not a tree")
+            for item in tree.iteritems():
+                name = prefix + item.path.decode("utf-8", "surrogateescape")
+                if not prefix and name == MANIFEST_DIR:
+                    continue
+                if item.mode == MODE_TREE:
+                    todo.append((item.sha.decode(), name + "/", parts + 1))
+                else:
+                    out[name] = (item.mode, item.sha.decode())
         return out
 
     def scan(
@@ -1247,13 +1298,14 @@ def _prepare(
     content_type: str | None,
     tags: Mapping[str, str] | None,
     metadata: Mapping[str, Any] | None,
+    follow_symlinks: bool = False,
 ) -> tuple[str, str, list[_Input]]:
     """Every check of a put that needs no store: address, names, inputs, metadata."""
     addr = _names.parse_address(address, need_task=True, allow_rev=False)
     assert addr.task is not None
     if not isinstance(artifacts, Mapping) or not artifacts:
         raise UsageError("put needs at least one artifact")
-    inputs = _collect(artifacts, content_type, dict(tags or {}))
+    inputs = _collect(artifacts, content_type, dict(tags or {}), follow_symlinks)
     names = [i.name for i in inputs]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -1271,6 +1323,7 @@ def _collect(
     artifacts: Mapping[str, Source | Artifact],
     default_type: str | None,
     default_tags: dict[str, str],
+    follow_symlinks: bool = False,
 ) -> list[_Input]:
     """Check every name and open every source before anything is written."""
     out: list[_Input] = []
@@ -1285,7 +1338,9 @@ def _collect(
                 )
         src = spec.source
         if isinstance(src, os.PathLike):
-            found = _collect_path(name, os.fspath(src), ctype, tags, spec.executable)
+            found = _collect_path(
+                name, os.fspath(src), ctype, tags, spec.executable, follow_symlinks
+            )
             out.extend(_with_facts(spec, found))
             continue
         check_artifact_name(name)
@@ -1320,7 +1375,14 @@ def _collect_path(
     ctype: str | None,
     tags: dict[str, str],
     executable: bool | None,
+    follow_symlinks: bool = False,
 ) -> list[_Input]:
+    """The file at ``path``, or every file under the folder at ``path``, as inputs.
+
+    ``path`` itself is followed if it is a symbolic link: the caller named it. Inside a folder
+    nothing outside it is read: a symbolic link there is refused, unless ``follow_symlinks``,
+    which follows links to files; links to folders are refused either way (they can loop).
+    """
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -1352,21 +1414,20 @@ def _collect_path(
     def onerror(e: OSError) -> None:
         raise InputError(f"{e.filename}: {e.strerror}")
 
+    # followlinks=False: os.walk lists a link to a folder among the folders without entering it.
     for dirpath, dirnames, filenames in os.walk(root, onerror=onerror):
         dirnames.sort()
         for d in dirnames:
             full = os.path.join(dirpath, d)
             if os.path.islink(full):
                 raise InputError(
-                    f"{full}: a symbolic link to a folder (put its target folder instead)"
+                    f"{full}: a symbolic link to a folder, which put does not follow "
+                    "(put its target folder instead)"
                 )
         for f in sorted(filenames):
             full = os.path.join(dirpath, f)
             rel = os.path.relpath(full, root).replace(os.sep, "/")
-            try:
-                fst = os.stat(full)
-            except OSError as e:
-                raise InputError(f"{full}: {e.strerror}") from None
+            fst = _stat_inside(full, follow_symlinks)
             if not stat.S_ISREG(fst.st_mode):
                 raise InputError(f"{full}: not a regular file")
             _check_readable(full)
@@ -1378,6 +1439,31 @@ def _collect_path(
     if not found:
         raise InputError(f"{path}: the folder holds no files")
     return found
+
+
+def _stat_inside(full: str, follow_symlinks: bool) -> os.stat_result:
+    """The stat of an entry of a folder being put; a symbolic link only when asked to follow.
+
+    Refusing links by default keeps a folder put from reading outside the folder it was given
+    (``leak -> ~/.ssh/id_rsa`` would otherwise store the key).
+    """
+    try:
+        st = os.lstat(full)
+    except OSError as e:
+        raise InputError(f"{full}: {e.strerror}") from None
+    if not stat.S_ISLNK(st.st_mode):
+        return st
+    if not follow_symlinks:
+        raise InputError(
+            f"{full}: a symbolic link, which put does not follow inside a folder "
+            "(--follow-symlinks, or follow_symlinks=True, follows links to files)"
+        )
+    try:
+        return os.stat(full)
+    except FileNotFoundError:
+        raise InputError(f"{full}: a symbolic link to nothing (its target is missing)") from None
+    except OSError as e:
+        raise InputError(f"{full}: a symbolic link that cannot be followed ({e.strerror})") from e
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -1422,6 +1508,48 @@ def _check_layout(names: Iterable[str]) -> None:
                 raise InvalidNameError(
                     f"artifact {'/'.join(parts[:i])!r} is a file, so {n!r} cannot be under it"
                 )
+
+
+def _export_plan(version: Version, root: str) -> list[tuple[ArtifactInfo, str]]:
+    """Each artifact of ``version`` with the path it is exported to under ``root``.
+
+    Everything is checked before the first byte is written, so a refused export leaves ``root``
+    and its parent as they were. A name must pass the put rules (no ``..``, no leading ``/``, no
+    ``.git``, no control character ...) and the set must be a layout (no file with names under
+    it). No folder or file on the way to a target may be a symbolic link already in ``root``:
+    following one could land anywhere (``a -> /etc`` would put ``a/passwd`` in /etc), and
+    replacing one is a decision the user did not ask for, so the export is refused.
+    """
+    where = version.address
+    names = [a.name for a in version.artifacts]
+    try:
+        for name in names:
+            check_artifact_name(name)
+        _check_layout(names)
+    except InvalidNameError as e:
+        raise InvalidNameError(f"{where}: refusing to export: {e}") from None
+    plan = []
+    for art in version.artifacts:
+        parts = art.name.split("/")
+        target = os.path.join(root, *parts)
+        for i in range(len(parts)):
+            path = os.path.join(root, *parts[: i + 1])
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                break  # nothing further down exists either: export creates it
+            if stat.S_ISLNK(st.st_mode):
+                raise InvalidNameError(
+                    f"{where}: refusing to export {art.name!r}: {path} is a symbolic link "
+                    "(export never writes through or over one)"
+                )
+            # Caught here rather than half-way through the writes: nothing written yet.
+            if path == target and stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(errno.EISDIR, "a folder is where an artifact goes", path)
+            if path != target and not stat.S_ISDIR(st.st_mode):
+                raise NotADirectoryError(errno.ENOTDIR, "not a folder, artifacts go in it", path)
+        plan.append((art, target))
+    return plan
 
 
 def _build_trees(artifacts: Mapping[str, ArtifactEntry], out: list[ShaFile]) -> Tree:

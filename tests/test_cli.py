@@ -243,6 +243,76 @@ def test_put_bad_tag_is_a_usage_error(store_path: Path, files: Path) -> None:
     fails(run(store_path, "put", "s/t", str(files / "log.log"), "--tag", "novalue"), 2)
 
 
+@pytest.fixture
+def leaky(tmp_path: Path) -> Path:
+    """A run folder holding a symbolic link to a secret file outside it."""
+    (tmp_path / "home" / ".ssh").mkdir(parents=True)
+    (tmp_path / "home" / ".ssh" / "id_rsa").write_bytes(b"-----BEGIN PRIVATE KEY-----\n")
+    run_dir = tmp_path / "leaky"
+    run_dir.mkdir()
+    (run_dir / "log.log").write_bytes(b"step 1\n")
+    (run_dir / "leak").symlink_to(tmp_path / "home" / ".ssh" / "id_rsa")
+    return run_dir
+
+
+def test_put_refuses_a_symlink_inside_a_folder_and_creates_no_store(
+    store_path: Path, leaky: Path
+) -> None:
+    line = fails(run(store_path, "put", "s/t", str(leaky)), 7)
+    assert str(leaky / "leak") in line and "--follow-symlinks" in line
+    assert not store_path.exists()
+
+
+def test_put_refusing_a_symlink_leaves_an_existing_store_unchanged(
+    store_path: Path, files: Path, leaky: Path
+) -> None:
+    ok(store_path, "put", "s/t", str(files / "log.log"))
+    head = git(store_path, "rev-parse", "refs/artifacts/s/t").stdout
+    objects = git(store_path, "count-objects", "-v").stdout
+    fails(run(store_path, "put", "s/t", str(leaky)), 7)
+    assert git(store_path, "rev-parse", "refs/artifacts/s/t").stdout == head
+    assert git(store_path, "count-objects", "-v").stdout == objects
+
+
+def test_put_refuses_a_symlink_to_a_file_inside_the_same_folder(
+    store_path: Path, files: Path
+) -> None:
+    (files / "results" / "alias.json").symlink_to("test.json")
+    assert "alias.json" in fails(run(store_path, "put", "s/t", str(files / "results")), 7)
+
+
+def test_put_follow_symlinks_stores_the_file_a_link_points_at(
+    store_path: Path, leaky: Path
+) -> None:
+    ok(store_path, "put", "s/t", str(leaky), "--follow-symlinks")
+    stored = ok(store_path, "get", "s/t", "leaky/leak").stdout_bytes
+    assert stored == b"-----BEGIN PRIVATE KEY-----\n"
+
+
+def test_put_follow_symlinks_still_refuses_a_link_to_a_folder(
+    store_path: Path, files: Path
+) -> None:
+    (files / "results" / "again").symlink_to(files / "results" / "junit")
+    line = fails(run(store_path, "put", "s/t", str(files), "--follow-symlinks"), 7)
+    assert "again" in line and "folder" in line
+
+
+def test_put_follow_symlinks_refuses_a_dangling_link_clearly(store_path: Path, files: Path) -> None:
+    (files / "gone").symlink_to(files / "does-not-exist")
+    line = fails(run(store_path, "put", "s/t", str(files), "--follow-symlinks"), 7)
+    assert str(files / "gone") in line and "symbolic link to nothing" in line
+    assert not store_path.exists()
+
+
+def test_put_follows_a_path_that_is_itself_a_symlink(
+    store_path: Path, files: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "latest").symlink_to(files / "results")
+    ok(store_path, "put", "s/t", str(tmp_path / "latest"))
+    names = [a["name"] for a in as_json(store_path, "ls", "s/t")["artifacts"]]
+    assert names == ["latest/junit/report.xml", "latest/test.json"]
+
+
 # -- get and export ---------------------------------------------------------------------------
 
 
@@ -320,6 +390,18 @@ def test_export_writes_every_artifact_with_its_executable_bit(
     assert (dest / "test.json").read_bytes() == (files / "results" / "test.json").read_bytes()
     assert os.access(dest / "run.sh", os.X_OK)
     assert not os.access(dest / "test.json", os.X_OK)
+
+
+def test_export_over_a_folder_where_a_file_goes_writes_nothing(
+    store_path: Path, tmp_path: Path
+) -> None:
+    ok(store_path, "put", "s/t", "-", "--as", "a.txt", input="a")
+    ok(store_path, "put", "s/t", "-", "--as", "b.txt", input="b")
+    (tmp_path / "dest" / "b.txt").mkdir(parents=True)
+    assert str(tmp_path / "dest" / "b.txt") in fails(
+        run(store_path, "export", "s/t", str(tmp_path / "dest")), 7
+    )
+    assert sorted(os.listdir(tmp_path / "dest")) == ["b.txt"]
 
 
 # -- ls, log, show, diff ----------------------------------------------------------------------

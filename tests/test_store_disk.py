@@ -108,6 +108,49 @@ def test_put_of_a_folder_holding_a_bad_name_writes_nothing(
     assert snapshot(store_path) == before
 
 
+@pytest.fixture
+def linked(tmp_path: Path) -> Path:
+    """A folder with a good file and a symbolic link to a secret file outside it."""
+    (tmp_path / "secret").write_bytes(b"private key")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "good.txt").write_bytes(b"fresh bytes")
+    (tmp_path / "out" / "leak").symlink_to(tmp_path / "secret")
+    return tmp_path / "out"
+
+
+def test_put_of_a_folder_holding_a_symlink_writes_nothing(
+    seeded: Store, store_path: Path, linked: Path
+) -> None:
+    before = snapshot(store_path)
+    with pytest.raises(InputError, match="symbolic link"):
+        seeded.put("s/t", {"out": linked})
+    assert snapshot(store_path) == before
+
+
+def test_check_put_refuses_a_symlink_inside_a_folder(linked: Path) -> None:
+    with pytest.raises(InputError, match="leak"):
+        Store.check_put("s/t", {"out": linked})
+    Store.check_put("s/t", {"out": linked}, follow_symlinks=True)
+
+
+def test_put_follow_symlinks_stores_what_a_link_to_a_file_points_at(
+    seeded: Store, linked: Path
+) -> None:
+    seeded.put("s/t", {"out": linked}, follow_symlinks=True)
+    assert seeded.get("s/t", "out/leak") == b"private key"
+    assert seeded.get("s/t", "out/good.txt") == b"fresh bytes"
+
+
+def test_put_follow_symlinks_refuses_a_link_loop(
+    seeded: Store, store_path: Path, linked: Path
+) -> None:
+    (linked / "loop").symlink_to(linked / "loop")
+    before = snapshot(store_path)
+    with pytest.raises(InputError, match="cannot be followed"):
+        seeded.put("s/t", {"out": linked}, follow_symlinks=True)
+    assert snapshot(store_path) == before
+
+
 def test_put_with_metadata_that_is_not_json_writes_nothing(seeded: Store, store_path: Path) -> None:
     before = snapshot(store_path)
     with pytest.raises(UsageError):
