@@ -81,6 +81,7 @@ from gitstore.secrets import Masker
 if TYPE_CHECKING:
     from gitstore.scan import SecretFinding
 from gitstore.statcache import StatCache, stat_key
+from gitstore.validate import version_problem
 
 __all__ = [
     "Artifact",
@@ -98,8 +99,6 @@ MANIFEST_FILE = "manifest.json"
 MODE_FILE = 0o100644
 MODE_EXEC = 0o100755
 MODE_TREE = 0o040000
-# A name of n components has at least 2n - 1 bytes, so no valid name is deeper than this.
-MAX_NAME_PARTS = (_names.MAX_ARTIFACT_NAME_BYTES + 1) // 2
 DEFAULT_IDENTITY = b"gitstore <gitstore@localhost>"
 
 _EXTRA_TYPES = {
@@ -1024,39 +1023,22 @@ class Store:
             # Parents are learnt while checking each commit; a damaged one ends its branch.
             parents: defaultdict[str, list[str]] = defaultdict(list)
             for commit in walk_commits([head], parents.__getitem__):
+                # The rules every version that arrives must pass (names, tree against manifest,
+                # modes, numbers): a store written by another tool is not trusted either.
+                problem = version_problem(self._objects, spec, task, commit, blobs=False)
+                if problem is not None:
+                    problems.append(Problem(spec, task, commit, None, problem))
                 try:
-                    obj = self._objects.get(commit)
-                    if not isinstance(obj, Commit):
-                        raise IntegrityError(f"object {commit} is not a commit")
+                    obj = self._commit_obj(commit)
                     parents[commit] = [p.decode() for p in obj.parents]
+                    if problem is not None:
+                        continue
                     manifest = self._manifest(commit)
-                    tree_oids = self._tree_blobs(obj.tree.decode())
-                except (IntegrityError, GitstoreError) as e:
-                    problems.append(Problem(spec, task, commit, None, str(e)))
+                except GitstoreError as e:
+                    if problem is None:
+                        problems.append(Problem(spec, task, commit, None, str(e)))
                     continue
-                for name in sorted(set(tree_oids) - set(manifest.artifacts)):
-                    problems.append(
-                        Problem(spec, task, commit, name, "in the tree but not in the manifest")
-                    )
                 for name, entry in manifest.artifacts.items():
-                    try:
-                        check_artifact_name(name)
-                    except InvalidNameError as e:
-                        problems.append(Problem(spec, task, commit, name, str(e)))
-                        continue
-                    mode, oid = tree_oids.get(name, (MODE_FILE, None))
-                    if oid != entry.oid:
-                        problems.append(
-                            Problem(
-                                spec, task, commit, name, "tree and manifest disagree on the blob"
-                            )
-                        )
-                        continue
-                    if mode != (MODE_EXEC if entry.executable else MODE_FILE):
-                        problems.append(
-                            Problem(spec, task, commit, name, f"unexpected tree mode {mode:o}")
-                        )
-                        continue
                     if entry.oid not in checked:
                         checked[entry.oid] = self._check_blob(entry)
                     if checked[entry.oid] is not None:
@@ -1085,34 +1067,6 @@ class Store:
         if size != entry.size:
             return f"size mismatch: manifest says {entry.size}, blob has {size}"
         return None
-
-    def _tree_blobs(self, tree_id: str) -> dict[str, tuple[int, str]]:
-        """Every entry that is not a folder in version tree ``tree_id``: path -> (mode, oid).
-
-        Walked with a stack, not recursion, and only as deep as a valid name can go: a tree
-        crafted thousands of levels deep is a problem to report, not a crash.
-        """
-        out: dict[str, tuple[int, str]] = {}
-        todo = [(tree_id, "", 1)]  # (tree, path prefix, components of the names it holds)
-        while todo:
-            oid, prefix, parts = todo.pop()
-            if parts > MAX_NAME_PARTS:
-                raise IntegrityError(
-                    f"tree {tree_id} nests folders deeper than any artifact name can go "
-                    f"({MAX_NAME_PARTS} components at most)"
-                )
-            tree = self._objects.get(oid)
-            if not isinstance(tree, Tree):
-                raise IntegrityError(f"object {oid} is not a tree")
-            for item in tree.iteritems():
-                name = prefix + item.path.decode("utf-8", "surrogateescape")
-                if not prefix and name == MANIFEST_DIR:
-                    continue
-                if item.mode == MODE_TREE:
-                    todo.append((item.sha.decode(), name + "/", parts + 1))
-                else:
-                    out[name] = (item.mode, item.sha.decode())
-        return out
 
     def scan(
         self, scope: str | None = None, *, masker: Masker | None = None

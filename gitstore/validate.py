@@ -165,16 +165,19 @@ def check_incoming(
             )
 
 
-def version_problem(objects: ObjectBackend, spec: str, task: str, commit: str) -> str | None:
+def version_problem(
+    objects: ObjectBackend, spec: str, task: str, commit: str, *, blobs: bool = True
+) -> str | None:
     """What makes ``commit`` not a valid version of ``spec/task`` by the rules above, or None.
 
     The same rules as :func:`check_incoming` for one commit already in the store (``verify``
     uses it: a store written by another tool is not trusted either). The number rule is checked
-    against the numbers the parents claim.
+    against the numbers the parents claim. ``blobs=False`` leaves out whether each artifact's
+    blob is present (for a caller that reads every blob anyway and reports it by name).
     """
     try:
         claimed = _claimed_number(objects, commit)
-        parents, number = _check_commit(objects, spec, task, commit)
+        parents, number = _check_commit(objects, spec, task, commit, blobs=blobs)
         if number != claimed:
             raise _Refused(f"its message says version {claimed}, its manifest {number}")
         expected = 1 + max((_claimed_number(objects, p) for p in parents), default=0)
@@ -233,7 +236,7 @@ def _claimed_number(objects: ObjectBackend, commit: str) -> int:
 
 
 def _check_commit(
-    objects: ObjectBackend, spec: str, task: str, commit: str
+    objects: ObjectBackend, spec: str, task: str, commit: str, *, blobs: bool = True
 ) -> tuple[list[str], int]:
     """The parents and version number of ``commit`` once it passes every rule."""
     obj = _get(objects, commit, "commit")
@@ -251,7 +254,7 @@ def _check_commit(
     if (manifest.spec, manifest.task) != (spec, task):
         raise _Refused(f"it is a version of {manifest.spec}/{manifest.task}, not of {spec}/{task}")
     _check_manifest(manifest)
-    _check_tree(objects, entries, manifest)
+    _check_tree(objects, entries, manifest, blobs=blobs)
     return parents, manifest.version
 
 
@@ -370,7 +373,13 @@ def _check_depth(value: object, what: str) -> None:
             todo.extend((v, depth + 1) for v in item)
 
 
-def _check_tree(objects: ObjectBackend, root: dict[bytes, tuple[int, str]], m: Manifest) -> None:
+def _check_tree(
+    objects: ObjectBackend,
+    root: dict[bytes, tuple[int, str]],
+    m: Manifest,
+    *,
+    blobs: bool,
+) -> None:
     """The tree holds exactly the manifest's artifacts, as plain files with its blob ids."""
     folders = {"/".join(n.split("/")[:i]) for n in m.artifacts for i in range(1, n.count("/") + 1)}
     left = set(m.artifacts)
@@ -403,7 +412,7 @@ def _check_tree(objects: ObjectBackend, root: dict[bytes, tuple[int, str]], m: M
                 raise _Refused(f"tree entry {name!r} has mode {mode:o}, the manifest disagrees")
             if oid != entry.oid:
                 raise _Refused(f"tree entry {name!r} is blob {oid}, the manifest says {entry.oid}")
-            if not objects.has(oid):
+            if blobs and not objects.has(oid):
                 raise _Missing(f"blob {oid} of {name!r} is missing")
             left.discard(name)
     if left:
