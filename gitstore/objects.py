@@ -615,9 +615,12 @@ class DiskObjects:
         orphans = sorted(n for n in names if n.endswith(".pack") and n[:-5] + ".idx" not in names)
         if not orphans:
             return ""
-        more = f" and {len(orphans) - 1} more" if len(orphans) > 1 else ""
         where = self._where(os.path.join(self.pack_dir, orphans[0]))
-        return f" ({where}{more} has no .idx; 'git index-pack' rebuilds one)"
+        if len(orphans) > 1:
+            where, has, it = f"{where} and {len(orphans) - 1} more", "have", "them"
+        else:
+            has, it = "has", "it"
+        return f" ({where} {has} no .idx; 'git index-pack' rebuilds {it})"
 
     def close(self) -> None:
         with self._lock:
