@@ -362,23 +362,36 @@ class DiskObjects:
         return d
 
     def _temp(self) -> tuple[int, str]:
-        """A new temp file inside objects/, locked while this writer lives (see gc)."""
+        """A new temp file inside objects/, locked while this writer lives (see gc).
+
+        Whoever gets it calls :meth:`_install` or :func:`_discard`, so that a failed write
+        (a full disk, an input that changed) leaves no temp file behind for gc to find.
+        """
         name = f"tmp_obj_{os.getpid()}_{os.urandom(6).hex()}"
         path = os.path.join(self.path, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            _discard(fd, path)
+            raise
         return fd, path
 
     def _install(self, fd: int, tmp: str, oid: str) -> None:
         """fsync if asked, then rename the finished temp file to its loose-object path."""
         try:
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        d = self._ensure_dir(oid[:2])
-        # Renaming over an existing copy is harmless: same id, same bytes.
-        os.replace(tmp, os.path.join(d, oid[2:]))
+            try:
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            d = self._ensure_dir(oid[:2])
+            # Renaming over an existing copy is harmless: same id, same bytes.
+            os.replace(tmp, os.path.join(d, oid[2:]))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
         if self.fsync:
             fsync_dir(d)
 
@@ -387,8 +400,7 @@ class DiskObjects:
         try:
             write_all(fd, compressed)
         except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
+            _discard(fd, tmp)
             raise
         self._install(fd, tmp, oid)
 
@@ -445,8 +457,7 @@ class DiskObjects:
                 if check.hexdigest() != info.oid:
                     raise InputError(f"{name}: changed while it was being stored")
             except BaseException:
-                os.close(fd)
-                os.unlink(tmp)
+                _discard(fd, tmp)
                 raise
             self._install(fd, tmp, info.oid)
         return info
@@ -637,6 +648,14 @@ _LOOKUP_TRIES = 8
 def _lookup_pause(attempt: int) -> None:
     if attempt:
         time.sleep(min(0.02, 0.0005 * 2**attempt))
+
+
+def _discard(fd: int, tmp: str) -> None:
+    """Close and remove a temp file whose write failed (the error being raised is the news)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
 
 
 def _check_pack(pack: Pack) -> None:
