@@ -6,7 +6,9 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -270,6 +272,55 @@ def test_a_merge_that_fails_removes_its_temp_pack_and_keeps_the_packs(
     assert disk_store.get("s/t", "n") == b"5"
     assert disk_store.verify() == []
     assert disk_store.gc().merges >= 1  # what the full disk held back
+
+
+# Puts on a real, nearly full file system: a 4 MiB tmpfs, mounted in a private mount namespace
+# (unshare -m) so that it vanishes with the script. Prints what the test checks.
+FULL_DISK = r"""
+D=$1 G=$2 IN=$3 S=$1/store.git
+mount -t tmpfs -o size=4m tmpfs "$D" || exit 99
+"$G" --store "$S" put s/t "$IN/v1.txt" >/dev/null || exit 98
+head -c 8M /dev/zero >"$D/filler" 2>/dev/null
+truncate -s -1M "$D/filler"  # 1 MiB left: a 3 MiB blob fails part way
+"$G" --store "$S" put s/t "$IN/big.bin"; echo "big-put=$?"
+rm "$D/filler"; head -c 8M /dev/zero >"$D/filler" 2>/dev/null  # nothing left
+"$G" --store "$S" put s/t "$IN/v2.txt"; echo "small-put=$?"
+(cd "$S/objects" && find . -type f | sed 's/^/file /')
+"$G" --store "$S" log s/t | sed 's/^/log /'
+rm "$D/filler"
+"$G" --store "$S" put s/t "$IN/v3.txt" >/dev/null; echo "put-after=$?"
+"$G" --store "$S" verify
+"""
+
+
+def test_puts_on_a_full_file_system_leave_no_file_behind(tmp_path: Path) -> None:
+    cli = Path(sys.executable).parent / "gitstore"
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-m", "true"]).returncode != 0:
+        pytest.skip("no private mount namespace here (unshare -m needs root or CAP_SYS_ADMIN)")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "big.bin").write_bytes(os.urandom(3 << 20))
+    for v in ("v1", "v2", "v3"):
+        (inputs / f"{v}.txt").write_text(f"{v}\n")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(
+        [unshare, "-m", "sh", "-c", FULL_DISK, "sh", str(mnt), str(cli), str(inputs)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard, not a speed claim
+    )
+    if r.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout.splitlines()
+    assert "big-put=7" in out and "small-put=7" in out, r.stdout
+    assert r.stderr.count("No space left on device") == 2, r.stderr
+    files = [line.split(" ", 1)[1] for line in out if line.startswith("file ")]
+    assert files and all(f.startswith("./pack/pack-") for f in files), files  # v1's pack only
+    assert len([line for line in out if line.startswith("log ")]) == 1, r.stdout
+    assert "put-after=0" in out and "ok: no problems found" in out, r.stdout
 
 
 @pytest.mark.parametrize("damage", ["truncated-pack", "truncated-index"])
