@@ -5,10 +5,16 @@ What it does, in order:
 1. removes temp files (``objects/tmp_*``, ``objects/pack/tmp_*``) that no live writer holds and
    that are older than an hour (big-blob writers hold an flock on theirs for as long as they run);
 2. breaks ref lock files left by dead writers (see :mod:`gitstore._fs`);
-3. merges small packs (see :mod:`gitstore.packs`) while the geometric rule finds some to merge;
-4. prunes loose objects that no ref reaches and that are older than the grace period (two weeks
-   by default, like git). A put freshens the mtime of every loose object it reuses before its ref
-   moves, so an object a live put is about to reference is never old enough to be pruned.
+3. decides which loose objects to prune: those that no ref reaches and that are older than the
+   grace period (two weeks by default, like git). A put freshens the mtime of every loose object
+   it reuses before its ref moves, so an object a live put is about to reference is never old
+   enough to be pruned. Every ref of the repository counts (``refs/*``, packed refs, ``HEAD``),
+   and reaching means reading: if a ref cannot be read, or an object it reaches cannot (missing,
+   in a pack without its index, damaged, unreadable), gc stops here with an
+   :class:`~gitstore.errors.IntegrityError` naming it, before any pack or object is touched, as
+   ``git gc`` stops on a bad object. What the unread object reaches is unknown, so nothing may go;
+4. merges small packs (see :mod:`gitstore.packs`) while the geometric rule finds some to merge;
+5. prunes what step 3 decided.
 
 Unreachable objects inside packs are left alone (they are small; stock ``git gc`` repacks them).
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 
 from dulwich.objects import Commit, Tag, Tree
@@ -30,6 +37,8 @@ from gitstore.refs import DiskRefs
 __all__ = ["TEMP_GRACE", "GcReport", "collect"]
 
 TEMP_GRACE = 3600.0
+
+_OID = re.compile("[0-9a-f]{40}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +55,11 @@ class GcReport:
 def collect(
     gitdir: str, objects: DiskObjects, refs: DiskRefs, *, prune_after: float, dry_run: bool
 ) -> GcReport:
-    """Run the steps above on the store at ``gitdir``."""
+    """Run the steps above on the store at ``gitdir``.
+
+    Raises :class:`~gitstore.errors.IntegrityError` (after steps 1 and 2, before anything else)
+    when something the refs reach cannot be read; ``dry_run`` raises it just the same.
+    """
     temp = 0
     for folder in (objects.path, objects.pack_dir):
         for name in _listdir(folder):
@@ -62,19 +75,29 @@ def collect(
             if name.endswith(".lock"):
                 path = os.path.join(root, name)
                 locks += _is_old(path, 2.0) if dry_run else break_stale_lock(path)
+    doomed = _unreachable(gitdir, objects, refs, prune_after)
     merged = 0
     if dry_run:
         merged = int(bool(packs_to_merge(objects.pack_dir, force=True)))
     else:
         while merge_small_packs(objects.pack_dir, fsync=objects.fsync, force=True):
             merged += 1
-    pruned, pruned_bytes = _prune(gitdir, objects, refs, prune_after, dry_run)
-    return GcReport(temp, locks, merged, pruned, pruned_bytes)
+    count = size = 0
+    for path, nbytes in doomed.values():
+        if not dry_run:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+        count += 1
+        size += nbytes
+    return GcReport(temp, locks, merged, count, size)
 
 
-def _prune(
-    gitdir: str, objects: DiskObjects, refs: DiskRefs, older_than: float, dry_run: bool
-) -> tuple[int, int]:
+def _unreachable(
+    gitdir: str, objects: DiskObjects, refs: DiskRefs, older_than: float
+) -> dict[str, tuple[str, int]]:
+    """Loose objects old enough to prune that no ref reaches: oid -> (path, size)."""
     now = time.time()
     candidates: dict[str, tuple[str, int]] = {}
     for sub in _listdir(objects.path):
@@ -89,52 +112,83 @@ def _prune(
             if len(rest) == 38 and now - st.st_mtime >= older_than:
                 candidates[sub + rest] = (path, st.st_size)
     if not candidates:
-        return 0, 0
-    # Every ref of the repository counts, not only ours: a store may live inside a project repo.
-    starts = set(refs.items("refs/").values())
-    head = refs.get("HEAD")
-    if head:
-        starts.add(head)
-    reachable = _reachable(objects, starts)
-    count = size = 0
-    for oid, (path, nbytes) in candidates.items():
-        if oid in reachable:
-            continue
-        count += 1
-        size += nbytes
-        if not dry_run:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                count -= 1
-                size -= nbytes
-    return count, size
+        return {}
+    # Listed before the refs are read: an object written after the listing is no candidate, and
+    # one written before it is reached by the ref its put then moves (or is young, or orphaned).
+    reachable = _reachable(objects, _tips(gitdir, refs))
+    return {oid: found for oid, found in candidates.items() if oid not in reachable}
 
 
-def _reachable(objects: DiskObjects, starts: set[str]) -> set[str]:
+def _tips(gitdir: str, refs: DiskRefs) -> dict[str, str]:
+    """Every ref of the repository and the object it names: packed refs, loose ``refs/*``, HEAD.
+
+    Stricter than :meth:`DiskRefs.items`, which skips what it cannot parse: a ref that cannot be
+    read, or holds no object id, reaches something unknown, so it stops gc (git: "bad ref").
+    """
+    tips = dict(refs.packed())
+    for root, _dirs, files in os.walk(os.path.join(gitdir, "refs")):
+        for f in files:
+            # Lock files and the tombs of broken locks are no refs ("~" and ".lock" cannot end
+            # or appear in a ref name).
+            if f.endswith(".lock") or "~" in f:
+                continue
+            name = os.path.relpath(os.path.join(root, f), gitdir).replace(os.sep, "/")
+            value = _read_ref(gitdir, name)
+            if value is not None:
+                tips[name] = value
+    head = _read_ref(gitdir, "HEAD")
+    if head is not None:
+        tips["HEAD"] = head
+    for name, value in tips.items():
+        if not _OID.fullmatch(value):
+            raise IntegrityError(
+                f"gc stopped, nothing pruned: ref {name} holds {value!r}, not an object id"
+            )
+    return tips
+
+
+def _read_ref(gitdir: str, name: str) -> str | None:
+    """What loose ref ``name`` holds; None if it is gone or symbolic (its target counts itself)."""
+    try:
+        with open(os.path.join(gitdir, name), "rb") as f:
+            raw = f.read(256)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        raise IntegrityError(
+            f"gc stopped, nothing pruned: ref {name} cannot be read ({e.strerror or e})"
+        ) from None
+    if raw.startswith(b"ref:"):
+        return None
+    return raw.strip().decode("ascii", "replace")
+
+
+def _reachable(objects: DiskObjects, tips: dict[str, str]) -> set[str]:
+    """Every object the refs reach, read one by one; IntegrityError if one cannot be read."""
     seen: set[str] = set()
-    todo = list(starts)
+    todo = [(oid, ref) for ref, oid in tips.items()]
     while todo:
-        oid = todo.pop()
+        oid, ref = todo.pop()
         if oid in seen:
             continue
         seen.add(oid)
         try:
             obj = objects.get(oid)
-        except IntegrityError:
-            continue  # a missing object reaches nothing; verify is where it gets reported
+        except IntegrityError as e:
+            # Unread, it may reach anything: pruning now could delete what it reaches.
+            raise IntegrityError(f"gc stopped, nothing pruned: {e}, reached from {ref}") from None
         if isinstance(obj, Commit):
-            todo.append(obj.tree.decode())
-            todo.extend(p.decode() for p in obj.parents)
+            todo.append((obj.tree.decode(), ref))
+            todo.extend((p.decode(), ref) for p in obj.parents)
         elif isinstance(obj, Tree):
             for item in obj.iteritems():
                 if item.mode == 0o040000:
-                    todo.append(item.sha.decode())
+                    todo.append((item.sha.decode(), ref))
                 elif item.mode != 0o160000:  # a submodule entry names another repo's commit
                     # Blobs reach nothing: mark them without reading (they may be GiBs).
                     seen.add(item.sha.decode())
         elif isinstance(obj, Tag):
-            todo.append(obj.object[1].decode())
+            todo.append((obj.object[1].decode(), ref))
     return seen
 
 

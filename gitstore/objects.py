@@ -9,7 +9,11 @@ memory), so this module writes and reads the loose-object format itself where si
   that the bytes still hash to the same id, and renames the file into place. Content that does not
   compress is written as stored zlib blocks (level 0) instead of paying ~40 MB/s for nothing.
 * reading: loose objects and non-delta pack entries are inflated in chunks; only a deltified pack
-  entry (which gitstore never writes, but ``git gc`` may) is resolved whole by dulwich.
+  entry (which gitstore never writes, but ``git gc`` may) is resolved whole by dulwich. Whatever
+  is wrong with the files on disk (a pack that does not match its index, an entry or loose file
+  that does not inflate, a file that cannot be opened) surfaces as
+  :class:`~gitstore.errors.IntegrityError` naming the object and the file, never as a dulwich,
+  zlib or struct exception; another copy of the object, in another pack or loose, is used first.
 
 Small objects (trees, commits, manifests, small blobs) of one put are written as ONE pack (see
 :mod:`gitstore.packs`): two files instead of one per object. Memory stays bounded by the chunk size
@@ -19,19 +23,22 @@ whatever the blob.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import fcntl
 import hashlib
 import io
 import os
+import struct
 import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import BinaryIO, NamedTuple, Protocol
+from typing import BinaryIO, NamedTuple, Protocol, TypeVar
 
+from dulwich.errors import ApplyDeltaError, ChecksumMismatch, FileFormatException
 from dulwich.object_store import DiskObjectStore, MemoryObjectStore
 from dulwich.objects import Blob, ObjectID, RawObjectID, ShaFile
-from dulwich.pack import PackFileDisappeared
+from dulwich.pack import Pack, PackFileDisappeared
 
 from gitstore import _zlib
 from gitstore._fs import fsync_dir, write_all
@@ -66,6 +73,25 @@ Progress = Callable[[int], None]
 _PACK_BLOB = 3
 _PACK_OFS_DELTA = 6
 _PACK_REF_DELTA = 7
+
+# What reading damaged files raises, from dulwich or from struct and zlib beneath it. A missing
+# file is not damage (FileNotFoundError: absent, or merged away meanwhile: look again); any other
+# OSError is, as far as the object is concerned: a permission, a folder where a file should be, an
+# I/O error all mean that it cannot be read.
+_DAMAGE: tuple[type[Exception], ...] = (
+    OSError,
+    ValueError,
+    AssertionError,
+    IndexError,
+    EOFError,
+    struct.error,
+    ChecksumMismatch,
+    ApplyDeltaError,
+    FileFormatException,
+    *_zlib.ERRORS,
+)
+
+_T = TypeVar("_T")
 
 
 class BlobInfo(NamedTuple):
@@ -273,15 +299,19 @@ class DiskObjects:
             # ref is about to reach (git does the same).
             os.utime(path)
             return True
-        except FileNotFoundError:
-            pass
         except PermissionError:
-            return True
+            return True  # another user's object in a shared store: there, though not ours to touch
+        except OSError:
+            pass  # absent, or a path that is no object file: a write puts the object in place
         return self._packed(oid)
 
     def _packed(self, oid: str) -> bool:
-        """Is ``oid`` in a pack? Rescans the pack folder only when its mtime moved."""
-        sha = bytes.fromhex(oid)
+        """Is ``oid`` in a pack that can be read? Rescans the pack folder only when its mtime moved.
+
+        A damaged pack does not count: a put then writes the object again instead of pointing a
+        new version at a copy nobody can read.
+        """
+        sha = RawObjectID(bytes.fromhex(oid))
         with self._lock:
             for _ in range(2):
                 try:
@@ -292,11 +322,35 @@ class DiskObjects:
                     self.store._update_pack_cache()
                     self._pack_mtime = mtime
                 try:
-                    packs = list(self.store._pack_cache.values())
-                    return any(RawObjectID(sha) in pack for pack in packs)
+                    return any(self._usable(pack, sha) for pack in self._cached_packs())
                 except (PackFileDisappeared, FileNotFoundError):
                     self._pack_mtime = None
-            return self.store.contains_packed(ObjectID(oid.encode()))
+            return False
+
+    def _cached_packs(self) -> list[Pack]:
+        return list(self.store._pack_cache.values())
+
+    def _usable(self, pack: Pack, sha: RawObjectID) -> bool:
+        """Does ``pack`` hold ``sha``, and do its index and data open and match? (Under lock.)"""
+        try:
+            if sha not in pack:
+                return False
+            _check_pack(pack)
+            return True
+        except (PackFileDisappeared, FileNotFoundError):
+            raise
+        except _DAMAGE:
+            pass
+        # Outside the except: its traceback still holds views of the pack's mmap.
+        self._evict(pack)
+        return False
+
+    def _evict(self, pack: Pack) -> None:
+        """Drop a damaged pack from dulwich's cache (see :meth:`_lookup`)."""
+        # A view of its mmap still alive somewhere makes close() fail; the pack is out of the
+        # cache by then, and the mapping goes when the last view does.
+        with contextlib.suppress(BufferError):
+            self.store._evict_pack(pack)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -308,23 +362,36 @@ class DiskObjects:
         return d
 
     def _temp(self) -> tuple[int, str]:
-        """A new temp file inside objects/, locked while this writer lives (see gc)."""
+        """A new temp file inside objects/, locked while this writer lives (see gc).
+
+        Whoever gets it calls :meth:`_install` or :func:`_discard`, so that a failed write
+        (a full disk, an input that changed) leaves no temp file behind for gc to find.
+        """
         name = f"tmp_obj_{os.getpid()}_{os.urandom(6).hex()}"
         path = os.path.join(self.path, name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BaseException:
+            _discard(fd, path)
+            raise
         return fd, path
 
     def _install(self, fd: int, tmp: str, oid: str) -> None:
         """fsync if asked, then rename the finished temp file to its loose-object path."""
         try:
-            if self.fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        d = self._ensure_dir(oid[:2])
-        # Renaming over an existing copy is harmless: same id, same bytes.
-        os.replace(tmp, os.path.join(d, oid[2:]))
+            try:
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            d = self._ensure_dir(oid[:2])
+            # Renaming over an existing copy is harmless: same id, same bytes.
+            os.replace(tmp, os.path.join(d, oid[2:]))
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
         if self.fsync:
             fsync_dir(d)
 
@@ -333,8 +400,7 @@ class DiskObjects:
         try:
             write_all(fd, compressed)
         except BaseException:
-            os.close(fd)
-            os.unlink(tmp)
+            _discard(fd, tmp)
             raise
         self._install(fd, tmp, oid)
 
@@ -391,8 +457,7 @@ class DiskObjects:
                 if check.hexdigest() != info.oid:
                     raise InputError(f"{name}: changed while it was being stored")
             except BaseException:
-                os.close(fd)
-                os.unlink(tmp)
+                _discard(fd, tmp)
                 raise
             self._install(fd, tmp, info.oid)
         return info
@@ -425,24 +490,35 @@ class DiskObjects:
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, oid: str) -> ShaFile:
-        sha = ObjectID(oid.encode())
-        for attempt in range(_LOOKUP_TRIES):
-            with self._lock:
-                try:
-                    return self.store[sha]
-                except KeyError:
-                    pass
-                except (ValueError, zlib.error, AssertionError) as e:
-                    raise IntegrityError(f"object {oid} is corrupt: {e}") from None
-            _lookup_pause(attempt)
-        raise IntegrityError(f"object {oid} is missing from the store")
+        """Object ``oid``, whose bytes are checked against its id (trees and commits steer gc)."""
+        return self._lookup(
+            oid,
+            lambda pack, offset: _checked(oid, _read_packed(pack, offset)),
+            lambda: self._read_loose(oid),
+        )
+
+    def _read_loose(self, oid: str) -> ShaFile | None:
+        hexsha = ObjectID(oid.encode())
+        obj = self.store._get_loose_object(hexsha)
+        if obj is not None:
+            return _checked(oid, obj)
+        for alternate in self.store.alternates:
+            with contextlib.suppress(KeyError):
+                return alternate[hexsha]
+        return None
 
     def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader:
-        path = self._loose_path(oid)
+        return self._lookup(
+            oid,
+            lambda pack, offset: self._open_packed(oid, pack, offset, expect_sha256),
+            lambda: self._open_loose(oid, expect_sha256),
+        )
+
+    def _open_loose(self, oid: str, expect_sha256: str | None) -> BlobReader | None:
         try:
-            fh = open(path, "rb")  # noqa: SIM115 - closed by the reader
+            fh = open(self._loose_path(oid), "rb")  # noqa: SIM115 - closed by the reader
         except FileNotFoundError:
-            return self._open_packed(oid, expect_sha256)
+            return None
         try:
             size, chunks = _inflate_loose(fh, oid)
         except BaseException:
@@ -450,8 +526,10 @@ class DiskObjects:
             raise
         return BlobReader(oid, size, chunks, fh.close, expect_sha256)
 
-    def _open_packed(self, oid: str, expect_sha256: str | None) -> BlobReader:
-        fh, offset = self._find_packed(oid)
+    def _open_packed(
+        self, oid: str, pack: Pack, offset: int, expect_sha256: str | None
+    ) -> BlobReader:
+        fh = open(pack._data_path, "rb")  # noqa: SIM115 - closed by the reader
         try:
             fh.seek(offset)
             kind, size = _pack_entry_header(fh)
@@ -464,34 +542,96 @@ class DiskObjects:
         if kind not in (_PACK_OFS_DELTA, _PACK_REF_DELTA):
             raise IntegrityError(f"object {oid} is not a blob")
         # A deltified entry (written by git gc, never by gitstore) is resolved whole by dulwich.
-        obj = self.get(oid)
+        obj = _read_packed(pack, offset)
         data = obj.as_raw_string()
         chunks = (data[i : i + CHUNK] for i in range(0, len(data), CHUNK))
         return BlobReader(oid, len(data), chunks, expect_sha256=expect_sha256)
 
-    def _find_packed(self, oid: str) -> tuple[BinaryIO, int]:
-        """An open handle on the pack holding ``oid`` and the entry's offset.
+    def _lookup(
+        self, oid: str, packed: Callable[[Pack, int], _T], loose: Callable[[], _T | None]
+    ) -> _T:
+        """``packed(pack, offset)`` for the first pack holding ``oid``, else ``loose()``.
 
         Packs come and go under a long-lived handle (other writers add them; merges remove
-        them), so a vanished pack or a miss rescans the pack folder and looks again.
+        them), so a vanished pack or a miss rescans the pack folder and looks again. A copy that
+        cannot be read is passed over for the next; when none is left, the IntegrityError says
+        what was wrong with the first. A damaged pack is dropped from dulwich's cache, which
+        checks a pack against its index only when it first opens it: the next lookup that
+        reaches it checks it afresh rather than reading past the damage.
         """
-        sha = ObjectID(oid.encode())
+        try:
+            sha = RawObjectID(bytes.fromhex(oid))
+        except ValueError:
+            sha = RawObjectID(b"")
+        if len(sha) != 20:
+            raise IntegrityError(f"{oid!r} is not an object id")
+        damage: str | None = None
         for attempt in range(_LOOKUP_TRIES):
             with self._lock:
-                packs = list(self.store._pack_cache.values())
-            for pack in packs:
-                try:
-                    offset = pack.index.object_offset(sha)
-                    return open(pack._data_path, "rb"), offset
-                except KeyError:
-                    continue
-                except (PackFileDisappeared, FileNotFoundError):
-                    break  # merged away: rescan, the merged pack holds the same entry
+                damaged = []
+                for pack in self._cached_packs():
+                    path = pack._idx_path  # the file at fault if what follows fails
+                    try:
+                        offset = pack.index.object_offset(sha)
+                        path = pack._data_path
+                        _check_pack(pack)
+                        return packed(pack, offset)
+                    except KeyError:
+                        continue
+                    except (PackFileDisappeared, FileNotFoundError):
+                        continue  # merged away: the rescan below finds the merged pack
+                    except _DAMAGE as e:
+                        damage = damage or self._damage(path, e)
+                        damaged.append(pack)
+                for pack in damaged:  # not inside the except: see _usable
+                    self._evict(pack)
+            try:
+                found = loose()
+            except _DAMAGE as e:
+                damage = damage or self._damage(self._loose_path(oid), e)
+            else:
+                if found is not None:
+                    return found
+            if damage is not None and attempt:
+                break  # looked again after a rescan: no readable copy appeared
             _lookup_pause(attempt)
             with self._lock:
                 self.store._update_pack_cache()
                 self._pack_mtime = None
-        raise IntegrityError(f"object {oid} is missing from the store")
+        if damage is not None:
+            raise IntegrityError(f"object {oid} cannot be read: {damage}")
+        raise IntegrityError(f"object {oid} is missing from the store{self._unindexed_hint()}")
+
+    def _where(self, path: str) -> str:
+        """``path`` as the store knows it (``objects/pack/pack-….pack``): short, and findable."""
+        return os.path.relpath(path, os.path.dirname(self.path))
+
+    def _damage(self, path: str, e: BaseException) -> str:
+        """What was wrong with which file, in words: ``objects/…: why``."""
+        if isinstance(e, OSError):
+            return f"{self._where(os.fsdecode(e.filename or path))}: {e.strerror or e}"
+        if isinstance(e, ChecksumMismatch):
+            return f"{self._where(path)}: it does not match its index (truncated or overwritten)"
+        text = str(e) or type(e).__name__
+        if text.startswith(path):  # some dulwich messages start with the path: say it once
+            text = text[len(path) :].lstrip(": ")
+        return f"{self._where(path)}: {text}"
+
+    def _unindexed_hint(self) -> str:
+        """Name a pack without its index, if there is one: the likeliest place of a lost object."""
+        try:
+            names = set(os.listdir(self.pack_dir))
+        except OSError:
+            return ""
+        orphans = sorted(n for n in names if n.endswith(".pack") and n[:-5] + ".idx" not in names)
+        if not orphans:
+            return ""
+        where = self._where(os.path.join(self.pack_dir, orphans[0]))
+        if len(orphans) > 1:
+            where, has, it = f"{where} and {len(orphans) - 1} more", "have", "them"
+        else:
+            has, it = "has", "it"
+        return f" ({where} {has} no .idx; 'git index-pack' rebuilds {it})"
 
     def close(self) -> None:
         with self._lock:
@@ -508,6 +648,36 @@ _LOOKUP_TRIES = 8
 def _lookup_pause(attempt: int) -> None:
     if attempt:
         time.sleep(min(0.02, 0.0005 * 2**attempt))
+
+
+def _discard(fd: int, tmp: str) -> None:
+    """Close and remove a temp file whose write failed (the error being raised is the news)."""
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+
+
+def _check_pack(pack: Pack) -> None:
+    """Open the pack's data if need be: dulwich then checks its length and trailer against the
+    index (ChecksumMismatch for a truncated or overwritten pack)."""
+    _ = pack.data
+
+
+def _read_packed(pack: Pack, offset: int) -> ShaFile:
+    kind, entry = pack.data.get_object_at(offset)
+    kind, chunks = pack.resolve_object(offset, kind, entry)
+    return ShaFile.from_raw_string(kind, b"".join(chunks))  # type: ignore[arg-type]
+
+
+def _checked(oid: str, obj: ShaFile) -> ShaFile:
+    """``obj`` if its bytes hash to ``oid``; dulwich takes the id on trust."""
+    raw = obj.as_raw_string()
+    sha1 = hashlib.sha1(b"%s %d\0" % (obj.type_name, len(raw)))
+    sha1.update(raw)
+    if sha1.hexdigest() != oid.lower():
+        raise ValueError(f"its bytes hash to {sha1.hexdigest()}")
+    return obj
 
 
 def _chunks(f: BinaryIO, size: int, name: str) -> Iterable[bytes]:
@@ -578,6 +748,8 @@ def _drain(fh: BinaryIO, d: _zlib.Decompressor, oid: str) -> Iterable[bytes]:
             yield d.decompress(raw, CHUNK)
     except _zlib.ERRORS as e:
         raise IntegrityError(f"object {oid} is corrupt: {e}") from None
+    except OSError as e:
+        raise IntegrityError(f"object {oid} cannot be read: {e.strerror or e}") from None
 
 
 def _inflate(fh: BinaryIO, oid: str, size: int) -> Iterable[bytes]:

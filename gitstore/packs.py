@@ -75,12 +75,16 @@ def _entry_header(kind: int, size: int) -> bytes:
 
 class _PackWriter:
     """Writes a version-2 pack entry by entry to a temp file, then its index; memory stays at
-    (id, CRC, offset) per entry whatever the pack's size."""
+    (id, CRC, offset) per entry whatever the pack's size.
+
+    A write that fails (a full disk, an I/O error) leaves no file behind: the temp files are
+    removed on the error path, not left for gc.
+    """
 
     def __init__(self, pack_dir: str, count: int, *, fsync: bool) -> None:
         self.pack_dir = pack_dir
         self.fsync = fsync
-        self.tmp = os.path.join(pack_dir, f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}")
+        self.tmp = _temp_name(pack_dir)
         self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         self.sha = hashlib.sha1()
         self.buf = bytearray()
@@ -101,35 +105,54 @@ class _PackWriter:
         self.rows.append((sha, crc, self.offset))
         self._write(data)
 
+    def _close(self) -> None:
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
     def abort(self) -> None:
-        os.close(self.fd)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.tmp)
+        """Close and remove the temp file (safe to call more than once)."""
+        try:
+            self._close()
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.tmp)
 
     def finish(self) -> str:
-        """Seal the pack, rename it into place, then write its index (which makes it visible)."""
-        if len(self.rows) != self.count:
-            self.abort()
-            raise ValueError(f"pack promised {self.count} entries, got {len(self.rows)}")
-        trailer = self.sha.digest()
-        write_all(self.fd, bytes(self.buf) + trailer)
-        self.buf.clear()
-        if self.fsync:
-            os.fsync(self.fd)
-        os.close(self.fd)
-        name = os.path.join(self.pack_dir, "pack-" + trailer.hex())
-        os.replace(self.tmp, name + ".pack")
-        _install(self.pack_dir, name + ".idx", _index(self.rows, trailer), self.fsync)
+        """Seal the pack and write its index to temp files, then rename both into place.
+
+        Everything that can fail for want of space happens before the first rename; the
+        ``.pack`` is renamed first and the ``.idx`` last, since the index makes the pack visible.
+        """
+        idx_tmp = None
+        try:
+            if len(self.rows) != self.count:
+                raise ValueError(f"pack promised {self.count} entries, got {len(self.rows)}")
+            trailer = self.sha.digest()
+            write_all(self.fd, bytes(self.buf) + trailer)
+            self.buf.clear()
+            if self.fsync:
+                os.fsync(self.fd)
+            self._close()
+            idx_tmp = _write_temp(self.pack_dir, _index(self.rows, trailer), self.fsync)
+            pack = _rename_into_place(
+                os.path.join(self.pack_dir, "pack-" + trailer.hex()), self.tmp, idx_tmp
+            )
+        finally:
+            self.abort()  # the temp files are gone once renamed; on an error they go here
+            if idx_tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(idx_tmp)
         if self.fsync:
             fsync_dir(self.pack_dir)
-        return name + ".pack"
+        return pack
 
 
 def write_pack(pack_dir: str, entries: Iterable[Entry], *, fsync: bool) -> str:
     """Write ``entries`` (duplicates dropped) as one pack and its index; return the pack's path.
 
     The ``.pack`` is renamed into place first and the ``.idx`` last: readers ignore a pack until
-    its index is there, so a crash leaves at worst an orphan ``.pack`` for gc.
+    its index is there. A write that fails removes what it wrote.
     """
     unique = list({e.sha: e for e in entries}.values())
     writer = _PackWriter(pack_dir, len(unique), fsync=fsync)
@@ -142,19 +165,44 @@ def write_pack(pack_dir: str, entries: Iterable[Entry], *, fsync: bool) -> str:
     return writer.finish()
 
 
-def _install(pack_dir: str, path: str, data: bytes, fsync: bool) -> None:
-    tmp = os.path.join(pack_dir, f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}")
+def _temp_name(pack_dir: str) -> str:
+    return os.path.join(pack_dir, f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}")
+
+
+def _write_temp(pack_dir: str, data: bytes, fsync: bool) -> str:
+    """A new temp file in ``pack_dir`` holding ``data``; nothing is left if writing it fails."""
+    tmp = _temp_name(pack_dir)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     try:
-        write_all(fd, data)
-        if fsync:
-            os.fsync(fd)
+        try:
+            write_all(fd, data)
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
     except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
-    os.close(fd)
-    os.replace(tmp, path)
+    return tmp
+
+
+def _rename_into_place(base: str, pack_tmp: str, idx_tmp: str) -> str:
+    """Rename a finished pack and then its index to ``base``.pack/.idx; return the pack's path.
+
+    The name is the hash of the pack's bytes, so a pack already there under it holds the same
+    bytes (or is a damaged copy, which this one repairs). If the index cannot be renamed, the
+    pack goes too, unless an index (another writer's, of the same bytes) already names it.
+    """
+    os.replace(pack_tmp, base + ".pack")
+    try:
+        os.replace(idx_tmp, base + ".idx")
+    except BaseException:
+        if not os.path.exists(base + ".idx"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(base + ".pack")
+        raise
+    return base + ".pack"
 
 
 def _index(rows: Sequence[tuple[bytes, int, int]], pack_sha: bytes) -> bytes:
@@ -184,27 +232,46 @@ def _index(rows: Sequence[tuple[bytes, int, int]], pack_sha: bytes) -> bytes:
     return bytes(out)
 
 
-def _read_index(base: str) -> list[tuple[int, bytes, int]]:
-    """(offset, id, CRC-32) of every entry of pack ``base``, in pack order."""
+def _read_index(base: str) -> tuple[list[tuple[int, bytes, int]], bytes]:
+    """(offset, id, CRC-32) of every entry of pack ``base`` in pack order, and the pack's hash.
+
+    ValueError if the index is damaged: a merge must copy every entry of a pack it removes.
+    """
     with open(base + ".idx", "rb") as f:
         idx = f.read()
-    if idx[:8] != b"\xfftOc" + struct.pack(">I", 2):
+    if idx[:8] != b"\xfftOc" + struct.pack(">I", 2) or len(idx) < 8 + 1024 + 40:
         raise ValueError(f"{base}.idx: not a version-2 index")
+    if hashlib.sha1(idx[:-20]).digest() != idx[-20:]:
+        raise ValueError(f"{base}.idx: damaged (its checksum does not match)")
     n = struct.unpack_from(">I", idx, 8 + 255 * 4)[0]
     shas_at = 8 + 1024
     crcs_at = shas_at + 20 * n
     offs_at = crcs_at + 4 * n
     large_at = offs_at + 4 * n
+    if len(idx) < large_at + 40:
+        raise ValueError(f"{base}.idx: shorter than its {n} entries")
     rows = []
-    for i in range(n):
-        sha = idx[shas_at + 20 * i : shas_at + 20 * (i + 1)]
-        crc = struct.unpack_from(">I", idx, crcs_at + 4 * i)[0]
-        off = struct.unpack_from(">I", idx, offs_at + 4 * i)[0]
-        if off & 0x80000000:
-            off = struct.unpack_from(">Q", idx, large_at + 8 * (off & 0x7FFFFFFF))[0]
-        rows.append((off, sha, crc))
+    try:
+        for i in range(n):
+            sha = idx[shas_at + 20 * i : shas_at + 20 * (i + 1)]
+            crc = struct.unpack_from(">I", idx, crcs_at + 4 * i)[0]
+            off = struct.unpack_from(">I", idx, offs_at + 4 * i)[0]
+            if off & 0x80000000:
+                off = struct.unpack_from(">Q", idx, large_at + 8 * (off & 0x7FFFFFFF))[0]
+            rows.append((off, sha, crc))
+    except struct.error:
+        raise ValueError(f"{base}.idx: an offset points outside it") from None
     rows.sort()
-    return rows
+    return rows, idx[-40:-20]
+
+
+def _check_pack_matches(f: BinaryIO, count: int, pack_sha: bytes) -> None:
+    """ValueError unless the pack open as ``f`` is the one its index was made for: same entry
+    count, same trailing hash (a truncated or replaced pack is not)."""
+    header = f.read(12)
+    f.seek(-20, os.SEEK_END)
+    if header[:4] != b"PACK" or header[8:12] != struct.pack(">I", count) or f.read(20) != pack_sha:
+        raise ValueError(f"{getattr(f, 'name', 'pack')}: does not match its index")
 
 
 def _copy_entries(
@@ -246,11 +313,14 @@ def merge_small_packs(pack_dir: str, *, fsync: bool, force: bool = False) -> boo
         for base in chosen_names:
             path = os.path.join(pack_dir, base)
             try:
-                rows = _read_index(path)
+                rows, pack_sha = _read_index(path)
                 with open(path + ".pack", "rb") as f:
+                    _check_pack_matches(f, len(rows), pack_sha)
                     kinds = [_entry_kind(f, off) for off, _, _ in rows]
-            except (FileNotFoundError, ValueError, IndexError):
-                continue  # gone meanwhile, or not a pack we can copy: leave it
+            except (OSError, ValueError, IndexError):
+                # Gone meanwhile, or damaged, or unreadable: leave it as it is, for reads and
+                # verify to report and for git index-pack or a copy to repair.
+                continue
             # Deltas (written by git gc, never by gitstore) may point at offsets in their own pack.
             if not any(k in (6, 7) for k in kinds):
                 chosen.append((path, rows))

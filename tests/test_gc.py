@@ -1,16 +1,27 @@
-"""gc and small-pack merging: crashed writes are cleaned up, live writers are left alone."""
+"""gc and small-pack merging: crashed writes are cleaned up, live writers are left alone, and a
+write that fails (a full disk) removes its own temp files instead of leaving them to gc."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import shutil
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
 from support import fsck, git
 
-from gitstore import Store
+import gitstore.objects
+import gitstore.packs
+from gitstore import InputError, Store
 from gitstore.gc import TEMP_GRACE
+from gitstore.objects import hash_bytes
 from gitstore.packs import MERGE_AT
 
 
@@ -148,3 +159,186 @@ def test_gc_dry_run_reports_a_merge_it_would_make(disk_store: Store, store_path:
     assert _packs(store_path) == before
     assert disk_store.gc().merges >= 1
     assert len(_packs(store_path)) < len(before)
+
+
+# -- failed writes clean up after themselves ------------------------------------------------------
+
+
+def _full_disk_on_call(n: int, real: Callable[..., Any]) -> Callable[..., Any]:
+    """``real``, except that its ``n``-th call fails as a full disk does."""
+    calls = 0
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(*args, **kwargs)
+
+    return call
+
+
+def _object_files(store_path: Path) -> list[str]:
+    """Every file under objects/ (temp files included), relative to it."""
+    root = store_path / "objects"
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def _no_space(e: BaseException) -> bool:
+    return (isinstance(e, OSError) and e.errno == errno.ENOSPC) or "No space left" in str(e)
+
+
+@pytest.mark.parametrize("call", [1, 2], ids=["pack", "index"])
+@pytest.mark.parametrize("fails", ["write", "fsync"])
+def test_a_pack_write_that_fails_leaves_no_file_and_moves_no_ref(
+    disk_store: Store, store_path: Path, monkeypatch: pytest.MonkeyPatch, fails: str, call: int
+) -> None:
+    disk_store.put("s/t", {"a.txt": "v1\n"})
+    before = _object_files(store_path)
+    if fails == "write":  # the first write is the pack's, the second its index's
+        monkeypatch.setattr(gitstore.packs, "write_all", _full_disk_on_call(call, os.write))
+    else:  # fsync is on by default: the pack's file first, then its index's
+        monkeypatch.setattr(os, "fsync", _full_disk_on_call(call, os.fsync))
+    with pytest.raises(OSError) as caught:
+        disk_store.put("s/t", {"a.txt": "v2\n", "b.txt": "new\n"})
+    assert _no_space(caught.value)
+    monkeypatch.undo()
+    assert _object_files(store_path) == before
+    assert disk_store.get("s/t", "a.txt") == b"v1\n"
+    assert disk_store.verify() == []
+    fsck(store_path)
+
+
+def test_a_pack_whose_index_cannot_be_renamed_is_removed_again(
+    disk_store: Store, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _object_files(store_path)
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        if str(dst).endswith(".idx"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        disk_store.put("s/t", {"a.txt": "never seen\n"})
+    monkeypatch.undo()
+    assert _object_files(store_path) == before
+    assert disk_store.heads() == {}
+
+
+@pytest.mark.parametrize("source", ["bytes", "file"])
+@pytest.mark.parametrize("fails", ["write", "fsync"])
+def test_a_loose_object_write_that_fails_leaves_no_file(
+    disk_store: Store,
+    store_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    source: str,
+    fails: str,
+) -> None:
+    data = os.urandom(3 << 20)  # above the small-blob limit: written as a loose object
+    big = tmp_path / "big.bin"
+    big.write_bytes(data)
+    before = _object_files(store_path)
+    if fails == "write":  # bytes are written at once; a file chunk by chunk: fail mid-file
+        n = 1 if source == "bytes" else 2
+        monkeypatch.setattr(gitstore.objects, "write_all", _full_disk_on_call(n, os.write))
+    else:
+        monkeypatch.setattr(os, "fsync", _full_disk_on_call(1, os.fsync))
+    with pytest.raises((OSError, InputError)) as caught:
+        disk_store.put("s/t", {"big.bin": data if source == "bytes" else big})
+    assert _no_space(caught.value)
+    monkeypatch.undo()
+    assert _object_files(store_path) == before
+    oid = hash_bytes(data).oid
+    assert not (store_path / "objects" / oid[:2] / oid[2:]).exists()
+    assert disk_store.heads() == {}
+
+
+def test_a_merge_that_fails_removes_its_temp_pack_and_keeps_the_packs(
+    disk_store: Store, store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(6):
+        disk_store.put("s/t", {"n": str(i)})
+    before = _object_files(store_path)
+    monkeypatch.setattr(gitstore.packs, "write_all", _full_disk_on_call(1, os.write))
+    with pytest.raises(OSError) as caught:
+        disk_store.gc()
+    assert _no_space(caught.value)
+    monkeypatch.undo()
+    assert _object_files(store_path) == before
+    assert disk_store.get("s/t", "n") == b"5"
+    assert disk_store.verify() == []
+    assert disk_store.gc().merges >= 1  # what the full disk held back
+
+
+# Puts on a real, nearly full file system: a 4 MiB tmpfs, mounted in a private mount namespace
+# (unshare -m) so that it vanishes with the script. Prints what the test checks.
+FULL_DISK = r"""
+D=$1 G=$2 IN=$3 S=$1/store.git
+mount -t tmpfs -o size=4m tmpfs "$D" || exit 99
+"$G" --store "$S" put s/t "$IN/v1.txt" >/dev/null || exit 98
+head -c 8M /dev/zero >"$D/filler" 2>/dev/null
+truncate -s -1M "$D/filler"  # 1 MiB left: a 3 MiB blob fails part way
+"$G" --store "$S" put s/t "$IN/big.bin"; echo "big-put=$?"
+rm "$D/filler"; head -c 8M /dev/zero >"$D/filler" 2>/dev/null  # nothing left
+"$G" --store "$S" put s/t "$IN/v2.txt"; echo "small-put=$?"
+(cd "$S/objects" && find . -type f | sed 's/^/file /')
+"$G" --store "$S" log s/t | sed 's/^/log /'
+rm "$D/filler"
+"$G" --store "$S" put s/t "$IN/v3.txt" >/dev/null; echo "put-after=$?"
+"$G" --store "$S" verify
+"""
+
+
+def test_puts_on_a_full_file_system_leave_no_file_behind(tmp_path: Path) -> None:
+    cli = Path(sys.executable).parent / "gitstore"
+    unshare = shutil.which("unshare")
+    if unshare is None or subprocess.run([unshare, "-m", "true"]).returncode != 0:
+        pytest.skip("no private mount namespace here (unshare -m needs root or CAP_SYS_ADMIN)")
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    (inputs / "big.bin").write_bytes(os.urandom(3 << 20))
+    for v in ("v1", "v2", "v3"):
+        (inputs / f"{v}.txt").write_text(f"{v}\n")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    r = subprocess.run(
+        [unshare, "-m", "sh", "-c", FULL_DISK, "sh", str(mnt), str(cli), str(inputs)],
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard, not a speed claim
+    )
+    if r.returncode == 99:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout.splitlines()
+    assert "big-put=7" in out and "small-put=7" in out, r.stdout
+    assert r.stderr.count("No space left on device") == 2, r.stderr
+    files = [line.split(" ", 1)[1] for line in out if line.startswith("file ")]
+    assert files and all(f.startswith("./pack/pack-") for f in files), files  # v1's pack only
+    assert len([line for line in out if line.startswith("log ")]) == 1, r.stdout
+    assert "put-after=0" in out and "ok: no problems found" in out, r.stdout
+
+
+@pytest.mark.parametrize("damage", ["truncated-pack", "truncated-index"])
+def test_a_merge_leaves_a_damaged_pack_alone(
+    disk_store: Store, store_path: Path, damage: str
+) -> None:
+    versions = [disk_store.put(f"s/t{i}", {"n": str(i)}) for i in range(6)]
+    pack_dir = store_path / "objects" / "pack"
+    holder = next(idx for idx in pack_dir.glob("*.idx") if versions[0].commit in _listed(idx))
+    victim = holder.with_suffix(".pack") if damage == "truncated-pack" else holder
+    os.truncate(victim, victim.stat().st_size - 30)
+    assert disk_store.gc().merges >= 1
+    assert victim.exists() and holder.with_suffix(".pack").exists()  # left for repair
+    for i in range(1, 6):
+        assert disk_store.get(f"s/t{i}", "n") == str(i).encode()
+
+
+def _listed(idx: Path) -> str:
+    """The object ids a pack index lists, as stock git reads them."""
+    shown = subprocess.run(["git", "show-index"], input=idx.read_bytes(), capture_output=True)
+    return shown.stdout.decode()

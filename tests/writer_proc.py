@@ -210,17 +210,15 @@ def mode_pause(argv: Sequence[str]) -> None:
         once()
         _pause_here(ready, release)
     elif point == "pack-index":
-        from gitstore import packs as gpacks
+        real_replace = os.replace
 
-        real_install = gpacks._install
-
-        def install(pack_dir: str, path: str, data: bytes, fsync: bool) -> None:
+        def replace(src: Any, dst: Any, **kw: Any) -> None:
             # The .pack is in place, its .idx (which makes it visible) not yet.
-            if path.endswith(".idx") and once():
+            if os.fspath(dst).endswith(".idx") and once():
                 _pause_here(ready, release)
-            real_install(pack_dir, path, data, fsync)
+            real_replace(src, dst, **kw)
 
-        gpacks._install = install
+        setattr(os, "replace", replace)  # noqa: B010 - in this child process only
     else:
         raise SystemExit(f"unknown pause point {point!r}")
     with Store.open(store) as s:
