@@ -1088,6 +1088,10 @@ class Store:
         Removes stale temp files and dead writers' ref locks, merges small packs, and prunes
         unreachable loose objects older than ``prune_after`` seconds (see :mod:`gitstore.gc`).
         An in-memory store has nothing to clean.
+
+        Raises:
+          IntegrityError: an object the refs reach cannot be read (missing, damaged, a pack
+            without its index ...); nothing was merged or pruned, and the message names it.
         """
         if not isinstance(self._objects, DiskObjects) or not isinstance(self._refs, DiskRefs):
             return GcReport()
