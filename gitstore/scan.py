@@ -332,9 +332,7 @@ class Scanner:
             for name, oid in sorted(listed.items())
             if (name, oid) not in in_tree and store._objects.has(oid)
         ]
-        return _Read(
-            manifest.spec, manifest.task, c.as_raw_string(), manifest_raw, doc, blobs
-        )
+        return _Read(manifest.spec, manifest.task, c.as_raw_string(), manifest_raw, doc, blobs)
 
     def _walk(self, tree_id: str, prefix: str, out: list[tuple[str, str]]) -> None:
         tree = self.store._objects.get(tree_id)

@@ -45,6 +45,7 @@ __all__ = [
     "ENV_NAME_PARTS",
     "MASK",
     "FieldPath",
+    "LONG_LINE_OVERLAP",
     "MIN_ENV_VALUE",
     "Finding",
     "Masker",

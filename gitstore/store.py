@@ -1074,8 +1074,10 @@ class Store:
     ) -> list[SecretFinding]:
         """Secret-shaped strings stored in any version of ``scope`` (None, SPEC or SPEC/TASK).
 
-        Each finding names spec, task, commit, artifact and line, never the secret; see
-        :mod:`gitstore.scan`. ``masker`` says what counts (default: token shapes only).
+        Every blob in each version's tree and every field (message, run id, metadata, tags ...)
+        is read; each finding names spec, task, commit and where (artifact and line, or field),
+        never the secret; see :mod:`gitstore.scan`. ``masker`` says what counts (default: token
+        shapes only).
         """
         from gitstore.scan import scan  # scan reads through this class's public calls
 
