@@ -842,15 +842,9 @@ def _secrets_to_send(
         # new version for what the remote was allowed to receive earlier.
         seen = scanner.held(theirs)
 
-    def newest_first(commit: str) -> tuple[int, str, str]:
-        m = store._manifest(commit)
-        return m.version, m.created_at, commit
-
-    return [
-        str(f)
-        for commit in sorted(sent, key=newest_first, reverse=True)
-        for f in scanner.version(commit, seen)
-    ]
+    # Newest first, so that what several versions hold is reported at the newest.
+    order = sorted(sent, key=lambda c: (store._number(c), c), reverse=True)
+    return [str(f) for commit in order for f in scanner.version(commit, seen)]
 
 
 # -- clone and sync --------------------------------------------------------------------------

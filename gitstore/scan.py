@@ -34,6 +34,7 @@ from dulwich.objects import Blob, Tree
 
 from gitstore import names as _names
 from gitstore.errors import IntegrityError, TaskNotFoundError
+from gitstore.meta import decode_manifest
 from gitstore.secrets import FieldPath as _Path
 from gitstore.secrets import Finding, Masker, field_texts
 
@@ -164,7 +165,7 @@ class _Read:
     spec: str
     task: str
     commit_raw: bytes
-    manifest_raw: bytes | None
+    manifest_raw: bytes
     doc: dict[str, Any]
     blobs: list[tuple[str, str, str]]  # (path, blob id, field: "" or "tree")
 
@@ -204,7 +205,11 @@ class Scanner:
 
         pairs = list(field_texts(v.doc))
         pairs.sort(key=lambda p: _RANK.get(str(p[0][0]), len(_RANK)))
-        found = self._scan_texts([_encode(text) for _, text in pairs])
+        # The raw manifest and commit go in the same batch: a clean version is one pass.
+        texts = [_encode(text) for _, text in pairs]
+        *found, in_manifest_raw, in_commit_raw = self._scan_texts(
+            [*texts, v.manifest_raw, v.commit_raw]
+        )
         in_fields: collections.Counter[str] = collections.Counter()
         in_commit: collections.Counter[str] = collections.Counter()
         for (path, text), fs in zip(pairs, found, strict=True):
@@ -225,12 +230,9 @@ class Scanner:
             if read_blobs:
                 out += [finding(where, f, field) for f in self._blob(oid)]
         # The raw texts that carry the fields: what they hold beyond the fields is reported too.
-        if v.manifest_raw is not None:
-            raw = self.masker.scan(v.manifest_raw)
-            out += self._excess(v, commit, raw, in_fields, "manifest", 0, seen)
+        out += self._excess(v, commit, in_manifest_raw, in_fields, "manifest", 0, seen)
         header = v.commit_raw.split(b"\n\n", 1)[0].count(b"\n") + 1
-        raw = self.masker.scan(v.commit_raw)
-        out += self._excess(v, commit, raw, in_commit, "commit", header, seen)
+        out += self._excess(v, commit, in_commit_raw, in_commit, "commit", header, seen)
         return out
 
     def _excess(
@@ -296,30 +298,28 @@ class Scanner:
 
     def _read(self, commit: str) -> _Read:
         store = self.store
-        manifest = store._manifest(commit)  # a gitstore version, or IntegrityError
         c = store._commit_obj(commit)
         tree: list[tuple[str, str]] = []
         self._walk(c.tree.decode(), "", tree)
-        manifest_raw: bytes | None = None
-        doc: dict[str, Any] = {}
-        for path, oid in tree:
-            if path == MANIFEST_PATH:
-                blob = store._objects.get(oid)
-                if isinstance(blob, Blob):
-                    manifest_raw = blob.as_raw_string()
-        if manifest_raw is not None:
+        manifest_oid = next((oid for path, oid in tree if path == MANIFEST_PATH), None)
+        blob = store._objects.get(manifest_oid) if manifest_oid else None
+        if not isinstance(blob, Blob):
+            raise IntegrityError(f"commit {commit} is not a gitstore version (no manifest)")
+        manifest_raw = blob.as_raw_string()
+        # Decoded here rather than by Store._manifest, which would read the same objects again.
+        manifest = store._cached(commit)
+        if manifest is None:
             try:
-                decoded = msgspec.json.decode(manifest_raw)
-            except msgspec.DecodeError:
-                decoded = None  # what is there is read as raw text: all of it is reported
-            if isinstance(decoded, dict):
-                doc = decoded
+                manifest = decode_manifest(manifest_raw)
+            except (msgspec.DecodeError, msgspec.ValidationError) as e:
+                raise IntegrityError(f"version {commit}: damaged manifest ({e})") from None
+            store._remember(commit, manifest)
+        # Every key, known or not, as it stands in the JSON (the typed manifest drops unknown ones).
+        doc: dict[str, Any] = msgspec.json.decode(manifest_raw)
         listed: dict[str, str] = {}
-        artifacts = doc.get("artifacts")
-        if isinstance(artifacts, dict):
-            for name, entry in artifacts.items():
-                if isinstance(entry, dict) and isinstance(entry.get("oid"), str):
-                    listed[str(name)] = entry["oid"]
+        for name, entry in doc.get("artifacts", {}).items():
+            if isinstance(entry, dict) and isinstance(entry.get("oid"), str):
+                listed[name] = entry["oid"]
         blobs = [
             (path, oid, "" if listed.get(path) == oid else "tree")
             for path, oid in tree
