@@ -262,9 +262,10 @@ class Scanner:
     def _scan_texts(self, texts: list[bytes]) -> list[list[Finding]]:
         """:meth:`Masker.scan` of each text, reading a clean batch in one pass.
 
-        Joined by newlines, texts show every secret each holds (no shape spans a newline and
-        starts or ends differently because of it), and maybe more; so a batch whose join is
-        clean is clean, and only a batch with a finding is split in halves and read again.
+        Joined by newlines, texts hold every match each holds alone (a newline stops every shape
+        where the end of a text does, and no literal or finder crosses one), and maybe more
+        across a join; so a batch whose join is clean is clean, and only a batch with a finding
+        is split in halves and read again.
         """
         out: list[list[Finding]] = [[] for _ in texts]
 

@@ -381,6 +381,12 @@ class Masker:
             return items, count
         return self._mask_leaf(key, value)
 
+    def scan_value(self, value: Any, key: str = "") -> list[tuple[FieldPath, Finding]]:
+        """Where ``value`` (read as :func:`field_texts` reads it) holds secret-shaped strings."""
+        return [
+            (path, f) for path, text in field_texts(value, key) for f in self.scan(_encode(text))
+        ]
+
     def _mask_leaf(self, key: str, value: Any) -> tuple[Any, int]:
         masked, n = self.mask(_encode(_pair(key, value)))
         if not n:

@@ -1494,13 +1494,12 @@ def _mask_fields(
     Raises:
       SecretsFoundError: ``run_id`` holds a secret-shaped string.
     """
-    if run_id is not None:
-        _, found = masker.mask_value(run_id, "run_id")
-        if found:
-            raise SecretsFoundError(
-                f"run id {masker.mask_value(run_id)[0]!r} holds a secret-shaped string: a run "
-                "id names the run, so it is refused rather than masked; give one without it"
-            )
+    found = masker.scan_value(run_id, "run_id") if run_id is not None else []
+    if found:
+        raise SecretsFoundError(
+            f"the run id holds a secret-shaped string ({found[0][1].kind}): a run id names the "
+            "run, so it is refused rather than masked; give one without it"
+        )
     if message is not None:
         message = cast(str, masker.mask_value(message, "message")[0])
     if metadata is not None:
