@@ -32,7 +32,9 @@ def _open() -> Store:
 def scan(scope: str | None, as_json: bool) -> None:
     """Find secret-shaped strings already stored, in every version; exit 20 if any.
 
-    Prints one line per finding, SPEC/TASK@COMMIT NAME:LINE: KIND; never the secret.
+    Reads every blob in each version's tree, its message, run id, metadata, tags and commit.
+    Prints one line per finding, SPEC/TASK@COMMIT WHERE: KIND (WHERE: NAME:LINE for an
+    artifact's bytes, message, run_id, metadata.KEY, tag KEY on NAME ...); never the secret.
     """
     findings = _open().scan(scope)
     if as_json:

@@ -9,8 +9,8 @@ bounded memory:
   sha256, kept byte ranges) that goes into the manifest, so ``gitstore show`` shows it;
 * the :class:`Excerpt` holds the first and last lines within ``head_bytes`` / ``tail_bytes``
   (and ``max_lines``), and says whether anything between them was left out;
-* binary content (a NUL byte, or mostly control bytes, in the first ``binary_window`` bytes) gets
-  no excerpt, and the excerpt says so.
+* binary content (:func:`~gitstore.secrets.is_binary`, the rule put, scan and push use, on the
+  first ``binary_window`` bytes) gets no excerpt, and the excerpt says so.
 
 With a :class:`~gitstore.secrets.Masker`, secrets are masked before anything is cut (a cut must
 never leave half a secret behind), so the truncation describes the masked text: its digest is
@@ -28,20 +28,17 @@ import hashlib
 import io
 import os
 import tempfile
-from typing import IO, cast
+from typing import IO, BinaryIO, cast
 
 from gitstore._io import Prefixed
 from gitstore.errors import InputError, UsageError
 from gitstore.meta import Truncation
-from gitstore.secrets import Masker
-from gitstore.store import Artifact, Source, mask_binary_safe
+from gitstore.secrets import BINARY_WINDOW, Masker, is_binary, read_head
+from gitstore.store import Artifact, Source
 
 __all__ = ["CapturePolicy", "Captured", "Excerpt", "capture", "is_binary"]
 
 CHUNK = 1 << 20
-# Bytes that often appear in text: tab, newline, carriage return, form feed, backspace, escape
-# (terminal colours in logs).
-_TEXT_CONTROLS = frozenset(b"\t\n\r\f\b\x1b")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +51,8 @@ class CapturePolicy:
       head_bytes: bytes of the beginning kept in the excerpt (and in a capped stored copy).
       tail_bytes: bytes of the end kept in the excerpt (and in a capped stored copy).
       max_lines: lines the excerpt holds at most (half from the head, half from the tail).
-      binary_window: how many leading bytes decide whether the content is binary.
+      binary_window: how many leading bytes :func:`~gitstore.secrets.is_binary` reads to decide
+        whether the content is binary (default 8 KiB, what put, scan and push read).
     """
 
     max_bytes: int | None = None
@@ -62,7 +60,7 @@ class CapturePolicy:
     head_bytes: int = 4000
     tail_bytes: int = 4000
     max_lines: int | None = None
-    binary_window: int = 8192
+    binary_window: int = BINARY_WINDOW
 
     def __post_init__(self) -> None:
         for name in ("excerpt_bytes", "head_bytes", "tail_bytes", "binary_window"):
@@ -136,20 +134,6 @@ class Captured:
         self.close()
 
 
-def is_binary(window: bytes) -> bool:
-    """True when ``window`` (the first bytes of some content) looks binary.
-
-    A NUL byte decides (what git calls binary); otherwise more than 30% control bytes other than
-    the ones text uses (tab, newlines, form feed, backspace, escape).
-    """
-    if b"\0" in window:
-        return True
-    if not window:
-        return False
-    controls = sum(1 for b in window if (b < 32 or b == 127) and b not in _TEXT_CONTROLS)
-    return controls * 10 > len(window) * 3
-
-
 def capture(
     source: Source,
     policy: CapturePolicy | None = None,
@@ -176,7 +160,7 @@ def capture(
     label = os.fspath(source) if isinstance(source, os.PathLike) else type(source).__name__
     try:
         src = _open(source, resources)
-        window = _peek(src, policy.binary_window)
+        window = read_head(src, policy.binary_window)
         binary = is_binary(window)
         stream = cast(IO[bytes], Prefixed(window, src))
         masked = masker is not None and not binary
@@ -184,7 +168,8 @@ def capture(
         if masked:
             assert masker is not None
             spool = _spool(resources, tmpdir)
-            count = mask_binary_safe(masker, stream, spool)
+            # Text, by the one rule decided above: mask it all.
+            count = masker.mask_stream(cast(BinaryIO, stream), cast(BinaryIO, spool))
             spool.seek(0)
             stream = spool
         # A caller's stream is consumed by this pass: keep a copy to store (unless it is cut).
@@ -249,17 +234,6 @@ def _open(source: Source, resources: contextlib.ExitStack) -> IO[bytes]:
 def _spool(resources: contextlib.ExitStack, tmpdir: str | None) -> IO[bytes]:
     # Closed (and so removed) by the ExitStack once the put has read it.
     return resources.enter_context(tempfile.TemporaryFile(dir=tmpdir))
-
-
-def _peek(src: IO[bytes], n: int) -> bytes:
-    parts = []
-    while n > 0:
-        chunk = src.read(n)
-        if not chunk:
-            break
-        parts.append(chunk)
-        n -= len(chunk)
-    return b"".join(parts)
 
 
 def _scan(stream: IO[bytes], policy: CapturePolicy, copy: IO[bytes] | None) -> _Kept:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import os
 import re
 import shutil
@@ -73,7 +72,7 @@ from gitstore.errors import (
     UsageError,
 )
 from gitstore.merge import TaskUpdate, ancestors, integrate, is_ancestor
-from gitstore.secrets import Masker
+from gitstore.scan import Scanner
 from gitstore.store import REFS_PREFIX, Store
 from gitstore.validate import check_incoming
 
@@ -721,8 +720,10 @@ def push(
     ("pull first"); every other task is pushed. Only task refs are sent.
 
     Unless ``allow_secrets``, the versions about to be sent (those the remote lacks) are scanned
-    for secret-shaped strings (:class:`gitstore.secrets.Masker`'s token shapes), and a task
-    holding any is refused too, naming where, never the secret.
+    whole by :func:`gitstore.scan.scan_version` (every blob in their trees, their messages,
+    metadata, run ids, tags and commits) for secret-shaped strings (the token shapes of
+    :class:`gitstore.secrets.Masker`), and a task holding any is refused too, naming where,
+    never the secret.
 
     Raises:
       RemoteUnreachableError, RemoteAuthError, NotAStoreError: the transfer failed.
@@ -768,9 +769,10 @@ def _push_url(
                     Refusal(key, "the remote has versions of this task that we lack; pull first")
                 )
         if not allow_secrets:
+            scanner = Scanner(store)
             for ref, (old, new) in list(planned.items()):
                 key = ref[len(REFS_PREFIX) :].decode()
-                found = _secrets_to_send(store, key, new, old)
+                found = _secrets_to_send(store, key, new, old, scanner)
                 if found:
                     del planned[ref], out[ref]
                     result.refused.append(
@@ -848,32 +850,27 @@ def _push_url(
     return result
 
 
-def _secrets_to_send(store: Store, key: str, mine: str, theirs: str | None) -> list[str]:
-    """Where secret-shaped strings sit in the versions of ``key`` the remote lacks."""
-    spec, task = key.split("/")
-    sent = ancestors(store, [mine]) - (
-        ancestors(store, [theirs]) if theirs and store._objects.has(theirs) else set()
-    )
-    masker = Masker(env={})
-    # Blobs the remote's head already holds were sent before: scanning them again would refuse a
-    # clean new version for what the remote was allowed to receive earlier.
+def _secrets_to_send(
+    store: Store, key: str, mine: str, theirs: str | None, scanner: Scanner | None = None
+) -> list[str]:
+    """Where secret-shaped strings sit in the versions of ``key`` the remote lacks.
+
+    Each version is read whole by :func:`gitstore.scan.scan_version` (every blob in its tree,
+    its message, metadata, run id, tags, commit), newest first, each thing reported once.
+    ``scanner`` (shared by the tasks of one push) reads each blob once.
+    """
+    scanner = scanner or Scanner(store)
+    sent = ancestors(store, [mine])
     seen: set[str] = set()
     if theirs and store._objects.has(theirs):
-        seen = {a.oid for a in store.show(f"{key}@{theirs}").artifacts}
-    found: list[str] = []
-    for commit in sorted(sent):
-        version = store.show(f"{key}@{commit}")
-        for art in version.artifacts:
-            if art.oid in seen:
-                continue
-            seen.add(art.oid)
-            # By oid: the version was just resolved, so the URI need not be resolved again.
-            with store._objects.open_blob(art.oid) as raw, io.BufferedReader(raw, 1 << 16) as f:
-                if b"\0" in f.peek(8192)[:8192]:
-                    continue  # binary: token shapes in it are noise, as in Store.scan
-                for hit in masker.scan_stream(f):
-                    found.append(f"{spec}/{task}@{commit[:12]} {art.name}:{hit.line}: {hit.kind}")
-    return found
+        sent -= ancestors(store, [theirs])
+        # What the remote's head holds was sent before: reading it again would refuse a clean
+        # new version for what the remote was allowed to receive earlier.
+        seen = scanner.held(theirs)
+
+    # Newest first, so that what several versions hold is reported at the newest.
+    order = sorted(sent, key=lambda c: (store._number(c), c), reverse=True)
+    return [str(f) for commit in order for f in scanner.version(commit, seen)]
 
 
 # -- clone and sync --------------------------------------------------------------------------

@@ -129,8 +129,10 @@ def record_task(
       message, tags: the version's message; tags on every artifact of this call.
       strict: True (default): a part that fails records nothing and raises an error naming the
         part. False: the failed part is left out, named in ``warnings``, the rest is recorded.
-      mask: mask secrets in every text part (default True): secret-named environment values,
-        ``secrets`` given here, well-known token shapes. Binary content is never masked.
+      mask: mask secrets in every text part and in the message, metadata and tags (default
+        True): secret-named environment values, ``secrets`` given here, well-known token shapes.
+        Binary content is never masked; a ``run_id`` holding a secret is refused
+        (SecretsFoundError), as by ``Store.put(mask_secrets=...)``.
       secrets: literal secrets to mask as well.
       capture_policy: how the log is stored and excerpted (default: stored whole).
       on_recorded: called with each recorded URI (to update a task registry); an exception it

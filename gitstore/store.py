@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any, BinaryIO, Union, cast
+from typing import IO, TYPE_CHECKING, Any, Union, cast
 
 import msgspec
 from dulwich.config import ConfigFile
@@ -38,7 +38,6 @@ from dulwich.repo import Repo
 
 from gitstore import gc as _gc
 from gitstore import names as _names
-from gitstore._io import Prefixed
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -46,6 +45,7 @@ from gitstore.errors import (
     InputError,
     IntegrityError,
     InvalidNameError,
+    SecretsFoundError,
     StoreError,
     StoreNotFoundError,
     TaskNotFoundError,
@@ -449,8 +449,10 @@ class Store:
           progress: called with the number of bytes read as large inputs stream in.
           mask_secrets: replace secrets with ``***MASKED***`` on the way in (True: a default
             :class:`~gitstore.secrets.Masker`, which reads ``os.environ``; or a Masker of the
-            caller's); the count goes into each manifest entry. Binary content (a NUL byte in its
-            first 8 KiB) is stored as is. Off by default: a plain put is byte-exact.
+            caller's), in the artifacts' bytes (the count goes into each manifest entry) and in
+            the message, metadata, tags and content types; a ``run_id`` holding one is refused
+            (SecretsFoundError). Binary content (:func:`gitstore.secrets.is_binary`) is stored
+            as is. Off by default: a plain put is byte-exact.
           follow_symlinks: inside a folder, follow symbolic links to files (wherever they
             point). Off by default: a folder put reads only files inside the folder and refuses
             any symbolic link in it. Links to folders are always refused (they can loop). A path
@@ -466,6 +468,8 @@ class Store:
             link inside a folder (nothing is referenced; blobs already written are unreferenced
             and removed by gc).
           ConflictError: the ref stayed contended for ``gitstore.casTimeout`` seconds.
+          SecretsFoundError: with ``mask_secrets``, ``run_id`` holds a secret (nothing is
+            written).
         """
         spec, task, inputs = _prepare(
             address, artifacts, content_type, tags, metadata, follow_symlinks
@@ -480,6 +484,8 @@ class Store:
         batch = _Batch(self._objects)
         caches: dict[str, StatCache] = {}
         masker = Masker() if mask_secrets is True else (mask_secrets or None)
+        if masker is not None:
+            message, metadata = _mask_fields(masker, run_id, message, metadata, inputs)
         pending = self._store_blobs(inputs, batch, caches, progress, masker)
         now = now_iso()
         changes = {
@@ -727,7 +733,7 @@ class Store:
                     src = stack.enter_context(open(item.path, "rb"))
                 # An unnamed temp file (O_TMPFILE): gc never sees it, a crash leaves nothing.
                 out = stack.enter_context(tempfile.TemporaryFile(dir=tmpdir))
-                item.masked_secrets = mask_binary_safe(masker, src, out)
+                item.masked_secrets = masker.mask_content(src, out)
                 size = out.tell()
                 out.seek(0)
                 if size <= SMALL_BLOB:
@@ -1073,8 +1079,10 @@ class Store:
     ) -> list[SecretFinding]:
         """Secret-shaped strings stored in any version of ``scope`` (None, SPEC or SPEC/TASK).
 
-        Each finding names spec, task, commit, artifact and line, never the secret; see
-        :mod:`gitstore.scan`. ``masker`` says what counts (default: token shapes only).
+        Every blob in each version's tree and every field (message, run id, metadata, tags ...)
+        is read; each finding names spec, task, commit and where (artifact and line, or field),
+        never the secret; see :mod:`gitstore.scan`. ``masker`` says what counts (default: token
+        shapes only).
         """
         from gitstore.scan import scan  # scan reads through this class's public calls
 
@@ -1555,19 +1563,38 @@ def _check_readable(path: str) -> None:
         raise InputError(f"{path}: permission denied")
 
 
-def mask_binary_safe(masker: Masker, src: IO[bytes], dst: IO[bytes]) -> int:
-    """Copy ``src`` to ``dst`` masking secrets unless it looks binary; return the count.
+def _mask_fields(
+    masker: Masker,
+    run_id: str | None,
+    message: str | None,
+    metadata: Mapping[str, Any] | None,
+    inputs: list[_Input],
+) -> tuple[str | None, Mapping[str, Any] | None]:
+    """Mask what a put records besides bytes, as a scan reads it (message, metadata, tags, content
+    types; see :func:`gitstore.secrets.field_texts`); return the masked message and metadata
+    (tags and content types are masked on ``inputs`` in place).
 
-    Binary content (a NUL byte in its first 8 KiB, what git itself calls binary) is copied as
-    is: replacing bytes inside it would corrupt it, and token shapes in it are noise.
+    A run id is not masked but refused: it names the run (``find --run``, ``rm-run``), and
+    masked run ids would all read ``***MASKED***``, one run for ``rm-run`` to delete.
+
+    Raises:
+      SecretsFoundError: ``run_id`` holds a secret-shaped string.
     """
-    head = _read_upto(src, 8192)
-    if b"\0" in head:
-        dst.write(head)
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
-        return 0
-    return masker.mask_stream(cast(BinaryIO, Prefixed(head, src)), cast(BinaryIO, dst))
+    found = masker.scan_value(run_id, "run_id") if run_id is not None else []
+    if found:
+        raise SecretsFoundError(
+            f"the run id holds a secret-shaped string ({found[0][1].kind}): a run id names the "
+            "run, so it is refused rather than masked; give one without it"
+        )
+    if message is not None:
+        message = cast(str, masker.mask_value(message, "message")[0])
+    if metadata is not None:
+        metadata = cast(dict[str, Any], masker.mask_value(metadata)[0])
+    for item in inputs:
+        item.tags = cast(dict[str, str], masker.mask_value(item.tags)[0])
+        if item.content_type is not None:
+            item.content_type = cast(str, masker.mask_value(item.content_type, "content_type")[0])
+    return message, metadata
 
 
 def _read_upto(stream: IO[bytes], n: int) -> bytes:

@@ -49,7 +49,7 @@ def test_big_streams_and_folders_are_masked_and_binary_is_left_alone(
     big = line * 8000 + f"late {GH}\n".encode()  # > 1 MiB: the streamed path
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "a.txt").write_bytes(f"{GH}\n".encode())
-    binary = b"\0\1\2" + GH.encode()
+    binary = b"\x89PNG\r\n\x1a\n" + GH.encode()  # an image: a token shape in it is noise
     v = store.put(
         "s/t",
         {"big.log": io.BytesIO(big), "out": tmp_path / "out", "blob.bin": binary},
@@ -89,7 +89,7 @@ def test_cli_put_mask_secrets(tmp_path: Path) -> None:
 
 
 def test_scan_names_task_version_artifact_and_line_never_the_secret(store: Store) -> None:
-    old = store.put("s/t", {"log.log": f"ok\nleaked {GH}\n", "blob.bin": b"\0" + GH.encode()})
+    old = store.put("s/t", {"log.log": f"ok\nleaked {GH}\n", "blob.gz": b"\x1f\x8b" + GH.encode()})
     store.put("s/t", {"log.log": "clean now\n"})
     store.put("s/u", {"a.txt": "nothing here\n"})
     findings = store.scan()

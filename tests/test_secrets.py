@@ -54,6 +54,8 @@ def test_a_private_key_block_is_masked_whole() -> None:
         "AKIA123",  # too short for an access key id
         "https://example.com/path:with@colon",  # no user:pass before the host
         "token=***MASKED***",  # already masked: not counted again
+        'metadata {"token": {"scope": "read"}}',  # a structure, not a secret value
+        "token=[1, 2]",
     ],
 )
 def test_ordinary_text_is_left_alone(text: str) -> None:
@@ -112,3 +114,18 @@ def test_an_unterminated_private_key_block_is_still_masked() -> None:
     out = io.BytesIO()
     Masker(env={}).mask_stream(io.BytesIO(data), out)
     assert b"QUJD" not in out.getvalue()
+
+
+def test_values_are_read_and_masked_as_key_equals_value() -> None:
+    masker = Masker(env={})
+    value = {"api_key": "abc123", "n": {"password": 12345678}, "ok": [True, None, "plain"]}
+    assert masker.mask_value(value) == (
+        {"api_key": "***MASKED***", "n": {"password": "***MASKED***"}, "ok": [True, None, "plain"]},
+        2,
+    )
+
+
+def test_keys_holding_secrets_are_masked_without_losing_an_entry() -> None:
+    masked, n = Masker(env={}).mask_value({GH: "a", GH + "Z": "b", "***MASKED***": "c"})
+    assert n == 2 and sorted(masked.values()) == ["a", "b", "c"]
+    assert not any(GH in k for k in masked)
