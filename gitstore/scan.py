@@ -336,15 +336,19 @@ class Scanner:
         return _Read(manifest.spec, manifest.task, c.as_raw_string(), manifest_raw, doc, blobs)
 
     def _walk(self, tree_id: str, prefix: str, out: list[tuple[str, str]]) -> None:
-        tree = self.store._objects.get(tree_id)
-        if not isinstance(tree, Tree):
-            raise IntegrityError(f"object {tree_id} is not a tree")
-        for item in tree.iteritems():
-            path = prefix + item.path.decode("utf-8", "surrogateescape")
-            if stat.S_ISDIR(item.mode):
-                self._walk(item.sha.decode(), path + "/", out)
-            elif item.mode != _GITLINK:  # a submodule's commit is not in this store
-                out.append((path, item.sha.decode()))
+        # A stack, not recursion: a tree crafted thousands of folders deep is read, not a crash.
+        todo = [(tree_id, prefix)]
+        while todo:
+            oid, at = todo.pop()
+            tree = self.store._objects.get(oid)
+            if not isinstance(tree, Tree):
+                raise IntegrityError(f"object {oid} is not a tree")
+            for item in tree.iteritems():
+                path = at + item.path.decode("utf-8", "surrogateescape")
+                if stat.S_ISDIR(item.mode):
+                    todo.append((item.sha.decode(), path + "/"))
+                elif item.mode != _GITLINK:  # a submodule's commit is not in this store
+                    out.append((path, item.sha.decode()))
 
 
 def _label(path: _Path) -> tuple[str, str]:

@@ -236,18 +236,40 @@ def field_texts(value: Any, key: str = "", path: FieldPath = ()) -> Iterator[tup
     its own. A leaf with no key (``key=""``) reads as itself. Paths hold dict keys and list
     indexes from ``value`` down.
     """
+    # A stack of generators rather than recursion: a stored manifest may nest as deep as its
+    # decoder allows, deeper than Python's stack.
+    stack: list[Iterator[tuple[FieldPath, str] | _Descend]] = [iter([_Descend(value, key, path)])]
+    while stack:
+        item = next(stack[-1], None)
+        if item is None:
+            stack.pop()
+        elif isinstance(item, _Descend):
+            stack.append(_children(item))
+        else:
+            yield item
+
+
+@dataclass(frozen=True)
+class _Descend:
+    value: Any
+    key: str
+    path: FieldPath
+
+
+def _children(node: _Descend) -> Iterator[tuple[FieldPath, str] | _Descend]:
+    value, key, path = node.value, node.key, node.path
     if isinstance(value, Mapping):
         for k, v in value.items():
             k = str(k)
             if isinstance(v, (Mapping, list, tuple)):
                 yield (*path, k), k
-                yield from field_texts(v, k, (*path, k))
+                yield _Descend(v, k, (*path, k))
             else:
                 yield (*path, k), _pair(k, v)
     elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
             if isinstance(v, (Mapping, list, tuple)):
-                yield from field_texts(v, key, (*path, i))
+                yield _Descend(v, key, (*path, i))
             else:
                 yield (*path, i), _pair(key, v)
     else:

@@ -129,3 +129,15 @@ def test_keys_holding_secrets_are_masked_without_losing_an_entry() -> None:
     masked, n = Masker(env={}).mask_value({GH: "a", GH + "Z": "b", "***MASKED***": "c"})
     assert n == 2 and sorted(masked.values()) == ["a", "b", "c"]
     assert not any(GH in k for k in masked)
+
+
+def test_field_texts_walks_values_deeper_than_pythons_stack() -> None:
+    """A stored manifest can nest as deep as its decoder allows; reading it must not recurse."""
+    from gitstore.secrets import field_texts
+
+    value: object = "token=abcdefgh12345678"
+    for _ in range(5000):
+        value = {"k": [value]}
+    texts = list(field_texts(value))
+    assert texts[-1][1] == "k=token=abcdefgh12345678"
+    assert len(texts[-1][0]) == 10000
