@@ -9,7 +9,6 @@ code documented in the README (library errors carry their own ``exit_code``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sys
@@ -28,8 +27,8 @@ from gitstore import (
     GitstoreError,
     InputError,
     IntegrityError,
-    NotFoundError,
     Store,
+    TaskDeletion,
     UsageError,
     Version,
     __version__,
@@ -244,7 +243,7 @@ def _plural(n: int, word: str) -> str:
 def _print_version(version: Version, as_json: bool) -> None:
     """What put and rm answer: the version they made (or the unchanged latest one)."""
     if as_json:
-        _emit_json({**version.to_dict(), "created": version.created})
+        _emit_json(version.to_dict(created=True))
         return
     note = "" if version.created else " (unchanged, no new version)"
     say(
@@ -530,26 +529,19 @@ def ls(address: str | None, as_json: bool) -> None:
     """
     store = _open()
     if address is None:
-        counts = {spec: len(store.tasks(spec)) for spec in store.specs()}
+        specs = store.spec_summaries()
         if as_json:
-            _emit_json([{"name": spec, "tasks": n} for spec, n in counts.items()])
+            _emit_json([s.to_dict() for s in specs])
         else:
-            _table([[spec, _plural(n, "task")] for spec, n in counts.items()])
+            _table([[s.name, _plural(s.tasks, "task")] for s in specs])
         return
     addr = parse_address(address)
     if addr.task is None:
-        spec = addr.spec
-        heads = store.heads(spec)
-        if not heads:
-            raise NotFoundError(f"no spec {spec!r} (no task has a version)")
-        tasks = [
-            {"name": key.split("/")[1], "spec": spec, "task": key.split("/")[1], "commit": commit}
-            for key, commit in heads.items()
-        ]
+        tasks = store.task_heads(addr.spec)
         if as_json:
-            _emit_json(tasks)
+            _emit_json([t.to_dict() for t in tasks])
         else:
-            _table([[t["name"], t["commit"][:12]] for t in tasks])
+            _table([[t.task, t.commit[:12]] for t in tasks])
         return
     version = store.show(address)
     if as_json:
@@ -648,10 +640,7 @@ def diff(old: str, new: str | None, as_json: bool) -> None:
     """
     d = _open().diff(old, new)
     if as_json:
-        out = d.to_dict()
-        out["old"].update(spec=d.old.spec, task=d.old.task)
-        out["new"].update(spec=d.new.spec, task=d.new.task)
-        _emit_json(out)
+        _emit_json(d.to_dict())
         return
     say(f"{d.old.spec}/{d.old.task}@v{d.old.version} -> {d.new.spec}/{d.new.task}@v{d.new.version}")
     marks = [("A", n) for n in d.added] + [("D", n) for n in d.removed]
@@ -688,7 +677,7 @@ def rm(
         return
     commit = store.rm_task(address)
     if as_json:
-        _emit_json({"address": address, "deleted": True, "commit": commit})
+        _emit_json(TaskDeletion(address, commit).to_dict())
     else:
         say(f"deleted {address} (its ref pointed at {commit[:12]})")
 
@@ -700,7 +689,7 @@ def verify(scope: str | None, as_json: bool) -> None:
     """Recompute every artifact's digests; print each problem on a line and exit 6 if any."""
     problems = _open().verify(scope)
     if as_json:
-        _emit_json([dataclasses.asdict(p) for p in problems])
+        _emit_json([p.to_dict() for p in problems])
     else:
         for p in problems:
             say(str(p))
@@ -729,11 +718,10 @@ def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
     Safe while other processes write to the store.
     """
     report = _open().gc(prune_after=prune_after * 86400, dry_run=dry_run)
-    fields = dataclasses.asdict(report)
     if as_json:
-        _emit_json({**fields, "dry_run": dry_run})
+        _emit_json(report.to_dict())
     else:
-        _print_fields({**fields, "dry_run": dry_run})
+        _print_fields(report.to_dict())
 
 
 def _register() -> None:

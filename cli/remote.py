@@ -190,7 +190,7 @@ def remote_ls(as_json: bool) -> None:
     """List the remotes."""
     found = _lib().remotes(_open())
     if as_json:
-        _emit_json([{"name": r.name, "url": r.url} for r in found])
+        _emit_json([r.to_dict() for r in found])
         return
     for r in found:
         say(f"{r.name}  {r.url}")

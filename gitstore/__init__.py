@@ -36,15 +36,27 @@ from gitstore.errors import (
     UsageError,
     VersionNotFoundError,
 )
-from gitstore.gc import GcReport
-from gitstore.names import artifact_uri, parse_address, parse_uri
-from gitstore.objects import BlobReader
-from gitstore.query import RunDeletion, delete_run, find, iter_history, write_jsonl
-from gitstore.remote import (
+from gitstore.model import (
+    Artifact,
+    ArtifactInfo,
+    Diff,
+    GcReport,
+    Problem,
     Refusal,
     Remote,
+    RunDeletion,
+    SecretFinding,
+    SpecSummary,
+    TaskDeletion,
+    TaskHead,
     TaskUpdate,
     TransferResult,
+    Version,
+)
+from gitstore.names import artifact_uri, parse_address, parse_uri
+from gitstore.objects import BlobReader
+from gitstore.query import delete_run, find, iter_history, write_jsonl
+from gitstore.remote import (
     add_remote,
     bundle_create,
     bundle_import,
@@ -56,9 +68,8 @@ from gitstore.remote import (
     sync,
 )
 from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
-from gitstore.scan import SecretFinding
 from gitstore.secrets import Masker
-from gitstore.store import Artifact, ArtifactInfo, Diff, Problem, Store, Version, guess_type
+from gitstore.store import Store, guess_type
 
 __version__ = "0.1.0"
 
@@ -87,6 +98,9 @@ __all__ = [
     "RunDeletion",
     "SecretFinding",
     "SecretsFoundError",
+    "SpecSummary",
+    "TaskDeletion",
+    "TaskHead",
     "TaskRecord",
     "TaskUpdate",
     "TransferResult",

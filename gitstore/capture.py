@@ -33,8 +33,8 @@ from typing import IO, BinaryIO, cast
 from gitstore._io import Prefixed
 from gitstore.errors import InputError, UsageError
 from gitstore.meta import Truncation
+from gitstore.model import Artifact, Source
 from gitstore.secrets import BINARY_WINDOW, Masker, is_binary, read_head
-from gitstore.store import Artifact, Source
 
 __all__ = ["CapturePolicy", "Captured", "Excerpt", "capture", "is_binary"]
 

@@ -21,7 +21,6 @@ Unreachable objects inside packs are left alone (they are small; stock ``git gc`
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import time
@@ -30,6 +29,7 @@ from dulwich.objects import Commit, Tag, Tree
 
 from gitstore._fs import break_stale_lock, remove_if_stale
 from gitstore.errors import IntegrityError
+from gitstore.model import GcReport
 from gitstore.objects import DiskObjects
 from gitstore.packs import merge_small_packs, packs_to_merge
 from gitstore.refs import DiskRefs
@@ -39,17 +39,6 @@ __all__ = ["TEMP_GRACE", "GcReport", "collect"]
 TEMP_GRACE = 3600.0
 
 _OID = re.compile("[0-9a-f]{40}")
-
-
-@dataclasses.dataclass(frozen=True)
-class GcReport:
-    """What :meth:`gitstore.Store.gc` removed or merged (or would have, with ``dry_run``)."""
-
-    temp_files: int = 0
-    stale_locks: int = 0
-    merges: int = 0
-    pruned_objects: int = 0
-    pruned_bytes: int = 0
 
 
 def collect(
@@ -91,7 +80,7 @@ def collect(
                 continue
         count += 1
         size += nbytes
-    return GcReport(temp, locks, merged, count, size)
+    return GcReport(temp, locks, merged, count, size, dry_run)
 
 
 def _unreachable(

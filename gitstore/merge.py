@@ -18,14 +18,14 @@ lets stores that sync in both directions converge instead of merging each other'
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from dulwich.objects import Commit
 
 from gitstore.errors import ConflictError
 from gitstore.meta import ArtifactEntry, Manifest, parse_iso
+from gitstore.model import TaskUpdate
 from gitstore.names import task_ref
 from gitstore.refs import Busy
 
@@ -37,31 +37,6 @@ __all__ = ["MERGE_IDENTITY", "TaskUpdate", "ancestors", "integrate", "is_ancesto
 # Merge commits carry this identity on every machine: a per-machine identity would give two
 # machines different commit ids for the same merge.
 MERGE_IDENTITY = b"gitstore <gitstore@localhost>"
-
-Action = Literal["created", "fast-forward", "merged", "up-to-date", "ahead"]
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskUpdate:
-    """What integrating a remote head did to one local task."""
-
-    task: str
-    action: Action
-    old: str | None
-    new: str | None
-    conflicts: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready form."""
-        out: dict[str, object] = {
-            "task": self.task,
-            "action": self.action,
-            "old": self.old,
-            "new": self.new,
-        }
-        if self.action == "merged":
-            out["conflicts"] = list(self.conflicts)
-        return out
 
 
 def is_ancestor(s: Store, ancestor: str, descendant: str) -> bool:

@@ -14,7 +14,6 @@ it costs one slow query; a damaged one is ignored and rebuilt.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fnmatch
 import json
 import os
@@ -29,7 +28,8 @@ import msgspec
 from gitstore import names as _names
 from gitstore.errors import ConflictError, InvalidNameError, TaskNotFoundError, UsageError
 from gitstore.meta import parse_iso
-from gitstore.store import Store, Version, walk_commits
+from gitstore.model import RunDeletion, Version
+from gitstore.store import Store, walk_commits
 
 __all__ = [
     "RunDeletion",
@@ -302,25 +302,6 @@ def _time(text: str | None, what: str) -> float | None:
         raise UsageError(f"{what}={text!r} is not an ISO 8601 time") from None
 
 
-@dataclasses.dataclass(frozen=True)
-class RunDeletion:
-    """What :func:`delete_run` deleted (or, in a dry run, would delete) and what it kept."""
-
-    run: str
-    deleted: tuple[str, ...]
-    kept: Mapping[str, str]
-    dry_run: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form."""
-        return {
-            "run": self.run,
-            "deleted": list(self.deleted),
-            "kept": dict(self.kept),
-            "dry_run": self.dry_run,
-        }
-
-
 def delete_run(store: Store, run: str, *, dry_run: bool = False) -> RunDeletion:
     """Remove what run ``run`` wrote: each task all of whose versions that run wrote.
 
@@ -369,16 +350,10 @@ def delete_run(store: Store, run: str, *, dry_run: bool = False) -> RunDeletion:
 def iter_history(store: Store, scope: str | None = None) -> Iterator[dict[str, Any]]:
     """One JSON-able record per version (its metadata and artifacts), for ``SPEC/TASK``, a spec or
     the whole store (None): tasks in name order, each task's versions newest first."""
-    if scope is None:
-        keys = list(store.heads())
+    if scope is not None and _names.parse_address(scope).task is not None:
+        keys = [scope]  # SPEC/TASK[@REV]: its history (from that version back)
     else:
-        addr = _names.parse_address(scope)
-        if addr.task is None:
-            keys = list(store.heads(addr.spec))
-            if not keys:
-                raise TaskNotFoundError(f"no spec {addr.spec!r} (no task has a version)")
-        else:
-            keys = [scope]
+        keys = list(store.heads_in(scope))
     for key in keys:
         for version in store.log(key):
             yield version.to_dict()

@@ -24,7 +24,6 @@ a URL: a URL holding a password is refused. SSH runs the system ``ssh`` (or ``GI
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import re
 import shutil
@@ -71,7 +70,8 @@ from gitstore.errors import (
     StoreError,
     UsageError,
 )
-from gitstore.merge import TaskUpdate, ancestors, integrate, is_ancestor
+from gitstore.merge import ancestors, integrate, is_ancestor
+from gitstore.model import Refusal, Remote, TaskUpdate, TransferResult, redact_url
 from gitstore.scan import Scanner
 from gitstore.store import REFS_PREFIX, Store
 from gitstore.validate import check_incoming
@@ -103,70 +103,6 @@ REUSE_ENTRIES_FROM = 1000
 
 Progress = Callable[[str], None]
 _REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-
-
-@dataclasses.dataclass(frozen=True)
-class Remote:
-    """A remote recorded in the store's git config."""
-
-    name: str
-    url: str
-
-
-@dataclasses.dataclass(frozen=True)
-class Refusal:
-    """A task push left alone, and why.
-
-    ``kind``: ``behind`` (the remote has versions we lack: pull first), ``rejected`` (the remote
-    refused the update, for example because it moved meanwhile) or ``secrets`` (the versions to
-    send hold secret-shaped strings).
-    """
-
-    task: str
-    reason: str
-    kind: str = "behind"
-
-
-@dataclasses.dataclass
-class TransferResult:
-    """What a push, pull, sync or bundle transfer did.
-
-    ``updated``: tasks whose ref moved without a merge (created or fast-forwarded), on the remote
-    for a push and locally for a pull. ``merged``: local merge versions made by a pull (with the
-    names both sides changed). ``refused``: tasks push left alone. ``objects``/``bytes``: what
-    crossed the wire (a push counts uncompressed object bytes, a pull the pack bytes received).
-    """
-
-    remote: str
-    url: str
-    updated: list[TaskUpdate] = dataclasses.field(default_factory=list)
-    merged: list[TaskUpdate] = dataclasses.field(default_factory=list)
-    refused: list[Refusal] = dataclasses.field(default_factory=list)
-    up_to_date: int = 0
-    objects: int = 0
-    bytes: int = 0
-
-    def absorb(self, other: TransferResult) -> None:
-        """Add ``other``'s work to this result (sync sums its rounds)."""
-        self.updated += other.updated
-        self.merged += other.merged
-        self.refused = other.refused
-        self.objects += other.objects
-        self.bytes += other.bytes
-        self.up_to_date = other.up_to_date
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form (the CLI's ``--json`` summary)."""
-        return {
-            "remote": self.remote,
-            "url": _redact(self.url),
-            "updated": [u.to_dict() for u in self.updated],
-            "merged": [u.to_dict() for u in self.merged],
-            "refused": [dataclasses.asdict(r) for r in self.refused],
-            "up_to_date": self.up_to_date,
-            "objects": self.objects,
-            "bytes": self.bytes,
-        }
 
 
 # -- remotes in the store's config -----------------------------------------------------------
@@ -247,16 +183,6 @@ def _check_url(url: str) -> None:
             "refusing a URL that holds a password: put it in GITSTORE_HTTP_PASSWORD or "
             "GITSTORE_HTTP_TOKEN, or in git's credential helper"
         )
-
-
-def _redact(url: str) -> str:
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.password:
-        netloc = f"{parsed.username}:***@{parsed.hostname}" + (
-            f":{parsed.port}" if parsed.port else ""
-        )
-        return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
-    return url
 
 
 def _resolve(store: Store, remote: str | None) -> tuple[str, str]:
@@ -364,7 +290,7 @@ def _git_credential(url: str) -> tuple[str | None, str | None]:
 @contextlib.contextmanager
 def _transport_errors(url: str) -> Iterator[None]:
     """Turn what dulwich, sockets and urllib3 raise into one line and a distinct error class."""
-    where = _redact(url)
+    where = redact_url(url)
     try:
         yield
     except GitstoreError:
@@ -623,7 +549,7 @@ def _pull_url(
             # The remote answered with its refs, so it was reached; what failed is sending their
             # objects (a ref pointing at an object it lacks, damage it refuses to pack, or a cut
             # connection): the transfer is incomplete, whoever is to blame.
-            where = _redact(url)
+            where = redact_url(url)
             detail = str(e).removeprefix(f"{where}: ")
             shown = ", ".join(f"refs/artifacts/{k}" for k in wanted[:3])
             more = f" and {len(wanted) - 3} more" if len(wanted) > 3 else ""

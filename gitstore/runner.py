@@ -26,9 +26,10 @@ from gitstore.errors import (
     UsageError,
 )
 from gitstore.failures import FAILURE_NAME, failure_record
+from gitstore.model import Artifact, Source, Version
 from gitstore.names import URI_SCHEME
 from gitstore.secrets import Masker
-from gitstore.store import Artifact, Source, Store, Version
+from gitstore.store import Store
 
 __all__ = [
     "DIFF_NAME",

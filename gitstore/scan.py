@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from dulwich.objects import Blob, Tree
 
-from gitstore import names as _names
-from gitstore.errors import IntegrityError, TaskNotFoundError
+from gitstore.errors import IntegrityError
 from gitstore.meta import decode_manifest
+from gitstore.model import MANIFEST_PATH, SecretFinding
 from gitstore.secrets import FieldPath as _Path
 from gitstore.secrets import Finding, Masker, field_texts
 
@@ -43,64 +43,11 @@ if TYPE_CHECKING:
 
 __all__ = ["Scanner", "SecretFinding", "scan", "scan_version"]
 
-MANIFEST_PATH = ".gitstore/manifest.json"
 _GITLINK = 0o160000
 # The manifest fields a version's commit message repeats (summary and body, trailers).
 _IN_COMMIT = {("message",), ("run_id",), ("spec",), ("task",)}
 # Findings in fields come first, in this order (then artifacts' fields, then the rest).
 _RANK = {"message": 0, "run_id": 1, "metadata": 2, "artifacts": 3}
-
-
-@dataclasses.dataclass(frozen=True)
-class SecretFinding:
-    """A secret-shaped string in a stored version: where it is and what kind, not the secret.
-
-    ``field`` says where, with ``name`` and ``line``:
-
-    * ``""``: the bytes of artifact ``name``, at ``line``;
-    * ``"tree"``: the bytes of a blob the tree holds at path ``name`` that the manifest does not
-      list (or lists with other bytes);
-    * ``"message"``, ``"run_id"``, ``"metadata.KEY"`` (``.KEY`` and ``[INDEX]`` down nested
-      values): the version's fields (``line`` within a multi-line message);
-    * ``"tag KEY"``, ``"content type"``, ``"name"``: a field of artifact ``name``;
-    * ``"commit"``: the raw commit (its headers, message and trailers), at ``line``;
-    * ``"manifest"``: the raw ``.gitstore/manifest.json``, at ``line``; ``"manifest.PATH"``: a
-      manifest field gitstore does not know.
-
-    Keys and names that themselves hold a secret are shown masked.
-    """
-
-    spec: str
-    task: str
-    commit: str
-    name: str
-    line: int
-    kind: str
-    field: str = ""
-
-    @property
-    def where(self) -> str:
-        """The place within the version, as :meth:`__str__` prints it."""
-        if not self.field:
-            return f"{self.name}:{self.line}"
-        if self.field == "tree":
-            return f"{self.name}:{self.line} (in the tree, not in the manifest)"
-        if self.field == "manifest":
-            return f"{MANIFEST_PATH}:{self.line}"
-        if self.field == "commit":
-            return f"commit:{self.line}"
-        if self.field == "name":
-            return f"name {self.name}"
-        if self.name:
-            return f"{self.field} {'on' if self.field.startswith('tag ') else 'of'} {self.name}"
-        return self.field if self.line == 1 else f"{self.field}:{self.line}"
-
-    def __str__(self) -> str:
-        return f"{self.spec}/{self.task}@{self.commit[:12]} {self.where}: {self.kind}"
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain JSON-ready form."""
-        return dataclasses.asdict(self)
 
 
 def scan(
@@ -118,18 +65,9 @@ def scan(
         values of the scanning process are not secrets of the stored runs).
 
     Raises:
-      TaskNotFoundError: ``SPEC/TASK`` has no versions.
+      NotFoundError: the scope matches no task (see :meth:`gitstore.Store.heads_in`).
     """
-    if scope is None:
-        heads = store.heads()
-    else:
-        addr = _names.parse_address(scope, allow_rev=False)
-        heads = store.heads(addr.spec)
-        if addr.task is not None:
-            key = f"{addr.spec}/{addr.task}"
-            if key not in heads:
-                raise TaskNotFoundError(f"no task {key}")
-            heads = {key: heads[key]}
+    heads = store.heads_in(scope)
     scanner = Scanner(store, masker)
     for key in heads:
         seen: set[str] = set()

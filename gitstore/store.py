@@ -29,7 +29,7 @@ import threading
 import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any, Union, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import msgspec
 from dulwich.config import ConfigFile
@@ -45,6 +45,7 @@ from gitstore.errors import (
     InputError,
     IntegrityError,
     InvalidNameError,
+    NotFoundError,
     SecretsFoundError,
     StoreError,
     StoreNotFoundError,
@@ -52,7 +53,6 @@ from gitstore.errors import (
     UsageError,
     VersionNotFoundError,
 )
-from gitstore.gc import GcReport
 from gitstore.meta import (
     ArtifactEntry,
     Manifest,
@@ -62,6 +62,17 @@ from gitstore.meta import (
     format_commit_message,
     now_iso,
     parse_trailers,
+)
+from gitstore.model import (
+    Artifact,
+    ArtifactInfo,
+    Diff,
+    GcReport,
+    Problem,
+    Source,
+    SpecSummary,
+    TaskHead,
+    Version,
 )
 from gitstore.names import Address, Rev, artifact_uri, check_artifact_name, task_ref
 from gitstore.objects import (
@@ -123,147 +134,6 @@ def guess_type(name: str) -> str:
         return _EXTRA_TYPES[ext]
     guessed, _ = mimetypes.guess_type(name, strict=False)
     return guessed or "application/octet-stream"
-
-
-Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes]]
-
-
-@dataclasses.dataclass(frozen=True)
-class Artifact:
-    """One value to put, with what the caller knows about it.
-
-    ``source`` is bytes, a str (stored as UTF-8), a path (``pathlib.Path`` or other PathLike; a
-    file, or a folder whose files go under the artifact's name), or a binary stream. A plain
-    ``str`` is always text, never a path: wrap paths in ``pathlib.Path``.
-
-    ``masked_secrets`` and ``truncated`` record what the caller already did to the bytes (the
-    runner layer masks and caps logs before the put); put writes them into the manifest entry. A
-    ``masked_secrets`` that is not None also tells ``put(mask_secrets=...)`` not to mask again.
-    """
-
-    source: Source
-    content_type: str | None = None
-    tags: Mapping[str, str] | None = None
-    executable: bool | None = None
-    masked_secrets: int | None = None
-    truncated: Truncation | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ArtifactInfo:
-    """An artifact of one version, as ``ls``, ``show`` and ``put`` report it."""
-
-    name: str
-    oid: str
-    sha256: str
-    size: int
-    content_type: str
-    uri: str
-    created_at: str
-    executable: bool = False
-    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
-    masked_secrets: int = 0
-    truncated: Mapping[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form (the CLI's ``--json`` ARTIFACT)."""
-        out = dataclasses.asdict(self)
-        out["tags"] = dict(self.tags)
-        return out
-
-
-@dataclasses.dataclass(frozen=True)
-class Version:
-    """One version of a task: its number, commit, metadata and artifacts.
-
-    ``created`` is False when a put changed nothing and returned the existing latest version.
-    """
-
-    spec: str
-    task: str
-    version: int
-    commit: str
-    parents: tuple[str, ...]
-    created_at: str
-    run_id: str | None
-    message: str | None
-    metadata: Mapping[str, Any]
-    artifacts: tuple[ArtifactInfo, ...]
-    conflicts: tuple[str, ...] = ()
-    created: bool = True
-
-    @property
-    def address(self) -> str:
-        """``SPEC/TASK@<commit>``: this exact version."""
-        return f"{self.spec}/{self.task}@{self.commit}"
-
-    def artifact(self, name: str) -> ArtifactInfo:
-        """The artifact called ``name``; raises ArtifactNotFoundError."""
-        for a in self.artifacts:
-            if a.name == name:
-                return a
-        raise ArtifactNotFoundError(
-            f"{self.spec}/{self.task}@v{self.version} has no artifact {name!r}"
-        )
-
-    def to_dict(self, *, artifacts: bool = True) -> dict[str, Any]:
-        """Plain JSON-ready form (the CLI's ``--json`` output)."""
-        out: dict[str, Any] = {
-            "spec": self.spec,
-            "task": self.task,
-            "version": self.version,
-            "commit": self.commit,
-            "parents": list(self.parents),
-            "created_at": self.created_at,
-            "run_id": self.run_id,
-            "message": self.message,
-            "metadata": dict(self.metadata),
-        }
-        if self.conflicts:
-            out["conflicts"] = list(self.conflicts)
-        if artifacts:
-            out["artifacts"] = [a.to_dict() for a in self.artifacts]
-        return out
-
-
-@dataclasses.dataclass(frozen=True)
-class Diff:
-    """Names added, removed and changed between two versions (``old`` -> ``new``)."""
-
-    old: Version
-    new: Version
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
-    changed: tuple[str, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready form."""
-        return {
-            "old": {"version": self.old.version, "commit": self.old.commit},
-            "new": {"version": self.new.version, "commit": self.new.commit},
-            "added": list(self.added),
-            "removed": list(self.removed),
-            "changed": list(self.changed),
-        }
-
-
-@dataclasses.dataclass(frozen=True)
-class Problem:
-    """One thing :meth:`Store.verify` found wrong."""
-
-    spec: str
-    task: str
-    commit: str | None
-    name: str | None
-    detail: str
-
-    def __str__(self) -> str:
-        where = f"{self.spec}/{self.task}"
-        if self.commit:
-            where += f"@{self.commit[:12]}"
-        if self.name:
-            where += f" {self.name}"
-        return f"{where}: {self.detail}"
 
 
 class _Batch:
@@ -842,6 +712,39 @@ class Store:
                 out["/".join(parts)] = value
         return dict(sorted(out.items()))
 
+    def heads_in(self, scope: str | None = None) -> dict[str, str]:
+        """``SPEC/TASK -> latest commit`` for a scope: everything (None), ``SPEC`` or ``SPEC/TASK``.
+
+        Raises NotFoundError for a spec with no task and TaskNotFoundError for a task with no
+        version: a scope that matches nothing is a typo far more often than an empty answer.
+        """
+        if scope is None:
+            return self.heads()
+        addr = _names.parse_address(scope, allow_rev=False)
+        if addr.task is None:
+            heads = self.heads(addr.spec)
+            if not heads:
+                raise NotFoundError(f"no spec {addr.spec!r} (no task has a version)")
+            return heads
+        head = self._refs.get(task_ref(addr.spec, addr.task))
+        if head is None:
+            raise TaskNotFoundError(f"no task {addr.spec}/{addr.task}")
+        return {f"{addr.spec}/{addr.task}": head}
+
+    def spec_summaries(self) -> list[SpecSummary]:
+        """Every spec with its number of tasks, by name (``ls``; reads ref names only)."""
+        return [SpecSummary(spec, len(self.tasks(spec))) for spec in self.specs()]
+
+    def task_heads(self, spec: str) -> list[TaskHead]:
+        """The tasks of ``spec`` with their latest commits (``ls SPEC``; reads refs only).
+
+        Raises NotFoundError when the spec has no task.
+        """
+        return [
+            TaskHead(spec, key.split("/", 1)[1], commit)
+            for key, commit in self.heads_in(_names.check_component(spec, "spec")).items()
+        ]
+
     def show(self, address: str) -> Version:
         """The version ``SPEC/TASK[@REV]`` with its metadata and artifacts."""
         addr = _names.parse_address(address, need_task=True)
@@ -1010,18 +913,7 @@ class Store:
         """Recompute the sha256 of every artifact reachable from the refs (or from one spec or
         task) and check every object on the way; return every problem found (empty: all good).
         """
-        if scope is None:
-            heads = self.heads()
-        else:
-            addr = _names.parse_address(scope, allow_rev=False)
-            if addr.task is None:
-                heads = self.heads(addr.spec)
-            else:
-                key = f"{addr.spec}/{addr.task}"
-                head = self._refs.get(task_ref(addr.spec, addr.task))
-                if head is None:
-                    raise TaskNotFoundError(f"no task {key}")
-                heads = {key: head}
+        heads = self.heads_in(scope)
         problems: list[Problem] = []
         checked: dict[str, str | None] = {}  # oid -> problem text (None: good)
         for key, head in heads.items():
@@ -1102,7 +994,7 @@ class Store:
             without its index ...); nothing was merged or pruned, and the message names it.
         """
         if not isinstance(self._objects, DiskObjects) or not isinstance(self._refs, DiskRefs):
-            return GcReport()
+            return GcReport(dry_run=dry_run)
         assert self.path is not None
         return _gc.collect(
             self.path, self._objects, self._refs, prune_after=prune_after, dry_run=dry_run

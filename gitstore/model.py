@@ -1,0 +1,434 @@
+"""The values gitstore hands out, and each one's ONE wire shape (``to_dict``).
+
+Every public value type lives here: what a put takes (:class:`Artifact`), what readers return
+(:class:`Version`, :class:`ArtifactInfo`, :class:`Diff`, :class:`SpecSummary`, :class:`TaskHead`),
+what maintenance reports (:class:`Problem`, :class:`GcReport`, :class:`TaskDeletion`,
+:class:`RunDeletion`, :class:`SecretFinding`) and what transfers report (:class:`Remote`,
+:class:`Refusal`, :class:`TaskUpdate`, :class:`TransferResult`). Their ``to_dict`` is the JSON
+document the CLI prints with ``--json`` and the HTTP API sends: one shape per value, written once,
+so the two can never drift apart.
+
+This module holds data only: it reads no store and imports nothing below :mod:`gitstore.names`
+and :mod:`gitstore.meta`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import urllib.parse
+from collections.abc import Mapping
+from typing import IO, Any, Literal, Union
+
+from gitstore.errors import ArtifactNotFoundError
+from gitstore.meta import Truncation
+
+__all__ = [
+    "MANIFEST_PATH",
+    "Action",
+    "Artifact",
+    "ArtifactInfo",
+    "Diff",
+    "GcReport",
+    "Problem",
+    "Refusal",
+    "Remote",
+    "RunDeletion",
+    "SecretFinding",
+    "Source",
+    "SpecSummary",
+    "TaskDeletion",
+    "TaskHead",
+    "TaskUpdate",
+    "TransferResult",
+    "Version",
+    "redact_url",
+]
+
+MANIFEST_PATH = ".gitstore/manifest.json"
+
+Action = Literal["created", "fast-forward", "merged", "up-to-date", "ahead"]
+
+Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Artifact:
+    """One value to put, with what the caller knows about it.
+
+    ``source`` is bytes, a str (stored as UTF-8), a path (``pathlib.Path`` or other PathLike; a
+    file, or a folder whose files go under the artifact's name), or a binary stream. A plain
+    ``str`` is always text, never a path: wrap paths in ``pathlib.Path``.
+
+    ``masked_secrets`` and ``truncated`` record what the caller already did to the bytes (the
+    runner layer masks and caps logs before the put); put writes them into the manifest entry. A
+    ``masked_secrets`` that is not None also tells ``put(mask_secrets=...)`` not to mask again.
+    """
+
+    source: Source
+    content_type: str | None = None
+    tags: Mapping[str, str] | None = None
+    executable: bool | None = None
+    masked_secrets: int | None = None
+    truncated: Truncation | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ArtifactInfo:
+    """An artifact of one version, as ``ls``, ``show`` and ``put`` report it."""
+
+    name: str
+    oid: str
+    sha256: str
+    size: int
+    content_type: str
+    uri: str
+    created_at: str
+    executable: bool = False
+    tags: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    masked_secrets: int = 0
+    truncated: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (the CLI's ``--json`` ARTIFACT)."""
+        out = dataclasses.asdict(self)
+        out["tags"] = dict(self.tags)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Version:
+    """One version of a task: its number, commit, metadata and artifacts.
+
+    ``created`` is False when a put changed nothing and returned the existing latest version.
+    """
+
+    spec: str
+    task: str
+    version: int
+    commit: str
+    parents: tuple[str, ...]
+    created_at: str
+    run_id: str | None
+    message: str | None
+    metadata: Mapping[str, Any]
+    artifacts: tuple[ArtifactInfo, ...]
+    conflicts: tuple[str, ...] = ()
+    created: bool = True
+
+    @property
+    def address(self) -> str:
+        """``SPEC/TASK@<commit>``: this exact version."""
+        return f"{self.spec}/{self.task}@{self.commit}"
+
+    def artifact(self, name: str) -> ArtifactInfo:
+        """The artifact called ``name``; raises ArtifactNotFoundError."""
+        for a in self.artifacts:
+            if a.name == name:
+                return a
+        raise ArtifactNotFoundError(
+            f"{self.spec}/{self.task}@v{self.version} has no artifact {name!r}"
+        )
+
+    def to_dict(self, *, artifacts: bool = True, created: bool = False) -> dict[str, Any]:
+        """Plain JSON-ready form (the CLI's ``--json`` output).
+
+        ``artifacts=False`` leaves the artifacts out (``log``); ``created=True`` adds whether
+        the call made this version (``put``, ``rm``).
+        """
+        out: dict[str, Any] = {
+            "spec": self.spec,
+            "task": self.task,
+            "version": self.version,
+            "commit": self.commit,
+            "parents": list(self.parents),
+            "created_at": self.created_at,
+            "run_id": self.run_id,
+            "message": self.message,
+            "metadata": dict(self.metadata),
+        }
+        if self.conflicts:
+            out["conflicts"] = list(self.conflicts)
+        if artifacts:
+            out["artifacts"] = [a.to_dict() for a in self.artifacts]
+        if created:
+            out["created"] = self.created
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Diff:
+    """Names added, removed and changed between two versions (``old`` -> ``new``)."""
+
+    old: Version
+    new: Version
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "old": _side(self.old),
+            "new": _side(self.new),
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changed": list(self.changed),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing :meth:`Store.verify` found wrong."""
+
+    spec: str
+    task: str
+    commit: str | None
+    name: str | None
+    detail: str
+
+    def __str__(self) -> str:
+        where = f"{self.spec}/{self.task}"
+        if self.commit:
+            where += f"@{self.commit[:12]}"
+        if self.name:
+            where += f" {self.name}"
+        return f"{where}: {self.detail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (one problem of ``verify --json``)."""
+        return dataclasses.asdict(self)
+
+
+def _side(v: Version) -> dict[str, Any]:
+    return {"version": v.version, "commit": v.commit, "spec": v.spec, "task": v.task}
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecSummary:
+    """A spec and how many tasks it has (``ls``)."""
+
+    name: str
+    tasks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"name": self.name, "tasks": self.tasks}
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskHead:
+    """A task of a spec and its latest version's commit, read from the refs alone (``ls SPEC``)."""
+
+    spec: str
+    task: str
+    commit: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"name": self.task, "spec": self.spec, "task": self.task, "commit": self.commit}
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskDeletion:
+    """A task whose ref was deleted, and the commit it pointed at (``rm --task``)."""
+
+    address: str
+    commit: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"address": self.address, "deleted": True, "commit": self.commit}
+
+
+@dataclasses.dataclass(frozen=True)
+class GcReport:
+    """What :meth:`gitstore.Store.gc` removed or merged (or would have, with ``dry_run``)."""
+
+    temp_files: int = 0
+    stale_locks: int = 0
+    merges: int = 0
+    pruned_objects: int = 0
+    pruned_bytes: int = 0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskUpdate:
+    """What integrating a remote head did to one local task."""
+
+    task: str
+    action: Action
+    old: str | None
+    new: str | None
+    conflicts: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready form."""
+        out: dict[str, object] = {
+            "task": self.task,
+            "action": self.action,
+            "old": self.old,
+            "new": self.new,
+        }
+        if self.action == "merged":
+            out["conflicts"] = list(self.conflicts)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Remote:
+    """A remote recorded in the store's git config."""
+
+    name: str
+    url: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"name": self.name, "url": self.url}
+
+
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """A task push left alone, and why.
+
+    ``kind``: ``behind`` (the remote has versions we lack: pull first), ``rejected`` (the remote
+    refused the update, for example because it moved meanwhile) or ``secrets`` (the versions to
+    send hold secret-shaped strings).
+    """
+
+    task: str
+    reason: str
+    kind: str = "behind"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {"task": self.task, "reason": self.reason, "kind": self.kind}
+
+
+@dataclasses.dataclass
+class TransferResult:
+    """What a push, pull, sync or bundle transfer did.
+
+    ``updated``: tasks whose ref moved without a merge (created or fast-forwarded), on the remote
+    for a push and locally for a pull. ``merged``: local merge versions made by a pull (with the
+    names both sides changed). ``refused``: tasks push left alone. ``objects``/``bytes``: what
+    crossed the wire (a push counts uncompressed object bytes, a pull the pack bytes received).
+    """
+
+    remote: str
+    url: str
+    updated: list[TaskUpdate] = dataclasses.field(default_factory=list)
+    merged: list[TaskUpdate] = dataclasses.field(default_factory=list)
+    refused: list[Refusal] = dataclasses.field(default_factory=list)
+    up_to_date: int = 0
+    objects: int = 0
+    bytes: int = 0
+
+    def absorb(self, other: TransferResult) -> None:
+        """Add ``other``'s work to this result (sync sums its rounds)."""
+        self.updated += other.updated
+        self.merged += other.merged
+        self.refused = other.refused
+        self.objects += other.objects
+        self.bytes += other.bytes
+        self.up_to_date = other.up_to_date
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (the CLI's ``--json`` summary)."""
+        return {
+            "remote": self.remote,
+            "url": redact_url(self.url),
+            "updated": [u.to_dict() for u in self.updated],
+            "merged": [u.to_dict() for u in self.merged],
+            "refused": [r.to_dict() for r in self.refused],
+            "up_to_date": self.up_to_date,
+            "objects": self.objects,
+            "bytes": self.bytes,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class SecretFinding:
+    """A secret-shaped string in a stored version: where it is and what kind, not the secret.
+
+    ``field`` says where, with ``name`` and ``line``:
+
+    * ``""``: the bytes of artifact ``name``, at ``line``;
+    * ``"tree"``: the bytes of a blob the tree holds at path ``name`` that the manifest does not
+      list (or lists with other bytes);
+    * ``"message"``, ``"run_id"``, ``"metadata.KEY"`` (``.KEY`` and ``[INDEX]`` down nested
+      values): the version's fields (``line`` within a multi-line message);
+    * ``"tag KEY"``, ``"content type"``, ``"name"``: a field of artifact ``name``;
+    * ``"commit"``: the raw commit (its headers, message and trailers), at ``line``;
+    * ``"manifest"``: the raw ``.gitstore/manifest.json``, at ``line``; ``"manifest.PATH"``: a
+      manifest field gitstore does not know.
+
+    Keys and names that themselves hold a secret are shown masked.
+    """
+
+    spec: str
+    task: str
+    commit: str
+    name: str
+    line: int
+    kind: str
+    field: str = ""
+
+    @property
+    def where(self) -> str:
+        """The place within the version, as :meth:`__str__` prints it."""
+        if not self.field:
+            return f"{self.name}:{self.line}"
+        if self.field == "tree":
+            return f"{self.name}:{self.line} (in the tree, not in the manifest)"
+        if self.field == "manifest":
+            return f"{MANIFEST_PATH}:{self.line}"
+        if self.field == "commit":
+            return f"commit:{self.line}"
+        if self.field == "name":
+            return f"name {self.name}"
+        if self.name:
+            return f"{self.field} {'on' if self.field.startswith('tag ') else 'of'} {self.name}"
+        return self.field if self.line == 1 else f"{self.field}:{self.line}"
+
+    def __str__(self) -> str:
+        return f"{self.spec}/{self.task}@{self.commit[:12]} {self.where}: {self.kind}"
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDeletion:
+    """What :func:`delete_run` deleted (or, in a dry run, would delete) and what it kept."""
+
+    run: str
+    deleted: tuple[str, ...]
+    kept: Mapping[str, str]
+    dry_run: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "run": self.run,
+            "deleted": list(self.deleted),
+            "kept": dict(self.kept),
+            "dry_run": self.dry_run,
+        }
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for output and logs)."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.password:
+        netloc = f"{parsed.username}:***@{parsed.hostname}" + (
+            f":{parsed.port}" if parsed.port else ""
+        )
+        return urllib.parse.urlunsplit(parsed._replace(netloc=netloc))
+    return url
