@@ -20,8 +20,6 @@ from typing import IO, Any, Literal, NoReturn, TypeVar, overload
 
 import click
 
-from cli.output import printable, say
-from cli.params import key_values
 from gitstore import (
     ArtifactInfo,
     BlobReader,
@@ -35,6 +33,9 @@ from gitstore import (
     __version__,
     parse_address,
 )
+
+from .output import printable, say
+from .params import key_values
 
 __all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_USAGE", "cli", "main"]
 
@@ -739,7 +740,7 @@ def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
 def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
-    from cli.runner import COMMANDS
+    from .runner import COMMANDS
 
     for command in COMMANDS:
         cli.add_command(command)
@@ -749,7 +750,7 @@ _register()
 
 
 # The commands between machines live in cli/remote.py, which uses the helpers above.
-from cli.remote import register as _register_remote  # noqa: E402 - needs the helpers above
+from .remote import register as _register_remote  # noqa: E402 - needs the helpers above
 
 _register_remote(cli)
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cli.output import printable, say
 from gitstore import PushRefusedError, Store
+
+from .output import printable, say
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -29,8 +30,9 @@ __all__ = ["register"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-# cli.main imports this module to register its commands, so these four helpers are repeated here
-# rather than imported back from it (``python -m cli.main`` would load cli.main a second time).
+# gitstore.cli.main imports this module to register its commands, so these four helpers are
+# repeated here rather than imported back from it (``python -m gitstore.cli.main`` would load
+# that module a second time).
 def json_option(f: F) -> F:
     """``--json``: print one JSON document on stdout instead of text."""
     return click.option(

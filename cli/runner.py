@@ -1,7 +1,7 @@
 """Commands for agent runners' stores: ``gitstore scan``, ``find`` and ``rm-run``.
 
-Thin, like ``cli.main``: open the store, one library call, format the answer; errors reach the
-one exit-code table in ``cli.main`` because these commands run inside its group.
+Thin, like ``gitstore.cli.main``: open the store, one library call, format the answer; errors
+reach the one exit-code table in ``gitstore.cli.main`` because these commands run inside its group.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from pathlib import Path
 
 import click
 
-from cli.output import say
-from cli.params import key_values
 from gitstore import SecretsFoundError, Store, UsageError
 from gitstore.query import delete_run, find
+
+from .output import say
+from .params import key_values
 
 __all__ = ["COMMANDS", "find_command", "rm_run", "scan"]
 
