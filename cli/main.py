@@ -16,26 +16,26 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal, NoReturn, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 import click
 
 from gitstore import (
-    ArtifactInfo,
-    BlobReader,
     GitstoreError,
     InputError,
     IntegrityError,
     NotFoundError,
-    Store,
     UsageError,
-    Version,
     __version__,
-    parse_address,
 )
 
 from .output import printable, say
 from .params import key_values
+
+if TYPE_CHECKING:
+    # At run time each command imports what it uses: `gitstore --help` loads neither the store
+    # nor dulwich.
+    from gitstore import ArtifactInfo, BlobReader, Store, Version
 
 __all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_USAGE", "cli", "main"]
 
@@ -181,6 +181,8 @@ def message_options(f: F) -> F:
 
 def _open(*, create: bool = False) -> Store:
     """The store chosen by ``--store`` (closed when the command ends); create it on writes."""
+    from gitstore import Store
+
     ctx = click.get_current_context()
     path: Path = ctx.obj
     return ctx.with_resource(Store.open(path, create=create))
@@ -379,6 +381,8 @@ def put(
     --replace. Bytes are stored exactly as read. A PATH that is a symbolic link is followed; a
     link inside a folder is refused unless --follow-symlinks.
     """
+    from gitstore import Store
+
     inputs = _put_inputs(paths, name)
     # Refuse bad input before the store is created: a refused first put leaves no empty store.
     Store.check_put(
@@ -529,6 +533,8 @@ def ls(address: str | None, as_json: bool) -> None:
     --json: specs as [{"name", "tasks"}], tasks as [{"name", "spec", "task", "commit"}], a
     version as {"spec", "task", "version", "commit", ..., "artifacts": [...]}.
     """
+    from gitstore import parse_address
+
     store = _open()
     if address is None:
         counts = {spec: len(store.tasks(spec)) for spec in store.specs()}

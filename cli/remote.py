@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from gitstore import PushRefusedError, Store
+from gitstore import PushRefusedError
 
 from .output import printable, say
 
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from gitstore import Store
     from gitstore.remote import Progress, TransferResult
 
 __all__ = ["register"]
@@ -66,6 +67,8 @@ def allow_secrets_option(f: F) -> F:
 
 def _open(*, create: bool = False) -> Store:
     """The store chosen by ``--store`` (closed when the command ends)."""
+    from gitstore import Store
+
     ctx = click.get_current_context()
     path: Path = ctx.obj
     return ctx.with_resource(Store.open(path, create=create))
