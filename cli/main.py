@@ -15,25 +15,25 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal, NoReturn, TypeVar, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
 
 import click
 
-from cli.output import printable, say
-from cli.params import key_values
 from gitstore import (
-    ArtifactInfo,
-    BlobReader,
     GitstoreError,
     InputError,
     IntegrityError,
-    Store,
-    TaskDeletion,
     UsageError,
-    Version,
     __version__,
-    parse_address,
 )
+
+from .output import printable, say
+from .params import key_values
+
+if TYPE_CHECKING:
+    # At run time each command imports what it uses: `gitstore --help` loads neither the store
+    # nor dulwich.
+    from gitstore import ArtifactInfo, BlobReader, Store, Version
 
 __all__ = ["EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_PIPE", "EXIT_USAGE", "cli", "main"]
 
@@ -179,6 +179,8 @@ def message_options(f: F) -> F:
 
 def _open(*, create: bool = False) -> Store:
     """The store chosen by ``--store`` (closed when the command ends); create it on writes."""
+    from gitstore import Store
+
     ctx = click.get_current_context()
     path: Path = ctx.obj
     return ctx.with_resource(Store.open(path, create=create))
@@ -377,6 +379,8 @@ def put(
     --replace. Bytes are stored exactly as read. A PATH that is a symbolic link is followed; a
     link inside a folder is refused unless --follow-symlinks.
     """
+    from gitstore import Store
+
     inputs = _put_inputs(paths, name)
     # Refuse bad input before the store is created: a refused first put leaves no empty store.
     Store.check_put(
@@ -527,6 +531,8 @@ def ls(address: str | None, as_json: bool) -> None:
     --json: specs as [{"name", "tasks"}], tasks as [{"name", "spec", "task", "commit"}], a
     version as {"spec", "task", "version", "commit", ..., "artifacts": [...]}.
     """
+    from gitstore import parse_address
+
     store = _open()
     if address is None:
         specs = store.spec_summaries()
@@ -677,6 +683,8 @@ def rm(
         return
     commit = store.rm_task(address)
     if as_json:
+        from gitstore import TaskDeletion
+
         _emit_json(TaskDeletion(address, commit).to_dict())
     else:
         say(f"deleted {address} (its ref pointed at {commit[:12]})")
@@ -727,7 +735,7 @@ def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
 def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
-    from cli.runner import COMMANDS
+    from .runner import COMMANDS
 
     for command in COMMANDS:
         cli.add_command(command)
@@ -737,7 +745,7 @@ _register()
 
 
 # The commands between machines live in cli/remote.py, which uses the helpers above.
-from cli.remote import register as _register_remote  # noqa: E402 - needs the helpers above
+from .remote import register as _register_remote  # noqa: E402 - needs the helpers above
 
 _register_remote(cli)
 

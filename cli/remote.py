@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from cli.output import printable, say
-from gitstore import PushRefusedError, Store
+from gitstore import PushRefusedError
+
+from .output import printable, say
 
 if TYPE_CHECKING:
     from types import ModuleType
 
+    from gitstore import Store
     from gitstore.remote import Progress, TransferResult
 
 __all__ = ["register"]
@@ -29,8 +31,9 @@ __all__ = ["register"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-# cli.main imports this module to register its commands, so these four helpers are repeated here
-# rather than imported back from it (``python -m cli.main`` would load cli.main a second time).
+# gitstore.cli.main imports this module to register its commands, so these four helpers are
+# repeated here rather than imported back from it (``python -m gitstore.cli.main`` would load
+# that module a second time).
 def json_option(f: F) -> F:
     """``--json``: print one JSON document on stdout instead of text."""
     return click.option(
@@ -64,6 +67,8 @@ def allow_secrets_option(f: F) -> F:
 
 def _open(*, create: bool = False) -> Store:
     """The store chosen by ``--store`` (closed when the command ends)."""
+    from gitstore import Store
+
     ctx = click.get_current_context()
     path: Path = ctx.obj
     return ctx.with_resource(Store.open(path, create=create))

@@ -1,26 +1,32 @@
 """Commands for agent runners' stores: ``gitstore scan``, ``find`` and ``rm-run``.
 
-Thin, like ``cli.main``: open the store, one library call, format the answer; errors reach the
-one exit-code table in ``cli.main`` because these commands run inside its group.
+Thin, like ``gitstore.cli.main``: open the store, one library call, format the answer; errors
+reach the one exit-code table in ``gitstore.cli.main`` because these commands run inside its group.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from cli.output import say
-from cli.params import key_values
-from gitstore import SecretsFoundError, Store, UsageError
-from gitstore.query import delete_run, find
+from gitstore import SecretsFoundError, UsageError
+
+from .output import say
+from .params import key_values
+
+if TYPE_CHECKING:
+    from gitstore import Store
 
 __all__ = ["COMMANDS", "find_command", "rm_run", "scan"]
 
 
 def _open() -> Store:
     """The store chosen by ``gitstore --store`` (closed when the command ends); never created."""
+    from gitstore import Store
+
     ctx = click.get_current_context()
     path: Path = ctx.find_root().obj
     return ctx.with_resource(Store.open(path))
@@ -83,6 +89,8 @@ def find_command(
 
     --json: [VERSION, ...] with log --json's keys (spec and task among them).
     """
+    from gitstore import find
+
     versions = find(
         _open(),
         run=run_id,
@@ -116,6 +124,8 @@ def rm_run(run_id: str, yes: bool, as_json: bool) -> None:
     """
     if not run_id:
         raise UsageError("rm-run needs a RUN_ID")
+    from gitstore import delete_run
+
     result = delete_run(_open(), run_id, dry_run=not yes)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))

@@ -9,11 +9,19 @@ Usage::
         v = store.put("spec-1/task-7", {"diff.diff": diff_text, "log.log": Path("run.log")},
                       run_id="run-42")
         store.get(v.artifacts[0].uri)
+
+Importing gitstore loads only its error classes; every other public name loads its module on
+first use, so neither a script that only catches errors nor ``gitstore --help`` pays for dulwich
+or the network transports.
 """
 
 from __future__ import annotations
 
-from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING
+
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -36,40 +44,45 @@ from gitstore.errors import (
     UsageError,
     VersionNotFoundError,
 )
-from gitstore.model import (
-    Artifact,
-    ArtifactInfo,
-    Diff,
-    GcReport,
-    Problem,
-    Refusal,
-    Remote,
-    RunDeletion,
-    SecretFinding,
-    SpecSummary,
-    TaskDeletion,
-    TaskHead,
-    TaskUpdate,
-    TransferResult,
-    Version,
-)
-from gitstore.names import artifact_uri, parse_address, parse_uri
-from gitstore.objects import BlobReader
-from gitstore.query import delete_run, find, iter_history, write_jsonl
-from gitstore.remote import (
-    add_remote,
-    bundle_create,
-    bundle_import,
-    clone,
-    pull,
-    push,
-    remotes,
-    remove_remote,
-    sync,
-)
-from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
-from gitstore.secrets import Masker
-from gitstore.store import Store, guess_type
+
+if TYPE_CHECKING:
+    # What type checkers and readers see; at run time __getattr__ below loads each name from the
+    # module _LAZY gives for it, on first use (a test keeps the two lists the same).
+    from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
+    from gitstore.model import (
+        Artifact,
+        ArtifactInfo,
+        Diff,
+        GcReport,
+        Problem,
+        Refusal,
+        Remote,
+        RunDeletion,
+        SecretFinding,
+        SpecSummary,
+        TaskDeletion,
+        TaskHead,
+        TaskUpdate,
+        TransferResult,
+        Version,
+    )
+    from gitstore.names import artifact_uri, parse_address, parse_uri
+    from gitstore.objects import BlobReader
+    from gitstore.query import delete_run, find, iter_history, write_jsonl
+    from gitstore.remote import (
+        add_remote,
+        bundle_create,
+        bundle_import,
+        clone,
+        pull,
+        push,
+        remotes,
+        remove_remote,
+        sync,
+    )
+    from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
+    from gitstore.secrets import Masker
+    from gitstore.store import Store, guess_type
 
 __version__ = "0.1.0"
 
@@ -140,3 +153,91 @@ __all__ = [
     "sync",
     "write_jsonl",
 ]
+
+# Public name -> the module that defines it, loaded on first use. The errors above are the only
+# names loaded with the package: the gitstore command (gitstore.cli, inside this package) needs
+# them to start, and they cost next to nothing, while gitstore.store with dulwich takes about a
+# quarter of a second to import and the network transports (gitstore.remote, dulwich.client,
+# urllib3) more again: `gitstore --help` needs none of that.
+_LAZY: dict[str, str] = {
+    name: module
+    for module, names in {
+        "gitstore.capture": ("Captured", "CapturePolicy", "Excerpt", "capture"),
+        "gitstore.model": (
+            "Artifact",
+            "ArtifactInfo",
+            "Diff",
+            "GcReport",
+            "Problem",
+            "Refusal",
+            "Remote",
+            "RunDeletion",
+            "SecretFinding",
+            "SpecSummary",
+            "TaskDeletion",
+            "TaskHead",
+            "TaskUpdate",
+            "TransferResult",
+            "Version",
+        ),
+        "gitstore.names": ("artifact_uri", "parse_address", "parse_uri"),
+        "gitstore.objects": ("BlobReader",),
+        "gitstore.query": ("delete_run", "find", "iter_history", "write_jsonl"),
+        "gitstore.remote": (
+            "add_remote",
+            "bundle_create",
+            "bundle_import",
+            "clone",
+            "pull",
+            "push",
+            "remotes",
+            "remove_remote",
+            "sync",
+        ),
+        "gitstore.runner": (
+            "TaskRecord",
+            "artifact_ref",
+            "is_artifact_ref",
+            "record_task",
+            "resolve_ref",
+        ),
+        "gitstore.secrets": ("Masker",),
+        "gitstore.store": ("Store", "guess_type"),
+    }.items()
+    for name in names
+}
+
+# Hidden from type checkers, which take the names from the imports above: with a __getattr__ in
+# view, mypy would accept any attribute of gitstore, misspelt ones included.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        """Load a public name from its module on first use (PEP 562); later reads find it bound."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    """The package's names, the ones not loaded yet included (for dir() and completion)."""
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """The type of this package's module object: a submodule never hides a public name.
+
+    Python binds a submodule on its package when the submodule is first imported. Importing
+    gitstore.capture (gitstore.runner does) would so set ``gitstore.capture`` to the module,
+    hiding the function ``capture`` that __getattr__ would have loaded.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _LAZY and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

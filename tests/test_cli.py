@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner, Result
 from support import fsck, git
 
-import cli.main as cli_main
-from cli.main import cli
+import gitstore.cli.main as cli_main
 from gitstore import ConflictError, Store
+from gitstore.cli.main import cli
 
 ARTIFACT_KEYS = {"name", "oid", "sha256", "size", "content_type", "uri"}
 VERSION_KEYS = {"version", "commit", "created_at", "run_id", "message"}
@@ -726,7 +726,7 @@ def test_exit_141_quietly_when_stdout_is_closed_early(store_path: Path) -> None:
     """``gitstore get ... | head -c 10``: no message, no traceback, the SIGPIPE status."""
     ok(store_path, "put", "s/t", "-", "--as", "big.bin", input=os.urandom(4 << 20))
     with subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "--store", str(store_path), "get", "s/t", "big.bin"],
+        [sys.executable, "-m", "gitstore", "--store", str(store_path), "get", "s/t", "big.bin"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     ) as proc:

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 import pytest
 
-import cli.main as cli_main
+import gitstore.cli.main as cli_main
 import gitstore.errors
-from cli.main import cli
+from gitstore.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 from hostile import CASES, MODE_FILE, B, Case, Repo, build_case, hostile_version, version
 from support import git
 
-from cli.main import cli
 from gitstore import GitstoreError, Store
+from gitstore.cli.main import cli
 from gitstore.validate import check_incoming
 
 

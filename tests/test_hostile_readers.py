@@ -24,9 +24,9 @@ from dulwich.objects import ObjectID, Tree
 from dulwich.repo import Repo
 from support import git
 
-from cli.main import cli
-from cli.output import printable
 from gitstore import InvalidNameError, Store
+from gitstore.cli.main import cli
+from gitstore.cli.output import printable
 
 PAYLOAD = b"payload\n"
 

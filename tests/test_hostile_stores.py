@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from hostile import CASES, Case, build_case
 
-from cli.main import cli
+from gitstore.cli.main import cli
 
 READERS = [
     ("ls", "s/t"),

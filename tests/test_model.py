@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import gitstore
-from cli.main import cli
 from gitstore import model
+from gitstore.cli.main import cli
 
 
 def test_every_public_value_type_lives_in_the_model_and_has_one_wire_shape() -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 from support import fsck
 
-from cli.main import cli
 from gitstore import Store
+from gitstore.cli.main import cli
 
 
 def run(store: Path, *args: str) -> Result:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from cli.main import cli
 from gitstore import Store
 from gitstore import remote as R
+from gitstore.cli.main import cli
 
 
 def two_stores(tmp_path: Path) -> tuple[Store, Store]:

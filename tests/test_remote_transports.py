@@ -19,9 +19,9 @@ import pytest
 from click.testing import CliRunner
 from support import fsck, git
 
-from cli.main import cli
 from gitstore import NotAStoreError, RemoteAuthError, RemoteUnreachableError, Store
 from gitstore import remote as R
+from gitstore.cli.main import cli
 
 HERE = Path(__file__).resolve().parent
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
 from gitstore import Store
 from gitstore.capture import CapturePolicy, capture, is_binary
+from gitstore.cli.main import cli
 from gitstore.secrets import Masker
 
 POLICY = CapturePolicy(excerpt_bytes=8000, head_bytes=4000, tail_bytes=4000)

@@ -119,7 +119,7 @@ def test_a_query_over_many_tasks_is_fast_once_indexed(disk_store: Store) -> None
 def test_cli_find_rm_run_and_log_jsonl(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from gitstore.cli.main import cli
 
     with Store.open(tmp_path / "s.git", create=True) as s:
         _fill(s)
@@ -172,8 +172,8 @@ def test_delete_by_run_keeps_a_task_that_moved_meanwhile(
 def test_ls_and_show_say_what_was_cut_and_masked(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from cli.main import cli
     from gitstore.capture import CapturePolicy
+    from gitstore.cli.main import cli
     from gitstore.runner import record_task
 
     with Store.open(tmp_path / "s.git", create=True) as s:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
 from gitstore import Artifact, Store
+from gitstore.cli.main import cli
 from gitstore.secrets import Masker
 
 GH = "ghp_" + "Z9y8X7w6" * 5

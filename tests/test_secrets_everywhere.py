@@ -22,9 +22,9 @@ import pytest
 from click.testing import CliRunner, Result
 from support import git
 
-from cli.main import cli
 from gitstore import SecretsFoundError, Store
 from gitstore import remote as R
+from gitstore.cli.main import cli
 from gitstore.runner import record_task
 from gitstore.scan import Scanner, scan_version
 from gitstore.secrets import (
