@@ -13,6 +13,7 @@ Usage::
 
 from __future__ import annotations
 
+from gitstore.backend.objects import BlobReader
 from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
 from gitstore.errors import (
     ArtifactNotFoundError,
@@ -54,7 +55,6 @@ from gitstore.model import (
     Version,
 )
 from gitstore.names import artifact_uri, parse_address, parse_uri
-from gitstore.objects import BlobReader
 from gitstore.query import delete_run, find, iter_history, write_jsonl
 from gitstore.remote import (
     add_remote,

@@ -21,13 +21,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from dulwich.objects import Commit
-
+from gitstore.backend.refs import Busy
+from gitstore.backend.trees import CommitInfo
 from gitstore.errors import ConflictError
 from gitstore.meta import ArtifactEntry, Manifest, parse_iso
 from gitstore.model import TaskUpdate
 from gitstore.names import task_ref
-from gitstore.refs import Busy
 
 if TYPE_CHECKING:  # the store never imports this module at load time; keep it that way
     from gitstore.store import Store
@@ -139,7 +138,7 @@ def merge_heads(s: Store, ours: str, theirs: str) -> tuple[str, tuple[str, ...]]
     return commit_id, tuple(manifest.conflicts)
 
 
-def max_time(*commits: Commit) -> int:
+def max_time(*commits: CommitInfo) -> int:
     """The latest commit time among ``commits``: a merge is as new as its newest parent."""
     return int(max(c.commit_time for c in commits))
 

@@ -17,6 +17,7 @@ from gitstore.errors import InvalidNameError
 __all__ = [
     "MAX_ARTIFACT_NAME_BYTES",
     "MAX_REF_COMPONENT",
+    "REFS_PREFIX",
     "RESERVED_PREFIX",
     "URI_SCHEME",
     "Address",
@@ -28,12 +29,15 @@ __all__ = [
     "parse_address",
     "parse_rev",
     "parse_uri",
+    "task_ref",
 ]
 
 MAX_REF_COMPONENT = 128
 MAX_ARTIFACT_NAME_BYTES = 1024
 RESERVED_PREFIX = ".gitstore"
 URI_SCHEME = "gitstore://"
+# Every task ref lives below this prefix: refs/artifacts/<spec>/<task>.
+REFS_PREFIX = "refs/artifacts/"
 
 _COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -220,4 +224,4 @@ def parse_uri(text: str) -> ArtifactURI:
 
 def task_ref(spec: str, task: str) -> str:
     """The ref name that holds the latest version of ``spec/task``."""
-    return f"refs/artifacts/{spec}/{task}"
+    return f"{REFS_PREFIX}{spec}/{task}"

@@ -72,8 +72,9 @@ from gitstore.errors import (
 )
 from gitstore.merge import ancestors, integrate, is_ancestor
 from gitstore.model import Refusal, Remote, TaskUpdate, TransferResult, redact_url
+from gitstore.names import REFS_PREFIX
 from gitstore.scan import Scanner
-from gitstore.store import REFS_PREFIX, Store
+from gitstore.store import Store
 from gitstore.validate import check_incoming
 
 __all__ = [

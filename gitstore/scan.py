@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from dulwich.objects import Blob, Tree
 
+from gitstore.backend.trees import MODE_GITLINK, KindError, read_blob, read_tree
 from gitstore.errors import IntegrityError
 from gitstore.meta import decode_manifest
 from gitstore.model import MANIFEST_PATH, SecretFinding
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Scanner", "SecretFinding", "scan", "scan_version"]
 
-_GITLINK = 0o160000
 # The manifest fields a version's commit message repeats (summary and body, trailers).
 _IN_COMMIT = {("message",), ("run_id",), ("spec",), ("task",)}
 # Findings in fields come first, in this order (then artifacts' fields, then the rest).
@@ -239,12 +238,14 @@ class Scanner:
         store = self.store
         c = store._commit_obj(commit)
         tree: list[tuple[str, str]] = []
-        self._walk(c.tree.decode(), "", tree)
+        self._walk(c.tree, "", tree)
         manifest_oid = next((oid for path, oid in tree if path == MANIFEST_PATH), None)
-        blob = store._objects.get(manifest_oid) if manifest_oid else None
-        if not isinstance(blob, Blob):
+        try:
+            manifest_raw = read_blob(store._objects, manifest_oid) if manifest_oid else None
+        except KindError:
+            manifest_raw = None
+        if manifest_raw is None:
             raise IntegrityError(f"commit {commit} is not a gitstore version (no manifest)")
-        manifest_raw = blob.as_raw_string()
         # Decoded here rather than by Store._manifest, which would read the same objects again.
         manifest = store._cached(commit)
         if manifest is None:
@@ -271,22 +272,19 @@ class Scanner:
             for name, oid in sorted(listed.items())
             if (name, oid) not in in_tree and store._objects.has(oid)
         ]
-        return _Read(manifest.spec, manifest.task, c.as_raw_string(), manifest_raw, doc, blobs)
+        return _Read(manifest.spec, manifest.task, c.raw, manifest_raw, doc, blobs)
 
     def _walk(self, tree_id: str, prefix: str, out: list[tuple[str, str]]) -> None:
         # A stack, not recursion: a tree crafted thousands of folders deep is read, not a crash.
         todo = [(tree_id, prefix)]
         while todo:
             oid, at = todo.pop()
-            tree = self.store._objects.get(oid)
-            if not isinstance(tree, Tree):
-                raise IntegrityError(f"object {oid} is not a tree")
-            for item in tree.iteritems():
-                path = at + item.path.decode("utf-8", "surrogateescape")
+            for item in read_tree(self.store._objects, oid):
+                path = at + item.name.decode("utf-8", "surrogateescape")
                 if stat.S_ISDIR(item.mode):
-                    todo.append((item.sha.decode(), path + "/"))
-                elif item.mode != _GITLINK:  # a submodule's commit is not in this store
-                    out.append((path, item.sha.decode()))
+                    todo.append((item.oid, path + "/"))
+                elif item.mode != MODE_GITLINK:  # a submodule's commit is not in this store
+                    out.append((path, item.oid))
 
 
 def _label(path: _Path) -> tuple[str, str]:

@@ -33,11 +33,24 @@ from typing import IO, TYPE_CHECKING, Any, cast
 
 import msgspec
 from dulwich.config import ConfigFile
-from dulwich.objects import Blob, Commit, ObjectID, ShaFile, Tree
 from dulwich.repo import Repo
 
 from gitstore import gc as _gc
 from gitstore import names as _names
+from gitstore.backend.objects import (
+    PACK_FLUSH_BYTES,
+    SMALL_BLOB,
+    BlobInfo,
+    BlobReader,
+    DiskObjects,
+    MemoryObjects,
+    ObjectBackend,
+    Progress,
+    hash_bytes,
+)
+from gitstore.backend.refs import Busy, DiskRefs, MemoryRefs, RefBackend
+from gitstore.backend.trees import CommitInfo, add_blobs, lookup, read_blob, read_commit
+from gitstore.backend.trees import write_version as _write_version_objects
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -58,12 +71,11 @@ from gitstore.meta import (
     Manifest,
     Truncation,
     decode_manifest,
-    encode_manifest,
-    format_commit_message,
     now_iso,
     parse_trailers,
 )
 from gitstore.model import (
+    MANIFEST_PATH,
     Artifact,
     ArtifactInfo,
     Diff,
@@ -74,19 +86,14 @@ from gitstore.model import (
     TaskHead,
     Version,
 )
-from gitstore.names import Address, Rev, artifact_uri, check_artifact_name, task_ref
-from gitstore.objects import (
-    PACK_FLUSH_BYTES,
-    SMALL_BLOB,
-    BlobInfo,
-    BlobReader,
-    DiskObjects,
-    MemoryObjects,
-    ObjectBackend,
-    Progress,
-    hash_bytes,
+from gitstore.names import (
+    REFS_PREFIX,
+    Address,
+    Rev,
+    artifact_uri,
+    check_artifact_name,
+    task_ref,
 )
-from gitstore.refs import Busy, DiskRefs, MemoryRefs, RefBackend
 from gitstore.secrets import Masker
 
 if TYPE_CHECKING:
@@ -104,12 +111,6 @@ __all__ = [
     "Version",
 ]
 
-REFS_PREFIX = "refs/artifacts/"
-MANIFEST_DIR = ".gitstore"
-MANIFEST_FILE = "manifest.json"
-MODE_FILE = 0o100644
-MODE_EXEC = 0o100755
-MODE_TREE = 0o040000
 DEFAULT_IDENTITY = b"gitstore <gitstore@localhost>"
 
 _EXTRA_TYPES = {
@@ -140,15 +141,15 @@ class _Batch:
     """Small blobs waiting to be packed with the version; flushed early past PACK_FLUSH_BYTES."""
 
     def __init__(self, objects: ObjectBackend) -> None:
-        self.items: list[Blob] = []
+        self.items: list[bytes] = []
         self._held = 0
         self._objects = objects
 
-    def add(self, blob: Blob) -> None:
+    def add(self, blob: bytes) -> None:
         self.items.append(blob)
-        self._held += blob.raw_length()
+        self._held += len(blob)
         if self._held >= PACK_FLUSH_BYTES:
-            self._objects.add_objects(self.items)
+            add_blobs(self._objects, self.items)
             self.items = []
             self._held = 0
 
@@ -478,7 +479,7 @@ class Store:
         metadata: dict[str, Any],
         summary: str,
         force: bool,
-        carry: list[Blob] | None = None,
+        carry: list[bytes] | None = None,
     ) -> Version:
         """The write protocol's tail: build the version on the current head and CAS the ref.
 
@@ -521,7 +522,7 @@ class Store:
         manifest: Manifest,
         parents: list[str],
         summary: str,
-        carry: list[Blob],
+        carry: list[bytes],
         *,
         identity: bytes | None = None,
         when: int | None = None,
@@ -531,26 +532,15 @@ class Store:
         ``identity`` and ``when`` default to the store's identity and now; merges pass fixed ones
         so that two machines merging the same heads write the same commit.
         """
-        objs: list[ShaFile] = list(carry)
-        mblob = Blob.from_string(encode_manifest(manifest))
-        objs.append(mblob)
-        meta_tree = Tree()
-        meta_tree.add(MANIFEST_FILE.encode(), MODE_FILE, mblob.id)
-        objs.append(meta_tree)
-        root = _build_trees(manifest.artifacts, objs)
-        root.add(MANIFEST_DIR.encode(), MODE_TREE, meta_tree.id)
-        objs.append(root)
-        commit = Commit()
-        commit.tree = root.id
-        commit.parents = [ObjectID(p.encode()) for p in parents]
-        commit.author = commit.committer = identity or self._identity
-        commit.author_time = commit.commit_time = int(time.time()) if when is None else when
-        commit.author_timezone = commit.commit_timezone = 0
-        commit.encoding = b"UTF-8"
-        commit.message = format_commit_message(manifest, summary)
-        objs.append(commit)
-        self._objects.add_objects(objs)
-        return commit.id.decode()
+        return _write_version_objects(
+            self._objects,
+            manifest,
+            parents,
+            summary,
+            identity=identity or self._identity,
+            when=int(time.time()) if when is None else when,
+            carry=carry,
+        )
 
     # -- reading input -------------------------------------------------------------------------
 
@@ -658,7 +648,7 @@ class Store:
             info = self._objects.add_blob(data)
         else:
             info = hash_bytes(data)
-            small.add(Blob.from_string(data))
+            small.add(data)
         if progress is not None:
             progress(len(data))
         return info
@@ -928,7 +918,7 @@ class Store:
                     problems.append(Problem(spec, task, commit, None, problem))
                 try:
                     obj = self._commit_obj(commit)
-                    parents[commit] = [p.decode() for p in obj.parents]
+                    parents[commit] = list(obj.parents)
                     if problem is not None:
                         continue
                     manifest = self._manifest(commit)
@@ -1010,13 +1000,12 @@ class Store:
         if rev.kind == "commit" and isinstance(rev.value, str) and len(rev.value) == 40:
             # A pinned commit resolves for as long as the object exists, even if the ref is gone.
             try:
-                obj = self._objects.get(rev.value)
+                read_commit(self._objects, rev.value)
             except IntegrityError:
                 raise VersionNotFoundError(f"{where} has no version {rev.value}") from None
-            if isinstance(obj, Commit):
-                m = self._manifest(rev.value)
-                if (m.spec, m.task) == (addr.spec, addr.task):
-                    return rev.value
+            m = self._manifest(rev.value)
+            if (m.spec, m.task) == (addr.spec, addr.task):
+                return rev.value
             raise VersionNotFoundError(f"{where} has no version {rev.value}")
         head = self._refs.get(task_ref(addr.spec, addr.task))
         if head is None:
@@ -1051,14 +1040,11 @@ class Store:
             raise InvalidNameError(f"{where}@{prefix} is ambiguous ({len(matches)} versions match)")
         raise VersionNotFoundError(f"{where} has no version {prefix}")
 
-    def _commit_obj(self, commit: str) -> Commit:
-        obj = self._objects.get(commit)
-        if not isinstance(obj, Commit):
-            raise IntegrityError(f"object {commit} is not a commit")
-        return obj
+    def _commit_obj(self, commit: str) -> CommitInfo:
+        return read_commit(self._objects, commit)
 
     def _parents(self, commit: str) -> list[str]:
-        return [p.decode() for p in self._commit_obj(commit).parents]
+        return list(self._commit_obj(commit).parents)
 
     def _number(self, commit: str) -> int:
         cached = self._cached(commit)
@@ -1088,21 +1074,12 @@ class Store:
         if cached is not None:
             return cached
         c = self._commit_obj(commit)
-        tree = self._objects.get(c.tree.decode())
-        if not isinstance(tree, Tree):
-            raise IntegrityError(f"version {commit}: its tree is not a tree")
+        entry = lookup(self._objects, c.tree, MANIFEST_PATH)
+        if entry is None:
+            raise IntegrityError(f"commit {commit} is not a gitstore version (no manifest)")
+        data = read_blob(self._objects, entry.oid)
         try:
-            _, meta_id = tree[MANIFEST_DIR.encode()]
-            meta = self._objects.get(meta_id.decode())
-            assert isinstance(meta, Tree)
-            _, blob_id = meta[MANIFEST_FILE.encode()]
-        except (KeyError, AssertionError):
-            raise IntegrityError(
-                f"commit {commit} is not a gitstore version (no manifest)"
-            ) from None
-        blob = self._objects.get(blob_id.decode())
-        try:
-            manifest = decode_manifest(blob.as_raw_string())
+            manifest = decode_manifest(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             raise IntegrityError(f"version {commit}: damaged manifest ({e})") from None
         self._remember(commit, manifest)
@@ -1408,32 +1385,6 @@ def _export_plan(version: Version, root: str) -> list[tuple[ArtifactInfo, str]]:
                 raise NotADirectoryError(errno.ENOTDIR, "not a folder, artifacts go in it", path)
         plan.append((art, target))
     return plan
-
-
-def _build_trees(artifacts: Mapping[str, ArtifactEntry], out: list[ShaFile]) -> Tree:
-    """Nested trees for ``artifacts``; every tree below the root is appended to ``out``."""
-    nested: dict[str, Any] = {}
-    for name, entry in artifacts.items():
-        node = nested
-        parts = name.split("/")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = entry
-
-    def build(node: dict[str, Any]) -> Tree:
-        tree = Tree()
-        for key, value in node.items():
-            if isinstance(value, dict):
-                sub = build(value)
-                out.append(sub)
-                tree.add(key.encode(), MODE_TREE, sub.id)
-            else:
-                tree.add(
-                    key.encode(), MODE_EXEC if value.executable else MODE_FILE, value.oid.encode()
-                )
-        return tree
-
-    return build(nested)
 
 
 def _text_type(name: str) -> str:
