@@ -58,6 +58,9 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from gitstore import names as _names
+from gitstore._fs import atomic_write
+from gitstore.backend.config import read as read_config
+from gitstore.backend.config import update as update_config
 from gitstore.errors import (
     CorruptTransferError,
     GitstoreError,
@@ -67,7 +70,6 @@ from gitstore.errors import (
     RemoteAuthError,
     RemoteError,
     RemoteUnreachableError,
-    StoreError,
     UsageError,
 )
 from gitstore.merge import ancestors, integrate, is_ancestor
@@ -111,7 +113,7 @@ _REMOTE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 def remotes(store: Store) -> list[Remote]:
     """Every remote recorded in the store's git config, by name."""
-    config = _config(store)
+    config = read_config(_gitdir(store))
     out = []
     for section in config.sections():
         if len(section) == 2 and section[0] == b"remote":
@@ -125,43 +127,31 @@ def add_remote(store: Store, name: str, url: str) -> Remote:
     """Record remote ``name`` at ``url`` (with the task refspec) in the store's git config."""
     _check_remote_name(name)
     _check_url(url)
-    config = _config(store)
     section = (b"remote", name.encode())
-    if config.has_section(section):
-        raise UsageError(f"remote {name!r} already exists (remove it first)")
-    config.set(section, b"url", url.encode())
-    config.set(section, b"fetch", FETCH_REFSPEC.encode())
-    _write_config(store, config)
+
+    def add(config: ConfigFile) -> None:
+        if config.has_section(section):
+            raise UsageError(f"remote {name!r} already exists (remove it first)")
+        config.set(section, b"url", url.encode())
+        config.set(section, b"fetch", FETCH_REFSPEC.encode())
+
+    update_config(_gitdir(store), add, fsync=store.settings.fsync)
     return Remote(name, url)
 
 
 def remove_remote(store: Store, name: str) -> Remote:
     """Forget remote ``name``; raises NotFoundError if there is none."""
-    config = _config(store)
     section = (b"remote", name.encode())
-    try:
-        url = config.get(section, b"url").decode()
-        del config[section]
-    except KeyError:
-        raise NotFoundError(f"no remote {name!r}") from None
-    _write_config(store, config)
-    return Remote(name, url)
 
+    def remove(config: ConfigFile) -> str:
+        try:
+            url = config.get(section, b"url").decode()
+            del config[section]
+        except KeyError:
+            raise NotFoundError(f"no remote {name!r}") from None
+        return url
 
-def _config(store: Store) -> ConfigFile:
-    path = os.path.join(_gitdir(store), "config")
-    try:
-        return ConfigFile.from_path(path)
-    except FileNotFoundError:
-        return ConfigFile()
-    except (OSError, ValueError) as e:
-        raise StoreError(f"{path}: cannot be read ({e})") from None
-
-
-def _write_config(store: Store, config: ConfigFile) -> None:
-    # ConfigFile writes through a lock file renamed into place, as git does.
-    config.path = os.path.join(_gitdir(store), "config")
-    config.write_to_path()
+    return Remote(name, update_config(_gitdir(store), remove, fsync=store.settings.fsync))
 
 
 def _gitdir(store: Store) -> str:
@@ -582,7 +572,7 @@ def _integrate_all(
         )
     for key, sha in sorted(heads.items()):
         spec, task = key.split("/")
-        update = integrate(store, spec, task, sha, timeout=store._cas_timeout)
+        update = integrate(store, spec, task, sha, timeout=store.settings.cas_timeout)
         if update.action == "merged":
             result.merged.append(update)
         elif update.action in ("created", "fast-forward"):
@@ -883,20 +873,15 @@ def bundle_create(
     if not heads:
         raise NotFoundError("no task to bundle" + (f" in {' '.join(scope)}" if scope else ""))
     target = os.path.abspath(os.fspath(file))
-    tmp = f"{target}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
     result = TransferResult("bundle", target)
     repo = Repo(gitdir)
     try:
         bundle = create_bundle_from_repo(repo, refs=[_ref(k) for k in heads], version=2)
         try:
-            with open(tmp, "wb") as f:
+            with atomic_write(target, fsync=store.settings.fsync) as f:
                 write_bundle(f, bundle)
-            os.replace(tmp, target)
         except OSError as e:
             raise InputError(f"{target}: cannot be written ({e.strerror or e})") from None
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
         result.objects = len(bundle.pack_data) if bundle.pack_data is not None else 0
         bundle.close()
     finally:

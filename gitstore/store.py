@@ -32,11 +32,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import msgspec
-from dulwich.config import ConfigFile
-from dulwich.repo import Repo
 
 from gitstore import gc as _gc
 from gitstore import names as _names
+from gitstore._fs import atomic_write, fsync_dir
+from gitstore.backend import config, repo
+from gitstore.backend.config import Settings
 from gitstore.backend.objects import (
     PACK_FLUSH_BYTES,
     SMALL_BLOB,
@@ -60,8 +61,6 @@ from gitstore.errors import (
     InvalidNameError,
     NotFoundError,
     SecretsFoundError,
-    StoreError,
-    StoreNotFoundError,
     TaskNotFoundError,
     UsageError,
     VersionNotFoundError,
@@ -111,7 +110,6 @@ __all__ = [
     "Version",
 ]
 
-DEFAULT_IDENTITY = b"gitstore <gitstore@localhost>"
 
 _EXTRA_TYPES = {
     ".log": "text/plain",
@@ -198,14 +196,14 @@ class Store:
         refs: RefBackend,
         *,
         path: str | None = None,
-        identity: bytes = DEFAULT_IDENTITY,
-        cas_timeout: float = 60.0,
+        settings: Settings | None = None,
     ) -> None:
         self._objects = objects
         self._refs = refs
         self.path = path
-        self._identity = identity
-        self._cas_timeout = cas_timeout
+        self.settings = settings or Settings()
+        self._identity = self.settings.identity
+        self._cas_timeout = self.settings.cas_timeout
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -221,38 +219,21 @@ class Store:
         * ``gitstore.fsync`` (default true): fsync every new object, its folder and the ref before
           a put returns, so an acknowledged put survives a power loss; false relies on atomic
           renames only (what stock git does), which survives a killed process but not a power cut.
+          Files written whole (exports, ``get -o``, bundles, caches) follow it too.
         * ``gitstore.compression`` (default 1): zlib level for new objects.
         * ``gitstore.casTimeout`` (default 60): seconds a put keeps retrying a contended ref.
         * ``user.name`` / ``user.email``: the identity on version commits.
+
+        Raises:
+          StoreNotFoundError: nothing at ``path`` (and not ``create``).
+          StoreError: something else is there, or its config holds a bad ``gitstore.*`` value.
         """
-        root = os.path.abspath(os.fspath(path))
-        gitdir = root
-        if os.path.isdir(os.path.join(root, ".git")):
-            gitdir = os.path.join(root, ".git")
-        if not _is_gitdir(gitdir):
-            if not create:
-                if os.path.exists(root):
-                    raise StoreError(f"{root} is not a gitstore (no bare Git repository there)")
-                raise StoreNotFoundError(
-                    f"no store at {root} (run 'gitstore init' or put something)"
-                )
-            if os.path.exists(root) and (not os.path.isdir(root) or os.listdir(root)):
-                raise StoreError(f"{root} exists and is not an empty folder or a Git repository")
-            _init_bare(root)
-            gitdir = root
-        config = _read_config(gitdir)
-        fsync = _config_bool(config, "fsync", True)
-        compression = _config_int(config, "compression", 1, 0, 9)
-        cas_timeout = float(_config_int(config, "casTimeout", 60, 1, 86400))
-        identity = _identity(config)
-        objects = DiskObjects(os.path.join(gitdir, "objects"), fsync=fsync, compression=compression)
-        return cls(
-            objects,
-            DiskRefs(gitdir, fsync=fsync),
-            path=gitdir,
-            identity=identity,
-            cas_timeout=cas_timeout,
+        gitdir = repo.locate(path, create=create)
+        s = config.settings(gitdir)
+        objects = DiskObjects(
+            os.path.join(gitdir, "objects"), fsync=s.fsync, compression=s.compression
         )
+        return cls(objects, DiskRefs(gitdir, fsync=s.fsync), path=gitdir, settings=s)
 
     @classmethod
     def memory(cls) -> Store:
@@ -619,7 +600,9 @@ class Store:
         if cache_dir is not None and item.cache_root is not None and item.cache_rel is not None:
             cache = caches.get(item.cache_root)
             if cache is None:
-                cache = caches[item.cache_root] = StatCache(cache_dir, item.cache_root)
+                cache = caches[item.cache_root] = StatCache(
+                    cache_dir, item.cache_root, fsync=self.settings.fsync
+                )
             hit = cache.lookup(item.cache_rel, item.stat)
             if hit is not None and self._objects.has(hit[0]):
                 if progress is not None:
@@ -861,25 +844,58 @@ class Store:
         if os.path.exists(root) and not os.path.isdir(root):
             raise UsageError(f"{root} exists and is not a folder")
         written = []
+        folders: set[str] = set()
         for art, target in _export_plan(version, root):
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = f"{target}.gitstore-tmp-{os.getpid()}-{os.urandom(4).hex()}"
-            try:
-                # O_EXCL | O_NOFOLLOW: never write through something already at the temp name.
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                with open(fd, "wb") as out, self._objects.open_blob(art.oid) as src:
-                    for chunk in src.iter_chunks():
-                        out.write(chunk)
-                        if progress is not None:
-                            progress(len(chunk))
-                os.chmod(tmp, 0o755 if art.executable else 0o644)
-                os.replace(tmp, target)
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
+            with self._objects.open_blob(art.oid) as src:
+                # Each folder is synced once, after its last file (below).
+                self._write_file(target, src, art.executable, progress, sync_dir=False)
+            folders.add(os.path.dirname(target))
             written.append(target)
+        if self.settings.fsync:
+            for folder in sorted(folders):
+                fsync_dir(folder)
         return written
+
+    def save_artifact(
+        self,
+        target: str,
+        dest: str | os.PathLike[str],
+        name: str | None = None,
+        *,
+        verify: bool = False,
+        progress: Progress | None = None,
+    ) -> ArtifactInfo:
+        """Write an artifact's bytes to file ``dest``, whole or not at all; return what it was.
+
+        ``target`` and ``name`` are as for :meth:`get`. The bytes stream through a temp file
+        beside ``dest`` that is renamed into place (with the artifact's executable bit), so
+        ``dest`` is never half-written; with ``verify`` a sha256 mismatch raises IntegrityError
+        and leaves ``dest`` untouched.
+
+        Raises:
+          OSError: ``dest`` cannot be written (the error names ``dest``).
+        """
+        _, info = self._locate(target, name)
+        with self._objects.open_blob(info.oid, info.sha256 if verify else None) as src:
+            self._write_file(os.fspath(dest), src, info.executable, progress)
+        return info
+
+    def _write_file(
+        self,
+        path: str,
+        src: BlobReader,
+        executable: bool,
+        progress: Progress | None,
+        *,
+        sync_dir: bool = True,
+    ) -> None:
+        mode = 0o755 if executable else 0o644
+        with atomic_write(path, mode=mode, fsync=self.settings.fsync, sync_dir=sync_dir) as out:
+            for chunk in src.iter_chunks():
+                out.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
 
     def _locate(self, target: str, name: str | None) -> tuple[Version, ArtifactInfo]:
         if target.startswith(_names.URI_SCHEME):
@@ -1453,71 +1469,3 @@ def _read_upto(stream: IO[bytes], n: int) -> bytes:
         if left > 0:
             left -= len(chunk)
     return b"".join(parts)
-
-
-def _is_gitdir(path: str) -> bool:
-    return (
-        os.path.isfile(os.path.join(path, "HEAD"))
-        and os.path.isdir(os.path.join(path, "objects"))
-        and os.path.isdir(os.path.join(path, "refs"))
-    )
-
-
-def _init_bare(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-        repo = Repo.init_bare(path)
-        repo.close()
-        config = ConfigFile.from_path(os.path.join(path, "config"))
-        config.set((b"gitstore",), b"format", b"1")
-        # A store is written by many processes; git's own auto-gc must not repack under them.
-        config.set((b"gc",), b"auto", b"0")
-        config.set((b"core",), b"logAllRefUpdates", b"false")
-        config.write_to_path()
-    except OSError as e:
-        raise StoreError(f"cannot create a store at {path}: {e.strerror or e}") from None
-
-
-def _read_config(gitdir: str) -> ConfigFile:
-    try:
-        return ConfigFile.from_path(os.path.join(gitdir, "config"))
-    except FileNotFoundError:
-        return ConfigFile()
-    except (OSError, ValueError) as e:
-        raise StoreError(f"{gitdir}/config: cannot be read ({e})") from None
-
-
-def _config_bool(config: ConfigFile, key: str, default: bool) -> bool:
-    try:
-        raw = config.get((b"gitstore",), key.encode())
-    except KeyError:
-        return default
-    value = raw.decode().strip().lower()
-    if value in ("true", "yes", "on", "1"):
-        return True
-    if value in ("false", "no", "off", "0"):
-        return False
-    raise StoreError(f"gitstore.{key} = {value!r} is not a boolean")
-
-
-def _config_int(config: ConfigFile, key: str, default: int, lo: int, hi: int) -> int:
-    try:
-        raw = config.get((b"gitstore",), key.encode())
-    except KeyError:
-        return default
-    try:
-        value = int(raw.decode().strip())
-    except ValueError:
-        raise StoreError(f"gitstore.{key} = {raw.decode()!r} is not a whole number") from None
-    if not lo <= value <= hi:
-        raise StoreError(f"gitstore.{key} = {value} is outside {lo}..{hi}")
-    return value
-
-
-def _identity(config: ConfigFile) -> bytes:
-    try:
-        name = config.get((b"user",), b"name")
-        email = config.get((b"user",), b"email")
-    except KeyError:
-        return DEFAULT_IDENTITY
-    return name + b" <" + email + b">"

@@ -1,4 +1,4 @@
-"""The storage layer: Git objects, packs, refs and trees on disk (and
+"""The storage layer: Git objects, packs, refs, trees and the repository's config on disk (and
 their in-memory twins). dulwich is imported here and in the remote transports, nowhere else.
 
 * :mod:`~gitstore.backend.objects`: the object database (``ObjectBackend``: ``DiskObjects``,
@@ -7,5 +7,8 @@ their in-memory twins). dulwich is imported here and in the remote transports, n
 * :mod:`~gitstore.backend.refs`: task refs read, listed and moved by compare-and-swap
   (``RefBackend``: ``DiskRefs``, ``MemoryRefs``);
 * :mod:`~gitstore.backend.trees`: a version's trees and commit written, and objects read back as
-  plain values.
+  plain values;
+* :mod:`~gitstore.backend.repo`: the repository found at a path, or created there;
+* :mod:`~gitstore.backend.config`: its git config read into settings, and updated under git's
+  ``config.lock``.
 """
