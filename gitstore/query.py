@@ -29,7 +29,8 @@ from gitstore._fs import atomic_write
 from gitstore.errors import ConflictError, InvalidNameError, TaskNotFoundError, UsageError
 from gitstore.meta import parse_iso
 from gitstore.model import RunDeletion, Version
-from gitstore.store import Store, walk_commits
+from gitstore.store import Store
+from gitstore.versions import walk_commits
 
 __all__ = [
     "RunDeletion",

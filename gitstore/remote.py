@@ -516,9 +516,9 @@ def _pull_url(
                 if key is None or sha is None or not scope.covers(key):
                     continue
                 remote_heads[key] = sha.decode()
-                if not store._objects.has(sha.decode()):
+                if not store.versions.has(sha.decode()):
                     wants.append(sha)
-                    local = store._refs.get(REFS_PREFIX + key)
+                    local = store.versions.head(*key.split("/"))
                     if local is not None:
                         haves.append(ObjectID(local.encode()))
             if repo.walker is not None:
@@ -534,7 +534,7 @@ def _pull_url(
         except RemoteError as e:
             if isinstance(e, (RemoteAuthError, NotAStoreError)):
                 raise
-            wanted = sorted(k for k, v in remote_heads.items() if not store._objects.has(v))
+            wanted = sorted(k for k, v in remote_heads.items() if not store.versions.has(v))
             if not wanted:
                 raise
             # The remote answered with its refs, so it was reached; what failed is sending their
@@ -563,16 +563,16 @@ def _integrate_all(
     for key, sha in sorted(heads.items()):
         spec, task = key.split("/")
         check_incoming(
-            store._objects,
+            store.versions.objects,
             spec,
             task,
             sha,
-            local_head=store._refs.get(REFS_PREFIX + key),
-            known_number=store._number,
+            local_head=store.versions.head(spec, task),
+            known_number=store.versions.number,
         )
     for key, sha in sorted(heads.items()):
         spec, task = key.split("/")
-        update = integrate(store, spec, task, sha, timeout=store.settings.cas_timeout)
+        update = integrate(store.versions, spec, task, sha)
         if update.action == "merged":
             result.merged.append(update)
         elif update.action in ("created", "fast-forward"):
@@ -676,7 +676,7 @@ def _push_url(
             theirs_s = theirs.decode() if theirs is not None else None
             if theirs_s == mine:
                 result.up_to_date += 1
-            elif theirs_s is None or is_ancestor(store, theirs_s, mine):
+            elif theirs_s is None or is_ancestor(store.versions, theirs_s, mine):
                 out[ref] = ObjectID(mine.encode())
                 planned[ref] = (theirs_s, mine)
                 if theirs is not None:
@@ -686,7 +686,7 @@ def _push_url(
                     Refusal(key, "the remote has versions of this task that we lack; pull first")
                 )
         if not allow_secrets:
-            scanner = Scanner(store)
+            scanner = Scanner(store.versions)
             for ref, (old, new) in list(planned.items()):
                 key = ref[len(REFS_PREFIX) :].decode()
                 found = _secrets_to_send(store, key, new, old, scanner)
@@ -776,17 +776,18 @@ def _secrets_to_send(
     its message, metadata, run id, tags, commit), newest first, each thing reported once.
     ``scanner`` (shared by the tasks of one push) reads each blob once.
     """
-    scanner = scanner or Scanner(store)
-    sent = ancestors(store, [mine])
+    versions = store.versions
+    scanner = scanner or Scanner(versions)
+    sent = ancestors(versions, [mine])
     seen: set[str] = set()
-    if theirs and store._objects.has(theirs):
-        sent -= ancestors(store, [theirs])
+    if theirs and versions.has(theirs):
+        sent -= ancestors(versions, [theirs])
         # What the remote's head holds was sent before: reading it again would refuse a clean
         # new version for what the remote was allowed to receive earlier.
         seen = scanner.held(theirs)
 
     # Newest first, so that what several versions hold is reported at the newest.
-    order = sorted(sent, key=lambda c: (store._number(c), c), reverse=True)
+    order = sorted(sent, key=lambda c: (versions.number(c), c), reverse=True)
     return [str(f) for commit in order for f in scanner.version(commit, seen)]
 
 
@@ -911,7 +912,7 @@ def bundle_import(
         raise InputError(f"{path}: {e.strerror or e}") from None
     with f:
         refs, prerequisites = _bundle_header(f, path)
-        missing = [p for p in prerequisites if not store._objects.has(p)]
+        missing = [p for p in prerequisites if not store.versions.has(p)]
         if missing:
             raise RemoteError(
                 f"{path}: the bundle builds on {len(missing)} commit(s) this store lacks "

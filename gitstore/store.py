@@ -22,14 +22,11 @@ import io
 import json
 import mimetypes
 import os
-import random
 import stat
 import tempfile
-import threading
-import time
-from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any, cast
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any, cast
 
 import msgspec
 
@@ -49,9 +46,8 @@ from gitstore.backend.objects import (
     Progress,
     hash_bytes,
 )
-from gitstore.backend.refs import Busy, DiskRefs, MemoryRefs, RefBackend
-from gitstore.backend.trees import CommitInfo, add_blobs, lookup, read_blob, read_commit
-from gitstore.backend.trees import write_version as _write_version_objects
+from gitstore.backend.refs import DiskRefs, MemoryRefs, RefBackend
+from gitstore.backend.trees import add_blobs
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -63,23 +59,20 @@ from gitstore.errors import (
     SecretsFoundError,
     TaskNotFoundError,
     UsageError,
-    VersionNotFoundError,
 )
 from gitstore.meta import (
     ArtifactEntry,
     Manifest,
     Truncation,
-    decode_manifest,
     now_iso,
-    parse_trailers,
 )
 from gitstore.model import (
-    MANIFEST_PATH,
     Artifact,
     ArtifactInfo,
     Diff,
     GcReport,
     Problem,
+    SecretFinding,
     Source,
     SpecSummary,
     TaskHead,
@@ -89,16 +82,14 @@ from gitstore.names import (
     REFS_PREFIX,
     Address,
     Rev,
-    artifact_uri,
     check_artifact_name,
     task_ref,
 )
+from gitstore.scan import scan
 from gitstore.secrets import Masker
-
-if TYPE_CHECKING:
-    from gitstore.scan import SecretFinding
 from gitstore.statcache import StatCache, stat_key
 from gitstore.validate import version_problem
+from gitstore.versions import Versions, walk_commits
 
 __all__ = [
     "Artifact",
@@ -202,10 +193,12 @@ class Store:
         self._refs = refs
         self.path = path
         self.settings = settings or Settings()
-        self._identity = self.settings.identity
-        self._cas_timeout = self.settings.cas_timeout
-        self._manifests: OrderedDict[str, Manifest] = OrderedDict()
-        self._cache_lock = threading.Lock()
+        self.versions = Versions(
+            objects,
+            refs,
+            identity=self.settings.identity,
+            cas_timeout=self.settings.cas_timeout,
+        )
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -330,9 +323,9 @@ class Store:
         if not replace:
             # Refuse a clash with the current version's names before writing anything (a clash
             # made by a concurrent writer meanwhile is still caught when the version is built).
-            head = self._refs.get(task_ref(spec, task))
+            head = self.versions.head(spec, task)
             if head is not None:
-                _check_layout([*self._manifest(head).artifacts, *names])
+                _check_layout([*self.versions.manifest(head).artifacts, *names])
         batch = _Batch(self._objects)
         caches: dict[str, StatCache] = {}
         masker = Masker() if mask_secrets is True else (mask_secrets or None)
@@ -363,7 +356,7 @@ class Store:
             _check_layout(list(result))
             return result
 
-        version = self._commit(
+        version = self.versions.add(
             spec,
             task,
             apply,
@@ -413,7 +406,7 @@ class Store:
                     del result[k]
             return result
 
-        return self._commit(
+        return self.versions.add(
             addr.spec,
             addr.task,
             apply,
@@ -421,7 +414,6 @@ class Store:
             message=message,
             metadata={},
             summary=f"rm {', '.join(names)}"[:200],
-            force=False,
         )
 
     def rm_task(self, address: str, *, expect: str | None = None) -> str:
@@ -434,94 +426,16 @@ class Store:
         addr = _names.parse_address(address, need_task=True, allow_rev=False)
         assert addr.task is not None
         ref = task_ref(addr.spec, addr.task)
-        deadline = time.monotonic() + self._cas_timeout
-        attempt = 0
-        while True:
+
+        def attempt() -> str | None:
             head = self._refs.get(ref)
             if head is None:
                 raise TaskNotFoundError(f"no task {addr.spec}/{addr.task}")
             if expect is not None and head != expect:
                 raise ConflictError(f"{addr.spec}/{addr.task} has a newer version {head[:12]}")
-            try:
-                if self._refs.delete(ref, head):
-                    return head
-            except Busy:
-                pass
-            attempt = _backoff(attempt, deadline, ref)
+            return head if self._refs.delete(ref, head) else None
 
-    def _commit(
-        self,
-        spec: str,
-        task: str,
-        apply: Callable[[Manifest | None], dict[str, ArtifactEntry]],
-        *,
-        run_id: str | None,
-        message: str | None,
-        metadata: dict[str, Any],
-        summary: str,
-        force: bool,
-        carry: list[bytes] | None = None,
-    ) -> Version:
-        """The write protocol's tail: build the version on the current head and CAS the ref.
-
-        ``carry`` holds small blobs not written yet; they go into the same pack as the first
-        attempt's version objects, so a typical put writes one pack.
-        """
-        ref = task_ref(spec, task)
-        deadline = time.monotonic() + self._cas_timeout
-        attempt = 0
-        while True:
-            head = self._refs.get(ref)
-            base = self._manifest(head) if head else None
-            artifacts = apply(base)
-            if head and base is not None and not force and _same_set(artifacts, base.artifacts):
-                # Nothing changed: every blob is already in the head's tree, so carry is dropped.
-                return self._version(head, base, created=False)
-            manifest = Manifest(
-                spec=spec,
-                task=task,
-                version=(base.version + 1) if base else 1,
-                created_at=now_iso(),
-                run_id=run_id,
-                message=message,
-                metadata=metadata,
-                artifacts=artifacts,
-            )
-            commit = self._write_version(manifest, [head] if head else [], summary, carry or [])
-            carry = None
-            try:
-                if self._refs.cas(ref, head, commit):
-                    self._remember(commit, manifest)
-                    # The parents are known: no need to read back the commit just written.
-                    return self._version(commit, manifest, parents=[head] if head else [])
-            except Busy:
-                pass
-            attempt = _backoff(attempt, deadline, ref)
-
-    def _write_version(
-        self,
-        manifest: Manifest,
-        parents: list[str],
-        summary: str,
-        carry: list[bytes],
-        *,
-        identity: bytes | None = None,
-        when: int | None = None,
-    ) -> str:
-        """Write ``carry``, the manifest, trees and commit of a version; return the commit id.
-
-        ``identity`` and ``when`` default to the store's identity and now; merges pass fixed ones
-        so that two machines merging the same heads write the same commit.
-        """
-        return _write_version_objects(
-            self._objects,
-            manifest,
-            parents,
-            summary,
-            identity=identity or self._identity,
-            when=int(time.time()) if when is None else when,
-            carry=carry,
-        )
+        return self.versions.retry(ref, attempt)
 
     # -- reading input -------------------------------------------------------------------------
 
@@ -721,8 +635,7 @@ class Store:
     def show(self, address: str) -> Version:
         """The version ``SPEC/TASK[@REV]`` with its metadata and artifacts."""
         addr = _names.parse_address(address, need_task=True)
-        commit = self._resolve(addr)
-        return self._version(commit, self._manifest(commit))
+        return self.versions.version(self.versions.resolve(addr))
 
     def log(self, address: str, *, limit: int | None = None) -> list[Version]:
         """Versions of ``SPEC/TASK`` newest first: the first-parent chain, then merged-in sides.
@@ -731,20 +644,15 @@ class Store:
         creation time (newest first).
         """
         addr = _names.parse_address(address, need_task=True)
-        found = [
-            self._version(c, self._manifest(c))
-            for c in walk_commits([self._resolve(addr)], self._parents)
-        ]
-        found.sort(key=lambda v: (v.version, v.created_at, v.commit), reverse=True)
+        found = self.versions.history(self.versions.resolve(addr))
         return found[:limit] if limit is not None else found
 
     def iter_versions(self, address: str) -> Iterator[Version]:
         """First-parent chain of ``SPEC/TASK[@REV]``, newest first, read lazily."""
         addr = _names.parse_address(address, need_task=True)
-        commit: str | None = self._resolve(addr)
+        commit: str | None = self.versions.resolve(addr)
         while commit:
-            m = self._manifest(commit)
-            v = self._version(commit, m)
+            v = self.versions.version(commit)
             yield v
             commit = v.parents[0] if v.parents else None
 
@@ -778,8 +686,7 @@ class Store:
         return Diff(va, vb, added, removed, changed)
 
     def _show_addr(self, addr: Address) -> Version:
-        commit = self._resolve(addr)
-        return self._version(commit, self._manifest(commit))
+        return self.versions.version(self.versions.resolve(addr))
 
     def artifact(self, target: str, name: str | None = None) -> ArtifactInfo:
         """The :class:`ArtifactInfo` of ``name`` in ``SPEC/TASK[@REV]``, or of a URI."""
@@ -909,8 +816,7 @@ class Store:
             if name is None:
                 raise UsageError(f"{target}: which artifact? (give a name)")
             check_artifact_name(name)
-        commit = self._resolve(addr)
-        version = self._version(commit, self._manifest(commit))
+        version = self.versions.version(self.versions.resolve(addr))
         return version, version.artifact(name)
 
     # -- verify --------------------------------------------------------------------------------
@@ -933,11 +839,10 @@ class Store:
                 if problem is not None:
                     problems.append(Problem(spec, task, commit, None, problem))
                 try:
-                    obj = self._commit_obj(commit)
-                    parents[commit] = list(obj.parents)
+                    parents[commit] = self.versions.parents(commit)
                     if problem is not None:
                         continue
-                    manifest = self._manifest(commit)
+                    manifest = self.versions.manifest(commit)
                 except GitstoreError as e:
                     if problem is None:
                         problems.append(Problem(spec, task, commit, None, str(e)))
@@ -982,9 +887,7 @@ class Store:
         never the secret; see :mod:`gitstore.scan`. ``masker`` says what counts (default: token
         shapes only).
         """
-        from gitstore.scan import scan  # scan reads through this class's public calls
-
-        return list(scan(self, scope, masker=masker))
+        return list(scan(self.versions, self.heads_in(scope), masker=masker))
 
     # -- maintenance -------------------------------------------------------------------------
 
@@ -1004,142 +907,6 @@ class Store:
         assert self.path is not None
         return _gc.collect(
             self.path, self._objects, self._refs, prune_after=prune_after, dry_run=dry_run
-        )
-
-    # -- internals -----------------------------------------------------------------------------
-
-    def _resolve(self, addr: Address) -> str:
-        """The commit id that ``addr`` names; raises TaskNotFound/VersionNotFound errors."""
-        assert addr.task is not None
-        where = f"{addr.spec}/{addr.task}"
-        rev = addr.rev
-        if rev.kind == "commit" and isinstance(rev.value, str) and len(rev.value) == 40:
-            # A pinned commit resolves for as long as the object exists, even if the ref is gone.
-            try:
-                read_commit(self._objects, rev.value)
-            except IntegrityError:
-                raise VersionNotFoundError(f"{where} has no version {rev.value}") from None
-            m = self._manifest(rev.value)
-            if (m.spec, m.task) == (addr.spec, addr.task):
-                return rev.value
-            raise VersionNotFoundError(f"{where} has no version {rev.value}")
-        head = self._refs.get(task_ref(addr.spec, addr.task))
-        if head is None:
-            raise TaskNotFoundError(f"no task {where}")
-        if rev.kind == "latest":
-            return head
-        if rev.kind == "back":
-            commit = head
-            assert isinstance(rev.value, int)
-            for _ in range(rev.value):
-                parents = self._parents(commit)
-                if not parents:
-                    raise VersionNotFoundError(f"{where} has no version {rev} (history is shorter)")
-                commit = parents[0]
-            return commit
-        if rev.kind == "number":
-            commit_or_none: str | None = head
-            while commit_or_none:
-                number = self._number(commit_or_none)
-                if number == rev.value:
-                    return commit_or_none
-                if number < int(rev.value or 0):
-                    break
-                parents = self._parents(commit_or_none)
-                commit_or_none = parents[0] if parents else None
-            raise VersionNotFoundError(f"{where} has no version {rev}")
-        prefix = str(rev.value)
-        matches = [c for c in walk_commits([head], self._parents) if c.startswith(prefix)]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            raise InvalidNameError(f"{where}@{prefix} is ambiguous ({len(matches)} versions match)")
-        raise VersionNotFoundError(f"{where} has no version {prefix}")
-
-    def _commit_obj(self, commit: str) -> CommitInfo:
-        return read_commit(self._objects, commit)
-
-    def _parents(self, commit: str) -> list[str]:
-        return list(self._commit_obj(commit).parents)
-
-    def _number(self, commit: str) -> int:
-        cached = self._cached(commit)
-        if cached is not None:
-            return cached.version
-        trailers = parse_trailers(self._commit_obj(commit).message)
-        if trailers.get("Version", "").isdigit():
-            return int(trailers["Version"])
-        return self._manifest(commit).version
-
-    def _cached(self, commit: str) -> Manifest | None:
-        with self._cache_lock:
-            m = self._manifests.get(commit)
-            if m is not None:
-                self._manifests.move_to_end(commit)
-            return m
-
-    def _remember(self, commit: str, manifest: Manifest) -> None:
-        with self._cache_lock:
-            self._manifests[commit] = manifest
-            if len(self._manifests) > 4096:
-                self._manifests.popitem(last=False)
-
-    def _manifest(self, commit: str) -> Manifest:
-        """The manifest of version ``commit`` (cached: a commit never changes)."""
-        cached = self._cached(commit)
-        if cached is not None:
-            return cached
-        c = self._commit_obj(commit)
-        entry = lookup(self._objects, c.tree, MANIFEST_PATH)
-        if entry is None:
-            raise IntegrityError(f"commit {commit} is not a gitstore version (no manifest)")
-        data = read_blob(self._objects, entry.oid)
-        try:
-            manifest = decode_manifest(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
-            raise IntegrityError(f"version {commit}: damaged manifest ({e})") from None
-        self._remember(commit, manifest)
-        return manifest
-
-    def _version(
-        self,
-        commit: str,
-        m: Manifest,
-        *,
-        created: bool = True,
-        parents: Sequence[str] | None = None,
-    ) -> Version:
-        if parents is None:
-            parents = self._parents(commit)
-        arts = tuple(
-            ArtifactInfo(
-                name=name,
-                oid=e.oid,
-                sha256=e.sha256,
-                size=e.size,
-                content_type=e.content_type,
-                uri=artifact_uri(m.spec, m.task, commit, name),
-                created_at=e.created_at,
-                executable=e.executable,
-                tags=dict(e.tags),
-                masked_secrets=e.masked_secrets,
-                truncated=msgspec.to_builtins(e.truncated) if e.truncated else None,
-            )
-            for name, e in sorted(m.artifacts.items())
-        )
-        return Version(
-            spec=m.spec,
-            task=m.task,
-            version=m.version,
-            commit=commit,
-            parents=tuple(parents),
-            created_at=m.created_at,
-            run_id=m.run_id,
-            message=m.message,
-            metadata=dict(m.metadata),
-            artifacts=arts,
-            conflicts=tuple(m.conflicts),
-            created=created,
         )
 
 
@@ -1318,35 +1085,6 @@ def _stat_inside(full: str, follow_symlinks: bool) -> os.stat_result:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def walk_commits(heads: Iterable[str], parents_of: Callable[[str], Sequence[str]]) -> Iterator[str]:
-    """Every commit reachable from ``heads``, each once; parents are asked for after the caller
-    has seen a commit, so ``parents_of`` may depend on what the caller learnt from it."""
-    seen: set[str] = set()
-    todo = list(heads)
-    while todo:
-        commit = todo.pop()
-        if commit in seen:
-            continue
-        seen.add(commit)
-        yield commit
-        todo.extend(parents_of(commit))
-
-
-def _backoff(attempt: int, deadline: float, ref: str) -> int:
-    """Sleep before the next compare-and-swap attempt (exponential, jittered, capped)."""
-    if time.monotonic() > deadline:
-        raise ConflictError(
-            f"{ref}: gave up after {attempt + 1} attempts (other writers kept winning)"
-        )
-    delay = min(0.05, 0.0005 * (2 ** min(attempt, 7)))
-    time.sleep(random.uniform(0, delay))
-    return attempt + 1
-
-
-def _same_set(a: Mapping[str, ArtifactEntry], b: Mapping[str, ArtifactEntry]) -> bool:
-    return a.keys() == b.keys() and all(a[k].same_content(b[k]) for k in a)
 
 
 def _check_layout(names: Iterable[str]) -> None:

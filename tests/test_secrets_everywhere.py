@@ -212,7 +212,7 @@ def test_a_manifest_field_gitstore_does_not_know_is_scanned(
     disk_store: Store, store_path: Path, tmp_path: Path
 ) -> None:
     v = disk_store.put("s/t", {"log.log": "clean\n"})
-    manifest = json.loads(disk_store._objects.get(_manifest_oid(store_path, v.commit)).data)
+    manifest = json.loads(_manifest(store_path, v.commit))
     manifest["extra"] = {"note": TOKEN}
     blob = hash_object(store_path, json.dumps(manifest, sort_keys=True).encode())
     meta = mktree(store_path, [f"100644 blob {blob}\tmanifest.json"])
@@ -231,7 +231,7 @@ def test_a_token_behind_a_duplicate_manifest_key_is_still_found(
     disk_store: Store, store_path: Path
 ) -> None:
     v = disk_store.put("s/t", {"log.log": "clean\n"})
-    raw = disk_store._objects.get(_manifest_oid(store_path, v.commit)).data
+    raw = _manifest(store_path, v.commit).encode()
     # JSON readers keep the last of two equal keys: the first is read by no field.
     raw = raw.replace(b'"message":null', b'"message":"' + TOKEN.encode() + b'","message":null')
     blob = hash_object(store_path, raw)
@@ -246,8 +246,9 @@ def test_a_token_behind_a_duplicate_manifest_key_is_still_found(
     assert_scan_finds(store_path, ".gitstore/manifest.json:1: github token")
 
 
-def _manifest_oid(gitdir: Path, commit: str) -> str:
-    return git(gitdir, "rev-parse", f"{commit}:.gitstore/manifest.json").stdout.strip()
+def _manifest(gitdir: Path, commit: str) -> str:
+    """The manifest of ``commit`` as stock git reads it."""
+    return git(gitdir, "cat-file", "blob", f"{commit}:.gitstore/manifest.json").stdout
 
 
 # -- bytes: long lines, stray NULs, real binaries ---------------------------------------------
@@ -448,8 +449,8 @@ def test_push_reads_each_blob_once_across_versions_and_tasks(
 def test_scan_version_reads_one_version_and_seen_reports_once(store: Store) -> None:
     v1 = store.put("s/t", {"log.log": f"{TOKEN}\n"})
     v2 = store.put("s/t", {"b.txt": "clean"})
-    scanner = Scanner(store)
+    scanner = Scanner(store.versions)
     seen: set[str] = set()
     assert [f.commit for f in scanner.version(v2.commit, seen)] == [v2.commit]
     assert scanner.version(v1.commit, seen) == []  # the same blob: reported already
-    assert [f.commit for f in scan_version(store, v1.commit)] == [v1.commit]
+    assert [f.commit for f in scan_version(store.versions, v1.commit)] == [v1.commit]
