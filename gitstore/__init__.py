@@ -37,6 +37,7 @@ from gitstore.errors import (
     UsageError,
     VersionNotFoundError,
 )
+from gitstore.ingest import guess_type
 from gitstore.model import (
     Artifact,
     ArtifactInfo,
@@ -69,7 +70,7 @@ from gitstore.remote import (
 )
 from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
 from gitstore.secrets import Masker
-from gitstore.store import Store, guess_type
+from gitstore.store import Store
 
 __version__ = "0.1.0"
 

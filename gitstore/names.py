@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gitstore.errors import InvalidNameError
@@ -26,6 +27,7 @@ __all__ = [
     "artifact_uri",
     "check_artifact_name",
     "check_component",
+    "check_layout",
     "parse_address",
     "parse_rev",
     "parse_uri",
@@ -225,3 +227,15 @@ def parse_uri(text: str) -> ArtifactURI:
 def task_ref(spec: str, task: str) -> str:
     """The ref name that holds the latest version of ``spec/task``."""
     return f"{REFS_PREFIX}{spec}/{task}"
+
+
+def check_layout(names: Iterable[str]) -> None:
+    """Refuse a set where one name is both a file and a folder (``a`` and ``a/b``)."""
+    files = set(names)
+    for n in files:
+        parts = n.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in files:
+                raise InvalidNameError(
+                    f"artifact {'/'.join(parts[:i])!r} is a file, so {n!r} cannot be under it"
+                )
