@@ -13,7 +13,7 @@ from gitstore.backend.config import Settings
 from gitstore.backend.objects import MemoryObjects
 from gitstore.backend.refs import Busy, MemoryRefs
 from gitstore.cas import FIRST_DELAY, MAX_DELAY, backoff
-from gitstore.merge import integrate
+from gitstore.remote.merge import integrate
 
 
 class LosingRefs(MemoryRefs):

@@ -17,14 +17,16 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import git
+from support import git, open_store
 
 from cli.main import cli
 from gitstore import SecretsFoundError, Store
 from gitstore import remote as R
+from gitstore.backend.objects import BlobReader, DiskObjects
 from gitstore.runner import record_task
 from gitstore.scan import Scanner, scan_version
 from gitstore.secrets import (
@@ -427,23 +429,30 @@ def test_push_does_not_refuse_a_clean_version_for_a_tag_the_remote_already_holds
     assert [u.task for u in result.updated] == ["s/t"] and not result.refused
 
 
-def test_push_reads_each_blob_once_across_versions_and_tasks(
-    disk_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class CountingObjects(DiskObjects):
+    """Disk objects that remember every blob opened for reading."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened: list[str] = []
+
+    def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader:
+        self.opened.append(oid)
+        return super().open_blob(oid, expect_sha256)
+
+
+def test_push_reads_each_blob_once_across_versions_and_tasks(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.git", objects=CountingObjects)
     shared = b"the same log\n" * 100
     for task in ("s/a", "s/b"):
-        disk_store.put(task, {"log.log": shared})
-        disk_store.put(task, {"more.txt": task})
-    opened: list[str] = []
-    real = disk_store._objects.open_blob
-
-    def counting(oid: str, *args: object) -> object:
-        opened.append(oid)
-        return real(oid, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(disk_store._objects, "open_blob", counting)
-    R.push(disk_store, str(bare(tmp_path / "r.git")))
+        store.put(task, {"log.log": shared})
+        store.put(task, {"more.txt": task})
+    objects = store.versions.objects
+    assert isinstance(objects, CountingObjects)
+    R.push(store, str(bare(tmp_path / "r.git")))
+    opened = objects.opened
     assert len(opened) == len(set(opened)) == 3  # the shared log, and more.txt of each task
+    store.close()
 
 
 def test_scan_version_reads_one_version_and_seen_reports_once(store: Store) -> None:
