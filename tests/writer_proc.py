@@ -149,7 +149,8 @@ def mode_pause(argv: Sequence[str]) -> None:
     names to ``{"path": P}`` or ``{"text": T}``.
     On success prints the version as JSON.
     """
-    from gitstore import Store
+    from support import open_store
+
     from gitstore.backend import objects as gobjects
     from gitstore.backend import refs as grefs
 
@@ -158,6 +159,7 @@ def mode_pause(argv: Sequence[str]) -> None:
         name: Path(v["path"]) if "path" in v else v["text"] for name, v in json.loads(spec).items()
     }
     fired = False
+    refs = grefs.DiskRefs
 
     def once() -> bool:
         nonlocal fired
@@ -178,14 +180,16 @@ def mode_pause(argv: Sequence[str]) -> None:
 
         gobjects.write_all = write_all  # type: ignore[assignment]
     elif point == "before-cas":
-        real_cas = grefs.DiskRefs.cas
 
-        def cas(self: Any, name: str, old: str | None, new: str) -> bool:
-            if once():
-                _pause_here(ready, release)
-            return real_cas(self, name, old, new)
+        class PausingRefs(grefs.DiskRefs):
+            """Refs that stop once before the first swap: every object written, no ref moved."""
 
-        grefs.DiskRefs.cas = cas  # type: ignore[method-assign]
+            def cas(self, name: str, old: str | None, new: str) -> bool:
+                if once():
+                    _pause_here(ready, release)
+                return super().cas(name, old, new)
+
+        refs = PausingRefs
     elif point == "in-lock":
         real_acquire = grefs.acquire_lock
 
@@ -212,7 +216,7 @@ def mode_pause(argv: Sequence[str]) -> None:
         setattr(os, "replace", replace)  # noqa: B010 - in this child process only
     else:
         raise SystemExit(f"unknown pause point {point!r}")
-    with Store.open(store) as s:
+    with open_store(store, refs=refs) as s:
         v = s.put(addr, artifacts)
     if not fired:
         raise SystemExit(f"the put never reached {point!r}")
