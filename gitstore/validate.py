@@ -61,7 +61,7 @@ from gitstore.meta import (
     parse_iso,
     parse_trailers,
 )
-from gitstore.names import check_artifact_name
+from gitstore.names import check_artifact_name, check_layout
 
 __all__ = [
     "MAX_DEPTH",
@@ -340,18 +340,12 @@ def _check_manifest(m: Manifest) -> None:
         raise _Refused(f"its manifest says version {m.version}")
     _check_time(m.created_at, "created_at")
     _check_depth(m.metadata, "metadata")
-    names = list(m.artifacts)
-    for name in [*names, *m.conflicts]:
-        try:
+    try:
+        for name in [*m.artifacts, *m.conflicts]:
             check_artifact_name(name)
-        except InvalidNameError as e:
-            raise _Refused(str(e)) from None
-    files = set(names)
-    for name in names:
-        parts = name.split("/")
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in files:
-                raise _Refused(f"artifact {'/'.join(parts[:i])!r} is both a file and a folder")
+        check_layout(m.artifacts)
+    except InvalidNameError as e:
+        raise _Refused(str(e)) from None
     for name, entry in m.artifacts.items():
         _check_entry(name, entry)
 
