@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
@@ -468,14 +467,12 @@ def get(target: str, name: str | None, output: Path | None, verify: bool) -> Non
     info = store.artifact(target, name)
     # Read through the pinned URI so the bytes belong to the version `info` describes, even if
     # another writer moves the task meanwhile.
-    with (
-        store.open_artifact(info.uri, verify=verify) as source,
-        _progress("reading", lambda: info.size) as tick,
-    ):
+    with _progress("reading", lambda: info.size) as tick:
         if output is None or str(output) == "-":
-            _copy(source, sys.stdout.buffer, tick)
+            with store.open_artifact(info.uri, verify=verify) as source:
+                _copy(source, sys.stdout.buffer, tick)
         else:
-            _write_file(output, source, tick, executable=info.executable)
+            store.save_artifact(info.uri, output, verify=verify, progress=tick)
 
 
 def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
@@ -483,27 +480,6 @@ def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
         dest.write(chunk)
         if tick is not None:
             tick(len(chunk))
-
-
-def _write_file(path: Path, source: BlobReader, tick: Tick | None, *, executable: bool) -> None:
-    """Write ``source`` to ``path`` through a temp file and a rename: whole or not at all."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gitstore-tmp", dir=path.parent)
-    except OSError as e:
-        # Name the file the user asked for, not our temp name beside it.
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _copy(source, out, tick)
-            out.flush()
-            os.fsync(out.fileno())
-        # Same modes as `export`: the artifact's executable bit, readable by all.
-        os.chmod(tmp, 0o755 if executable else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @cli.command()
@@ -570,7 +546,7 @@ def ls(address: str | None, as_json: bool) -> None:
 def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> None:
     """List the versions of SPEC/TASK, newest first (--jsonl: of a spec or the store too)."""
     if jsonl:
-        from gitstore.query import iter_history
+        from gitstore import iter_history
 
         for n, record in enumerate(iter_history(_open(), address)):
             if limit is not None and n >= limit:

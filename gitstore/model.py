@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import IO, Any, Literal, Union
 
 from gitstore.errors import ArtifactNotFoundError
-from gitstore.meta import Truncation
+from gitstore.meta import MANIFEST_DIR, MANIFEST_FILE, Truncation
 
 __all__ = [
     "MANIFEST_PATH",
@@ -45,7 +45,7 @@ __all__ = [
     "redact_url",
 ]
 
-MANIFEST_PATH = ".gitstore/manifest.json"
+MANIFEST_PATH = f"{MANIFEST_DIR}/{MANIFEST_FILE}"
 
 Action = Literal["created", "fast-forward", "merged", "up-to-date", "ahead"]
 
