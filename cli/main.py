@@ -728,8 +728,9 @@ def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
     from cli.runner import COMMANDS
+    from cli.serve import COMMANDS as SERVE_COMMANDS
 
-    for command in COMMANDS:
+    for command in [*COMMANDS, *SERVE_COMMANDS]:
         cli.add_command(command)
 
 

@@ -70,6 +70,7 @@ from gitstore.remote import (
 from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
 from gitstore.secrets import Masker
 from gitstore.store import Store, guess_type
+from gitstore.tokens import Token, Tokens
 
 __version__ = "0.1.0"
 
@@ -103,6 +104,8 @@ __all__ = [
     "TaskHead",
     "TaskRecord",
     "TaskUpdate",
+    "Token",
+    "Tokens",
     "TransferResult",
     "PushRefusedError",
     "RejectedVersionError",
