@@ -39,6 +39,7 @@ from gitstore import (
     TaskDeletion,
     Token,
     Tokens,
+    UsageError,
     Version,
     find,
     parse_address,
@@ -291,8 +292,11 @@ async def list_tasks(ctx: Ctx) -> Response:
 
 async def log_versions(ctx: Ctx) -> Response:
     limit = _limit(ctx)
-    versions = await ctx.run(lambda: ctx.store.log(ctx.address, limit=limit))
-    return _json([v.to_dict(artifacts=False) for v in versions])
+    rev = ctx.query("rev")
+    address = ctx.address if rev in (None, "", "latest") else f"{ctx.address}@{rev}"
+    artifacts = _flag(ctx.query("artifacts"), "artifacts")
+    versions = await ctx.run(lambda: ctx.store.log(address, limit=limit))
+    return _json([v.to_dict(artifacts=artifacts) for v in versions])
 
 
 async def show_version(ctx: Ctx) -> Response:
@@ -363,6 +367,7 @@ async def find_versions(ctx: Ctx) -> Response:
 # -- writing -----------------------------------------------------------------------------------
 
 _UPLOAD_FIELDS = {
+    "artifacts",
     "run_id",
     "message",
     "metadata",
@@ -415,12 +420,21 @@ def _put_form(ctx: Ctx, address: str, form: Form) -> Version:
                 f"{part.filename}: the bytes' sha256 is {part.sha256}, not {want} as sent"
             )
     default_type = form.value("content_type") or None
+    facts = _part_facts(form)
     artifacts: dict[str, Artifact] = {}
     for part in form.parts:
         ctype = part.content_type
         if ctype is None or ctype.lower() == "application/octet-stream":
             ctype = default_type  # then the library's guess from the name
-        artifacts[part.filename] = Artifact(part.file, content_type=ctype)
+        artifact = facts.get(part.filename)
+        if artifact is None:
+            artifacts[part.filename] = Artifact(part.file, content_type=ctype)
+        else:
+            # Said per artifact (what gitstore's own client sends): its content type wins.
+            ctype = artifact.content_type or ctype
+            artifacts[part.filename] = dataclasses.replace(
+                artifact, source=part.file, content_type=ctype
+            )
     return ctx.store.put(
         address,
         artifacts,
@@ -431,6 +445,32 @@ def _put_form(ctx: Ctx, address: str, form: Form) -> Version:
         replace=_flag(form.value("replace"), "replace"),
         force=_flag(form.value("force"), "force"),
     )
+
+
+def _part_facts(form: Form) -> dict[str, Artifact]:
+    """The ``artifacts`` field: ``{NAME: {content_type, tags, executable, masked_secrets,
+    truncated}}`` (``Artifact.to_dict``), for file parts of those names; bytes not yet attached."""
+    raw = form.value("artifacts")
+    if not raw:
+        return {}
+    try:
+        doc = json.loads(raw)
+    except ValueError as e:
+        raise InvalidUploadError(f"the artifacts field is not JSON: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidUploadError("the artifacts field must be a JSON object: NAME -> facts")
+    parts = {p.filename for p in form.parts}
+    out: dict[str, Artifact] = {}
+    for name, value in doc.items():
+        if name not in parts:
+            raise InvalidUploadError(
+                f"the artifacts field names {name!r}, which is not a file part"
+            )
+        try:
+            out[name] = Artifact.from_dict(b"", value)
+        except UsageError as e:
+            raise InvalidUploadError(f"the artifacts field, {name!r}: {e}") from None
+    return out
 
 
 def _part_digests(form: Form) -> dict[str, str]:
@@ -542,7 +582,11 @@ OPERATIONS: tuple[Operation, ...] = (
         log_versions,
         "read",
         "List a task's versions, newest first",
-        query=(Param("limit", "at most this many", integer=True),),
+        query=(
+            Param("limit", "at most this many", integer=True),
+            Param("rev", "start from this version (vN, ~N, a commit prefix)"),
+            Param("artifacts", "true: each version with its artifacts"),
+        ),
     ),
     Operation("GET", f"{_T}/versions/{{rev}}", show_version, "read", "Show one version"),
     Operation(
