@@ -1,12 +1,14 @@
 """What the REST API takes so that gitstore's own HTTP client loses nothing a local put records.
 
 A multipart upload may carry an ``artifacts`` field: per file part, what ``Artifact.to_dict``
-says (content type, tags, executable bit, masked secrets, truncation). A task's log may start at
+says (content type, tags, executable bit, masked secrets, truncation) and the sha256 the
+client computed while sending it, checked before any ref moves. A task's log may start at
 a revision and carry each version's artifacts, as ``Store.log`` does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 
@@ -97,3 +99,16 @@ def test_log_starts_at_a_revision_and_carries_artifacts_when_asked(
     plain = http.get(f"{API}/tasks/lg/t1/versions").json()
     assert [v["version"] for v in plain] == [3, 2, 1]
     assert all("artifacts" not in v for v in plain)
+
+
+def test_artifacts_field_digest_is_checked_before_the_version_is_made(
+    server: Server, http: httpx.Client
+) -> None:
+    good = hashlib.sha256(b"kept\n").hexdigest()
+    ok = upload(http, "facts/t4", {"out.log": {"sha256": f"sha256:{good}"}})
+    assert ok.status_code == 201, ok.text
+    bad = upload(http, "facts/t5", {"out.log": {"sha256": "sha256:" + "0" * 64}})
+    assert bad.status_code == 422, bad.text
+    assert bad.json()["error"] == "DigestMismatchError"
+    with Store.open(server.store) as store:
+        assert "facts/t5" not in store.heads("facts")

@@ -412,7 +412,8 @@ def _put_form(ctx: Ctx, address: str, form: Form) -> Version:
         if part.filename in seen:
             raise InvalidUploadError(f"artifact {part.filename!r} is given twice in one upload")
         seen.add(part.filename)
-    digests = _part_digests(form)
+    facts, stated = _part_facts(form)
+    digests = {**_part_digests(form), **stated}
     for part in form.parts:
         want = digests.get(part.filename)
         if want is not None and want != part.sha256:
@@ -420,7 +421,6 @@ def _put_form(ctx: Ctx, address: str, form: Form) -> Version:
                 f"{part.filename}: the bytes' sha256 is {part.sha256}, not {want} as sent"
             )
     default_type = form.value("content_type") or None
-    facts = _part_facts(form)
     artifacts: dict[str, Artifact] = {}
     for part in form.parts:
         ctype = part.content_type
@@ -447,12 +447,17 @@ def _put_form(ctx: Ctx, address: str, form: Form) -> Version:
     )
 
 
-def _part_facts(form: Form) -> dict[str, Artifact]:
+def _part_facts(form: Form) -> tuple[dict[str, Artifact], dict[str, str]]:
     """The ``artifacts`` field: ``{NAME: {content_type, tags, executable, masked_secrets,
-    truncated}}`` (``Artifact.to_dict``), for file parts of those names; bytes not yet attached."""
+    truncated, sha256}}`` for file parts of those names (each key optional; all but ``sha256``
+    are ``Artifact.to_dict``). Returns the artifacts (bytes not yet attached) and the digests.
+
+    One field for every file, so a client may send it after the files with the digests it
+    computed while sending them, however many files there are.
+    """
     raw = form.value("artifacts")
     if not raw:
-        return {}
+        return {}, {}
     try:
         doc = json.loads(raw)
     except ValueError as e:
@@ -461,16 +466,23 @@ def _part_facts(form: Form) -> dict[str, Artifact]:
         raise InvalidUploadError("the artifacts field must be a JSON object: NAME -> facts")
     parts = {p.filename for p in form.parts}
     out: dict[str, Artifact] = {}
+    digests: dict[str, str] = {}
     for name, value in doc.items():
         if name not in parts:
             raise InvalidUploadError(
                 f"the artifacts field names {name!r}, which is not a file part"
             )
+        if isinstance(value, dict) and "sha256" in value:
+            value = dict(value)
+            digest = value.pop("sha256")
+            if not isinstance(digest, str):
+                raise InvalidUploadError(f"the artifacts field, {name!r}: sha256 is not a string")
+            digests[name] = parse_digest(digest)
         try:
             out[name] = Artifact.from_dict(b"", value)
         except UsageError as e:
             raise InvalidUploadError(f"the artifacts field, {name!r}: {e}") from None
-    return out
+    return out, digests
 
 
 def _part_digests(form: Form) -> dict[str, str]:
