@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import stat
 from pathlib import Path
 
@@ -145,3 +146,13 @@ def test_serve_without_the_extra_says_how_to_install_it(
 def test_serve_refuses_a_bad_max_upload(store_path: Path) -> None:
     code, _, err = run(store_path, "serve", "--max-upload", "lots")
     assert code == UsageError.exit_code and "--max-upload" in err
+
+
+def test_serve_listens_on_a_tcp_socket_that_asyncio_sets_nodelay_on() -> None:
+    # With proto 0, asyncio skips TCP_NODELAY on accepted connections and every small answer
+    # waits ~40 ms for a delayed ACK.
+    sock = serve_module._listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
