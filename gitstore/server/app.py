@@ -26,14 +26,17 @@ from typing import IO, Any, TypeVar, cast
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitstore import (
     Artifact,
     ConflictError,
     GitstoreError,
+    InvalidNameError,
     NotFoundError,
     Store,
     TaskDeletion,
@@ -704,6 +707,30 @@ OPERATIONS: tuple[Operation, ...] = (
 
 # -- the app -----------------------------------------------------------------------------------
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+class _RefuseControlCharacters:
+    """400 for a request whose header values hold control characters (tab aside).
+
+    h11 lets some through; no header this server reads may hold one, and refusing them at the
+    door keeps them out of names, logs and messages.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if _CONTROL_BYTES.search(value):
+                    header = name.decode("latin-1")
+                    refused = UsageError(f"header {header!r} holds a control character")
+                    await error_response(refused)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
 
 def _wrap(
     op: Operation, store: Store, config: ServerConfig, access: Access
@@ -769,6 +796,10 @@ def create_app(
                 response.headers["Allow"] = exc.headers["Allow"]
             return response
         if exc.status_code == 404:
+            # request.url drops tabs and newlines (urllib does); the scope's path keeps them.
+            if _CONTROL.search(request.scope["path"]):
+                # The router's patterns stop at a newline: say what is wrong with the name.
+                return error_response(InvalidNameError("the path holds a control character"))
             return error_response(NotFoundError(f"no route {request.url.path}"))
         return JSONResponse(
             {"type": "about:blank", "title": exc.detail, "status": exc.status_code},
@@ -776,7 +807,11 @@ def create_app(
             media_type="application/problem+json",
         )
 
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(_RefuseControlCharacters)],
+    )
     app.state.store = store
     app.state.config = config
     app.state.operations = (*ops, spec_op)
