@@ -211,8 +211,15 @@ class Store:
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> Store:
+    def open(
+        cls, path: str | os.PathLike[str], *, create: bool = False, token: str | None = None
+    ) -> Store:
         """Open the store at ``path`` (a bare repository, or a repository's ``.git``).
+
+        A URL, ``http://host:port`` or ``https://...``, opens the store ``gitstore serve``
+        serves there: a :class:`gitstore.client.HttpStore`, with this same API. ``token`` is
+        its access token (else ``GITSTORE_TOKEN``, else git's credential helpers); ``create``
+        does not apply to it.
 
         With ``create=True`` a missing path (or an empty folder) becomes a new bare repository.
         Settings are read from the repository's git config:
@@ -224,6 +231,12 @@ class Store:
         * ``gitstore.casTimeout`` (default 60): seconds a put keeps retrying a contended ref.
         * ``user.name`` / ``user.email``: the identity on version commits.
         """
+        if "://" in os.fspath(path):
+            from gitstore.client import HttpStore  # here: only a URL needs the HTTP client
+
+            return HttpStore(os.fspath(path), token=token)
+        if token is not None:
+            raise UsageError("token= is for a served store (http:// or https://), not a path")
         root = os.path.abspath(os.fspath(path))
         gitdir = root
         if os.path.isdir(os.path.join(root, ".git")):
