@@ -147,7 +147,8 @@ class HttpStore(Store):
                 f"{TOKEN_ENV}, or git's credential helper"
             )
         if parsed.query or parsed.fragment:
-            raise UsageError(f"{url}: a store URL has no ?query or #fragment")
+            # Not echoed: a query is where people put tokens.
+            raise UsageError("a store URL has no ?query or #fragment")
         self.url = urllib.parse.urlunsplit((scheme, parsed.netloc, parsed.path.rstrip("/"), "", ""))
         self.path = None
         secret = _token(self.url, token)

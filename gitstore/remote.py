@@ -166,7 +166,11 @@ def _write_config(store: Store, config: ConfigFile) -> None:
 
 def _gitdir(store: Store) -> str:
     if store.path is None:
-        raise UsageError("an in-memory store has no remotes (open a store on disk)")
+        # In memory, or served over HTTP (gitstore.client): no folder here to transfer from.
+        raise UsageError(
+            "this store has no folder on this machine (it is in memory, or served over HTTP): "
+            "remotes, transfers and bundles need a store on disk"
+        )
     return store.path
 
 
