@@ -14,6 +14,7 @@ Usage::
 from __future__ import annotations
 
 from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
+from gitstore.client import HttpStore
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
@@ -87,6 +88,7 @@ __all__ = [
     "Excerpt",
     "GcReport",
     "GitstoreError",
+    "HttpStore",
     "InputError",
     "IntegrityError",
     "InvalidNameError",

@@ -76,6 +76,7 @@ class Canned(BaseHTTPRequestHandler):
     """Answers every request with the status, headers and body the test set on the server."""
 
     def do_GET(self) -> None:
+        self.server.seen = self.path  # type: ignore[attr-defined]
         answer = self.server.answer  # type: ignore[attr-defined]
         status, headers, body, cut = answer
         self.send_response(status)
@@ -130,6 +131,12 @@ def test_a_url_opens_a_served_store_and_makes_no_request_until_a_call() -> None:
     assert store.path is None
     with pytest.raises(RemoteUnreachableError, match=r"127\.0\.0\.1:1.*Connection refused"):
         store.specs()
+
+
+def test_a_path_after_the_host_is_kept_for_a_proxys_prefix(fake: ThreadingHTTPServer) -> None:
+    base = answer(fake, 200, b"[]")
+    assert Store.open(f"{base}/stores/runs/").specs() == []
+    assert fake.seen == "/stores/runs/api/v1/specs"  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
