@@ -445,3 +445,17 @@ def test_a_served_version_is_what_stock_git_sees_on_the_server(
     tree = git(served.store, "ls-tree", "-r", v.commit).stdout
     assert "100755 blob" in tree.split("bin/run.sh")[0].splitlines()[-1]
     assert git(served.store, "cat-file", "-p", f"{v.commit}:bin/data.txt").stdout == "d"
+
+
+def test_a_put_of_more_files_than_the_server_takes_is_an_input_error(
+    remote: Store, tmp_path: Path
+) -> None:
+    # The server takes at most 1,000 file parts in one upload (one version), where a local put
+    # has no limit: its 413 comes back as an InputError naming the limit, and nothing is made.
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(1001):
+        (folder / f"f{i:04d}.txt").write_bytes(b"x")
+    with pytest.raises(InputError, match="more than 1000 files"):
+        remote.put("s/t", {"many": folder})
+    assert remote.heads() == {}
