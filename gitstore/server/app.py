@@ -271,11 +271,12 @@ def _rev_address(ctx: Ctx) -> str:
     return ctx.address if rev == "latest" else f"{ctx.address}@{rev}"
 
 
-def _version_created(version: Version) -> Response:
+def _version_created(version: Version, status: int = 201) -> Response:
+    """A version a write made (``status``), or 200 when the write changed nothing."""
     location = f"{API}/tasks/{version.spec}/{version.task}/versions/{version.commit}"
     return _json(
         version.to_dict(created=True),
-        201 if version.created else 200,
+        status if version.created else 200,
         {"Location": location, "ETag": f'"{version.commit}"'},
     )
 
@@ -506,7 +507,7 @@ async def remove_artifacts(ctx: Ctx) -> Response:
             message=ctx.query("message") or None,
         )
     )
-    return _version_created(version)
+    return _version_created(version, 200)
 
 
 async def delete_task(ctx: Ctx) -> Response:
@@ -637,7 +638,7 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("run_id", "run id of the new version"),
             Param("message", "message of the new version"),
         ),
-        responses={201: "Version"},
+        responses={200: "Version"},
     ),
     Operation(
         "DELETE",
