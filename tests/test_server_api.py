@@ -370,4 +370,6 @@ def test_openapi_lists_every_route_and_nothing_else(http: httpx.Client) -> None:
         if m != "HEAD"
     }
     assert documented == served
+    ids = [op["operationId"] for methods in doc["paths"].values() for op in methods.values()]
+    assert len(ids) == len(set(ids))
     json.dumps(doc)  # plain JSON throughout

@@ -61,7 +61,6 @@ from gitstore.server.errors import (
     PreconditionFailedError,
     PreconditionRequiredError,
     problem_body,
-    status_of,
 )
 from gitstore.server.uploads import BodyReader, Form, read_multipart, run_with_body
 
@@ -188,6 +187,12 @@ class Operation:
     responses: Mapping[int, str] = dataclasses.field(default_factory=dict)
     path_specs: bool = True
     renderer: Callable[[BaseException], Response] | None = None
+    name: str | None = None  # the OpenAPI operationId, when not the handler's name
+
+    @property
+    def operation_id(self) -> str:
+        """The OpenAPI operationId: unique per operation."""
+        return self.name or self.handler.__name__
 
 
 def error_response(exc: BaseException) -> Response:
@@ -581,6 +586,7 @@ OPERATIONS: tuple[Operation, ...] = (
         artifact_bytes,
         "read",
         "An artifact's bytes in the latest version",
+        name="latest_artifact_bytes",
     ),
     Operation(
         "GET",
@@ -784,5 +790,4 @@ def create_app(
     app.state.store = store
     app.state.config = config
     app.state.operations = (*ops, spec_op)
-    app.state.status_of = status_of
     return app
