@@ -23,6 +23,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import IO, Any, TypeVar, cast
 
+import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -60,7 +61,6 @@ from gitstore.server.errors import (
     PreconditionFailedError,
     PreconditionRequiredError,
     problem_body,
-    status_of,
 )
 from gitstore.server.uploads import BodyReader, Form, read_multipart, run_with_body
 
@@ -90,12 +90,17 @@ class ServerConfig:
     ``open_without_tokens``: with no token in the store, let every request through (what
     ``gitstore serve`` sets when it listens on loopback only). ``public_read``: reads need no
     token. ``jobs_spec``: the spec whose tasks are the agent-job routes' jobs.
+    ``body_timeout``: seconds an upload may send nothing before it is dropped (408).
+    ``upload_threads``: worker threads uploads may hold at once; reads use anyio's own pool
+    (40 threads), so stalled uploads never starve them.
     """
 
     max_upload: int = 10 * GIB
     public_read: bool = False
     open_without_tokens: bool = False
     jobs_spec: str = "jobs"
+    body_timeout: float = 300.0
+    upload_threads: int = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,6 +111,7 @@ class Ctx:
     store: Store
     config: ServerConfig
     token: Token | None
+    uploads: anyio.CapacityLimiter
 
     def path(self, name: str) -> str:
         """A path parameter."""
@@ -135,6 +141,19 @@ class Ctx:
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Call a blocking function in a worker thread."""
         return await anyio.to_thread.run_sync(fn, *args)
+
+    async def with_body(
+        self, work: Callable[[BodyReader], T], *, expect_sha256: str | None = None
+    ) -> T:
+        """Run ``work`` in an upload thread, reading the request body (see uploads.py)."""
+        return await run_with_body(
+            self.request,
+            work,
+            limit=self.config.max_upload,
+            expect_sha256=expect_sha256,
+            idle=self.config.body_timeout,
+            limiter=self.uploads,
+        )
 
 
 Handler = Callable[[Ctx], Awaitable[Response]]
@@ -168,6 +187,12 @@ class Operation:
     responses: Mapping[int, str] = dataclasses.field(default_factory=dict)
     path_specs: bool = True
     renderer: Callable[[BaseException], Response] | None = None
+    name: str | None = None  # the OpenAPI operationId, when not the handler's name
+
+    @property
+    def operation_id(self) -> str:
+        """The OpenAPI operationId: unique per operation."""
+        return self.name or self.handler.__name__
 
 
 def error_response(exc: BaseException) -> Response:
@@ -271,11 +296,12 @@ def _rev_address(ctx: Ctx) -> str:
     return ctx.address if rev == "latest" else f"{ctx.address}@{rev}"
 
 
-def _version_created(version: Version) -> Response:
+def _version_created(version: Version, status: int = 201) -> Response:
+    """A version a write made (``status``), or 200 when the write changed nothing."""
     location = f"{API}/tasks/{version.spec}/{version.task}/versions/{version.commit}"
     return _json(
         version.to_dict(created=True),
-        201 if version.created else 200,
+        status if version.created else 200,
         {"Location": location, "ETag": f'"{version.commit}"'},
     )
 
@@ -398,7 +424,7 @@ async def upload_version(ctx: Ctx) -> Response:
         finally:
             form.close()
 
-    version = await run_with_body(ctx.request, work, limit=ctx.config.max_upload)
+    version = await ctx.with_body(work)
     return _version_created(version)
 
 
@@ -541,9 +567,7 @@ async def put_artifact(ctx: Ctx) -> Response:
             force=_flag(ctx.query("force"), "force"),
         )
 
-    version = await run_with_body(
-        ctx.request, work, limit=ctx.config.max_upload, expect_sha256=expect
-    )
+    version = await ctx.with_body(work, expect_sha256=expect)
     return _version_created(version)
 
 
@@ -557,7 +581,7 @@ async def remove_artifacts(ctx: Ctx) -> Response:
             message=ctx.query("message") or None,
         )
     )
-    return _version_created(version)
+    return _version_created(version, 200)
 
 
 async def delete_task(ctx: Ctx) -> Response:
@@ -617,6 +641,7 @@ OPERATIONS: tuple[Operation, ...] = (
         artifact_bytes,
         "read",
         "An artifact's bytes in the latest version",
+        name="latest_artifact_bytes",
     ),
     Operation(
         "GET",
@@ -692,7 +717,7 @@ OPERATIONS: tuple[Operation, ...] = (
             Param("run_id", "run id of the new version"),
             Param("message", "message of the new version"),
         ),
-        responses={201: "Version"},
+        responses={200: "Version"},
     ),
     Operation(
         "DELETE",
@@ -733,7 +758,11 @@ class _RefuseControlCharacters:
 
 
 def _wrap(
-    op: Operation, store: Store, config: ServerConfig, access: Access
+    op: Operation,
+    store: Store,
+    config: ServerConfig,
+    access: Access,
+    uploads: anyio.CapacityLimiter,
 ) -> Callable[[Request], Awaitable[Response]]:
     render = op.renderer or error_response
 
@@ -744,7 +773,7 @@ def _wrap(
                 # The agent-job routes name a job, whose spec is the configured jobs spec.
                 specs = [str(request.path_params.get("spec", config.jobs_spec))]
             token = access.authorize(request.headers, op.scope, specs)
-            return await op.handler(Ctx(request, store, config, token))
+            return await op.handler(Ctx(request, store, config, token, uploads))
         except GitstoreError as e:
             return render(e)
         except Exception as e:
@@ -780,8 +809,9 @@ def create_app(
         return _json(document)
 
     spec_op = Operation("GET", "/openapi.json", openapi, "read", "This document", path_specs=False)
+    uploads = anyio.CapacityLimiter(config.upload_threads)
     routes: list[BaseRoute] = [
-        Route(op.path, _wrap(op, store, config, access), methods=[op.method])
+        Route(op.path, _wrap(op, store, config, access, uploads), methods=[op.method])
         for op in (*ops, spec_op)
     ]
     routes.extend(mounts)
@@ -815,5 +845,4 @@ def create_app(
     app.state.store = store
     app.state.config = config
     app.state.operations = (*ops, spec_op)
-    app.state.status_of = status_of
     return app

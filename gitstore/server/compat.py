@@ -56,7 +56,7 @@ from gitstore.server.errors import (
     WorkerNotAuthorizedError,
     status_of,
 )
-from gitstore.server.uploads import BodyReader, read_multipart, run_with_body
+from gitstore.server.uploads import BodyReader, read_multipart
 
 __all__ = ["CODES", "COMPAT_OPERATIONS", "artifact_id", "compat_error", "item"]
 
@@ -173,7 +173,7 @@ async def upload(ctx: Ctx) -> Response:
         finally:
             form.close()
 
-    info = await run_with_body(ctx.request, work, limit=ctx.config.max_upload)
+    info = await ctx.with_body(work)
     return JSONResponse(item(job, info), status_code=201)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "ArtifactJobMismatchError",
     "AuthRequiredError",
     "BadUploadError",
+    "BodyTimeoutError",
     "DigestMismatchError",
     "ForbiddenError",
     "InvalidParameterError",
@@ -65,6 +66,10 @@ class WorkerNotAuthorizedError(ForbiddenError):
 
 class BadUploadError(InputError):
     """A request body that cannot be read: malformed multipart, cut short, a bad header."""
+
+
+class BodyTimeoutError(BadUploadError):
+    """The client stopped sending the body (no bytes for the server's body timeout)."""
 
 
 class UnsupportedMediaTypeError(BadUploadError):
@@ -118,6 +123,7 @@ STATUS: dict[type[BaseException], int] = {
     IntegrityError: 500,
     InputError: 400,
     BadUploadError: 400,
+    BodyTimeoutError: 408,
     UnsupportedMediaTypeError: 415,
     InvalidUploadError: 422,
     PayloadTooLargeError: 413,

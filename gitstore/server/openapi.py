@@ -42,7 +42,7 @@ def openapi_document(operations: Sequence[Operation]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         entry: dict[str, Any] = {
-            "operationId": op.handler.__name__,
+            "operationId": op.operation_id,
             "summary": op.summary,
             "x-gitstore-scope": op.scope,
             "parameters": [

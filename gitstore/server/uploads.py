@@ -50,6 +50,7 @@ from starlette.requests import ClientDisconnect, Request
 from gitstore import GitstoreError
 from gitstore.server.errors import (
     BadUploadError,
+    BodyTimeoutError,
     DigestMismatchError,
     PayloadTooLargeError,
     UnsupportedMediaTypeError,
@@ -174,13 +175,23 @@ async def _pump(
     send: MemoryObjectSendStream[bytes],
     feed: _Feed,
     limit: int,
+    idle: float,
 ) -> None:
     """Move the body into ``send`` in pieces of about :data:`CHUNK` bytes, counting them."""
     async with send:
         try:
             pending: list[bytes] = []
             size = 0
-            async for chunk in stream:
+            while True:
+                try:
+                    with anyio.fail_after(idle):
+                        chunk = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise BodyTimeoutError(
+                        f"no byte of the body came for {idle:g} s; the upload is dropped"
+                    ) from None
                 feed.received += len(chunk)
                 if feed.received > limit:
                     raise PayloadTooLargeError(
@@ -210,11 +221,15 @@ async def run_with_body(
     *,
     limit: int,
     expect_sha256: str | None = None,
+    idle: float = 300.0,
+    limiter: anyio.CapacityLimiter | None = None,
 ) -> T:
     """Run ``work(reader)`` in a worker thread, its reader fed from the request body.
 
     Returns what ``work`` returns and raises what it raises (including what the reader raised in
-    it: a body over ``limit``, a client gone, a digest that does not match).
+    it: a body over ``limit``, a client gone or silent for ``idle`` seconds, a digest that does
+    not match). ``limiter`` bounds the threads uploads hold, so that slow uploads never take
+    every thread from the reads.
     """
     declared_length(request, limit)
     send, receive = anyio.create_memory_object_stream[bytes](QUEUE)
@@ -223,9 +238,9 @@ async def run_with_body(
     results: list[T] = []
     failure: BaseException | None = None
     async with anyio.create_task_group() as group:
-        group.start_soon(_pump, request.stream(), send, feed, limit)
+        group.start_soon(_pump, request.stream(), send, feed, limit, idle)
         try:
-            results.append(await anyio.to_thread.run_sync(work, reader))
+            results.append(await anyio.to_thread.run_sync(work, reader, limiter=limiter))
         except Exception as e:
             failure = e
         finally:
