@@ -85,6 +85,8 @@ from gitstore.model import (
 )
 from gitstore.objects import BlobReader, Progress
 from gitstore.secrets import Masker
+
+# put's and export's own checks, shared with the local store so that both refuse alike.
 from gitstore.store import Store, _export_plan, _Input, _mask_fields, _prepare, guess_type
 
 if TYPE_CHECKING:
@@ -101,9 +103,8 @@ T = TypeVar("T")
 
 
 def _by_exit_code() -> dict[int, type[GitstoreError]]:
-    """The most general library error class of each exit code (a parent comes before its
-    children in ``errors.__all__``'s hierarchy, so the first class seen with a code wins
-    unless a parent with the same code turns up)."""
+    """The most general library error class of each exit code: where a class and its
+    subclasses share a code (NotFoundError and TaskNotFoundError: 4), the parent."""
     out: dict[int, type[GitstoreError]] = {}
     for name in _errors.__all__:
         cls = getattr(_errors, name)
