@@ -9,6 +9,7 @@ code documented in the README (library errors carry their own ``exit_code``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import sys
@@ -57,8 +58,26 @@ class _StdoutClosed(Exception):
     """
 
 
+# The commands that work on a served store (--store http://...): each makes library calls a
+# served store answers. Every other command needs the store's files and is refused for a URL.
+SERVED_COMMANDS = frozenset(
+    {"put", "get", "export", "ls", "log", "show", "diff", "rm", "find", "rm-run"}
+)
+
+
 class GitstoreGroup(click.Group):
     """The ``gitstore`` group: Click's parsing and dispatch, with gitstore's error handling."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        location = ctx.params.get("store_path")
+        if command is not None and name not in SERVED_COMMANDS and _is_url(location):
+            # The one place a command is refused for a served store; the copy keeps its own
+            # options, so `gitstore COMMAND --help` still answers.
+            command = _refusing(command, str(name), str(location))
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -181,8 +200,28 @@ def _open(*, create: bool = False) -> Store:
     from gitstore import Store
 
     ctx = click.get_current_context()
-    path: Path = ctx.obj
+    path: Path | str = ctx.obj
     return ctx.with_resource(Store.open(path, create=create))
+
+
+def _is_url(location: object) -> bool:
+    """True for a served store's location (``http://...``): what Store.open hands the client."""
+    return isinstance(location, str) and "://" in location
+
+
+def _refusing(command: click.Command, what: str, url: str) -> click.Command:
+    """A copy of ``command`` that refuses to run, saying it needs a store on this machine."""
+
+    def refuse(**_: object) -> NoReturn:
+        served = ", ".join(sorted(SERVED_COMMANDS))
+        raise UsageError(
+            f"{what} needs a store on this machine; {url} is a served store "
+            f"(these work on one: {served})"
+        )
+
+    refusing = copy.copy(command)
+    refusing.callback = refuse
+    return refusing
 
 
 def _stderr_is_tty() -> bool:
@@ -286,23 +325,28 @@ def _print_fields(fields: Mapping[str, object]) -> None:
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
     envvar="GITSTORE_DIR",
     show_envvar=True,
-    metavar="PATH",
+    metavar="PATH|URL",
     help="The store, a bare Git repository. Default: $GITSTORE_DIR, else ~/.gitstore. "
-    "put and init create it; other commands need it to exist.",
+    "put and init create it; other commands need it to exist. An http(s):// URL is a store "
+    "served by gitstore serve (token: $GITSTORE_TOKEN or git's credential helper); put, get, "
+    "export, ls, log, show, diff, rm, find and rm-run work on it.",
 )
 @click.version_option(__version__, "--version", prog_name="gitstore")
 @click.pass_context
-def cli(ctx: click.Context, store_path: Path | None) -> None:
+def cli(ctx: click.Context, store_path: str | None) -> None:
     """Artifacts of AI agent runs, versioned per task, in a bare Git repository.
 
     Addresses: SPEC/TASK is the latest version; add @vN (version N), @~N (N before the latest)
     or @<commit prefix>. An artifact URI gitstore://SPEC/TASK@COMMIT/NAME pins one version.
     """
     # Resolved per run, not at import: HOME may differ between runs (and does in tests).
-    ctx.obj = (store_path if store_path is not None else Path.home() / ".gitstore").expanduser()
+    if _is_url(store_path):
+        ctx.obj = store_path  # kept as given: a Path would fold http:// into http:/
+        return
+    path = Path(store_path) if store_path is not None else Path.home() / ".gitstore"
+    ctx.obj = path.expanduser()
 
 
 @cli.command()
@@ -712,8 +756,9 @@ def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
     from .runner import COMMANDS
+    from .serve import COMMANDS as SERVE_COMMANDS
 
-    for command in COMMANDS:
+    for command in [*COMMANDS, *SERVE_COMMANDS]:
         cli.add_command(command)
 
 

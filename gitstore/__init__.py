@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     # module _LAZY gives for it, on first use (a test keeps the two lists the same).
     from gitstore.backend.objects import BlobReader
     from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
+    from gitstore.client import HttpStore
     from gitstore.ingest import guess_type
     from gitstore.model import (
         Artifact,
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
     from gitstore.secrets import Masker
     from gitstore.store import Store
+    from gitstore.tokens import Token, Tokens
 
 __version__ = "0.1.0"
 
@@ -96,6 +98,7 @@ __all__ = [
     "Excerpt",
     "GcReport",
     "GitstoreError",
+    "HttpStore",
     "InputError",
     "IntegrityError",
     "InvalidNameError",
@@ -113,6 +116,8 @@ __all__ = [
     "TaskHead",
     "TaskRecord",
     "TaskUpdate",
+    "Token",
+    "Tokens",
     "TransferResult",
     "PushRefusedError",
     "RejectedVersionError",
@@ -200,6 +205,8 @@ _LAZY: dict[str, str] = {
         ),
         "gitstore.secrets": ("Masker",),
         "gitstore.store": ("Store",),
+        "gitstore.client": ("HttpStore",),
+        "gitstore.tokens": ("Token", "Tokens"),
     }.items()
     for name in names
 }

@@ -4,7 +4,7 @@ to one file (:func:`save`).
 Every file is written whole or not at all (:func:`gitstore._fs.atomic_write`: a temp file beside
 it, renamed into place, with the artifact's executable bit), and fsync'd as the store's
 ``gitstore.fsync`` says. An export never writes outside its folder, whatever the store holds: the
-whole plan is checked before the first byte is written (see :func:`_plan`).
+whole plan is checked before the first byte is written (see :func:`plan`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def export(
         raise UsageError(f"{root} exists and is not a folder")
     written = []
     folders: set[str] = set()
-    for art, target in _plan(version, root):
+    for art, target in plan(version, root):
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with objects.open_blob(art.oid) as src:
             _write(target, src, art.executable, progress, fsync=fsync, sync_dir=False)
@@ -84,7 +84,7 @@ def _write(
                 progress(len(chunk))
 
 
-def _plan(version: Version, root: str) -> list[tuple[ArtifactInfo, str]]:
+def plan(version: Version, root: str) -> list[tuple[ArtifactInfo, str]]:
     """Each artifact of ``version`` with the path it is exported to under ``root``.
 
     Everything is checked before the first byte is written, so a refused export leaves ``root``

@@ -26,6 +26,7 @@ import msgspec
 
 from gitstore import names as _names
 from gitstore._fs import atomic_write
+from gitstore.client import HttpStore
 from gitstore.errors import ConflictError, InvalidNameError, TaskNotFoundError, UsageError
 from gitstore.meta import parse_iso
 from gitstore.model import RunDeletion, Version
@@ -236,6 +237,18 @@ def find(
       artifacts: False returns versions without their artifacts (``artifacts=()``), built from
         the index alone: no manifest is read, so a query matching thousands stays fast.
     """
+    if isinstance(store, HttpStore):
+        # A served store's server answers from its own index: one request, not one per version.
+        return store.find(
+            run=run,
+            tags=tags,
+            content_type=content_type,
+            pattern=pattern,
+            since=since,
+            until=until,
+            limit=limit,
+            artifacts=artifacts,
+        )
     if limit is not None and limit < 1:
         raise UsageError("limit must be at least 1")
     lo = _time(since, "since")

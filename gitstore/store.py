@@ -15,6 +15,7 @@ One :class:`Store` may be shared by threads; any number of processes may open th
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -111,8 +112,15 @@ class Store:
     # -- opening -----------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], *, create: bool = False) -> Store:
+    def open(
+        cls, path: str | os.PathLike[str], *, create: bool = False, token: str | None = None
+    ) -> Store:
         """Open the store at ``path`` (a bare repository, or a repository's ``.git``).
+
+        A URL, ``http://host:port`` or ``https://...``, opens the store ``gitstore serve``
+        serves there: a :class:`gitstore.client.HttpStore`, with this same API. ``token`` is
+        its access token (else ``GITSTORE_TOKEN``, else git's credential helpers); ``create``
+        does not apply to it.
 
         With ``create=True`` a missing path (or an empty folder) becomes a new bare repository.
         Settings are read from the repository's git config:
@@ -129,6 +137,11 @@ class Store:
           StoreNotFoundError: nothing at ``path`` (and not ``create``).
           StoreError: something else is there, or its config holds a bad ``gitstore.*`` value.
         """
+        location = os.fspath(path)
+        if "://" in location:
+            return _open_url(location, token)
+        if token is not None:
+            raise UsageError("token= is for a served store (http:// or https://), not a path")
         gitdir = repo.locate(path, create=create)
         s = config.settings(gitdir)
         objects = DiskObjects(
@@ -592,3 +605,20 @@ def _valid_component(text: str) -> bool:
     except InvalidNameError:
         return False
     return True
+
+
+# Stores at a URL rather than a path: the scheme names the module whose ``open_url`` opens it.
+# Named, not imported: the HTTP client is a Store itself (it imports this module), and is loaded
+# only when a URL asks for it, so that neither a local store nor ``import gitstore`` pays for it.
+_URL_OPENERS = {"http": "gitstore.client", "https": "gitstore.client"}
+
+
+def _open_url(url: str, token: str | None) -> Store:
+    scheme = url.split("://", 1)[0].lower()
+    module = _URL_OPENERS.get(scheme)
+    if module is None:
+        raise UsageError(
+            f"{url}: a store opens at a path or at an http:// or https:// URL, not {scheme}://"
+        )
+    opened: Store = importlib.import_module(module).open_url(url, token=token)
+    return opened

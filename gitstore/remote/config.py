@@ -86,7 +86,11 @@ def remove_remote(store: Store, name: str) -> Remote:
 def store_gitdir(store: Store) -> str:
     """The Git directory of ``store``; UsageError for a memory store, which has no remotes."""
     if store.path is None:
-        raise UsageError("an in-memory store has no remotes (open a store on disk)")
+        # In memory, or served over HTTP (gitstore.client): no folder here to transfer from.
+        raise UsageError(
+            "this store has no folder on this machine (it is in memory, or served over HTTP): "
+            "remotes, transfers and bundles need a store on disk"
+        )
     return store.path
 
 

@@ -44,6 +44,7 @@ from dulwich.object_store import ObjectStoreGraphWalker
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
 
+from gitstore.credentials import git_credential
 from gitstore.errors import (
     CorruptTransferError,
     GitstoreError,
@@ -127,34 +128,7 @@ def _http_credentials(url: str) -> tuple[str | None, str | None]:
         return user or "x-access-token", token
     if user is not None:
         return user, password or ""
-    return _git_credential(url)
-
-
-def _git_credential(url: str) -> tuple[str | None, str | None]:
-    """Ask ``git credential fill`` (never prompting) for the URL's credentials, if git is here."""
-    if shutil.which("git") is None:
-        return None, None
-    parsed = urllib.parse.urlsplit(url)
-    query = f"protocol={parsed.scheme}\nhost={parsed.netloc}\npath={parsed.path.lstrip('/')}\n\n"
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
-    try:
-        done = subprocess.run(
-            ["git", "-c", "credential.interactive=never", "credential", "fill"],
-            input=query,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None, None
-    if done.returncode != 0:
-        return None, None
-    fields = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    if "username" in fields and "password" in fields:
-        return fields["username"], fields["password"]
-    return None, None
+    return git_credential(url)
 
 
 @contextlib.contextmanager
