@@ -22,6 +22,8 @@ from conftest import DATA, mean_of, record
 from dulwich.object_store import DiskObjectStore
 
 from gitstore import Store
+from gitstore.backend.objects import MemoryObjects
+from gitstore.backend.refs import MemoryRefs
 from gitstore.query import find
 
 TASKS = 10_000
@@ -31,7 +33,8 @@ FIGURE = "query over 10k tasks (target well under 1 s)"
 
 def _build(path: Path) -> None:
     Store.open(path, create=True).close()
-    mem = Store.memory()
+    memory = MemoryObjects()
+    mem = Store(memory, MemoryRefs())
     heads = {}
     for i in range(TASKS):
         address = f"spec{i % 10}/task{i}"
@@ -42,7 +45,7 @@ def _build(path: Path) -> None:
             tags={"model": f"m{i % 3}"},
         )
         heads[address] = v.commit
-    source = mem._objects.store  # type: ignore[attr-defined]
+    source = memory.store
     disk = DiskObjectStore(os.path.join(path, "objects"))
     disk.add_objects([(source[oid], None) for oid in list(source)])
     disk.close()

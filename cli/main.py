@@ -9,10 +9,10 @@ code documented in the README (library errors carry their own ``exit_code``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, overload
@@ -58,8 +58,26 @@ class _StdoutClosed(Exception):
     """
 
 
+# The commands that work on a served store (--store http://...): each makes library calls a
+# served store answers. Every other command needs the store's files and is refused for a URL.
+SERVED_COMMANDS = frozenset(
+    {"put", "get", "export", "ls", "log", "show", "diff", "rm", "find", "rm-run"}
+)
+
+
 class GitstoreGroup(click.Group):
     """The ``gitstore`` group: Click's parsing and dispatch, with gitstore's error handling."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        location = ctx.params.get("store_path")
+        if command is not None and name not in SERVED_COMMANDS and _is_url(location):
+            # The one place a command is refused for a served store; the copy keeps its own
+            # options, so `gitstore COMMAND --help` still answers.
+            command = _refusing(command, str(name), str(location))
+        return name, command, rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -182,8 +200,28 @@ def _open(*, create: bool = False) -> Store:
     from gitstore import Store
 
     ctx = click.get_current_context()
-    path: Path = ctx.obj
+    path: Path | str = ctx.obj
     return ctx.with_resource(Store.open(path, create=create))
+
+
+def _is_url(location: object) -> bool:
+    """True for a served store's location (``http://...``): what Store.open hands the client."""
+    return isinstance(location, str) and "://" in location
+
+
+def _refusing(command: click.Command, what: str, url: str) -> click.Command:
+    """A copy of ``command`` that refuses to run, saying it needs a store on this machine."""
+
+    def refuse(**_: object) -> NoReturn:
+        served = ", ".join(sorted(SERVED_COMMANDS))
+        raise UsageError(
+            f"{what} needs a store on this machine; {url} is a served store "
+            f"(these work on one: {served})"
+        )
+
+    refusing = copy.copy(command)
+    refusing.callback = refuse
+    return refusing
 
 
 def _stderr_is_tty() -> bool:
@@ -287,23 +325,28 @@ def _print_fields(fields: Mapping[str, object]) -> None:
 @click.option(
     "--store",
     "store_path",
-    type=click.Path(path_type=Path),
     envvar="GITSTORE_DIR",
     show_envvar=True,
-    metavar="PATH",
+    metavar="PATH|URL",
     help="The store, a bare Git repository. Default: $GITSTORE_DIR, else ~/.gitstore. "
-    "put and init create it; other commands need it to exist.",
+    "put and init create it; other commands need it to exist. An http(s):// URL is a store "
+    "served by gitstore serve (token: $GITSTORE_TOKEN or git's credential helper); put, get, "
+    "export, ls, log, show, diff, rm, find and rm-run work on it.",
 )
 @click.version_option(__version__, "--version", prog_name="gitstore")
 @click.pass_context
-def cli(ctx: click.Context, store_path: Path | None) -> None:
+def cli(ctx: click.Context, store_path: str | None) -> None:
     """Artifacts of AI agent runs, versioned per task, in a bare Git repository.
 
     Addresses: SPEC/TASK is the latest version; add @vN (version N), @~N (N before the latest)
     or @<commit prefix>. An artifact URI gitstore://SPEC/TASK@COMMIT/NAME pins one version.
     """
     # Resolved per run, not at import: HOME may differ between runs (and does in tests).
-    ctx.obj = (store_path if store_path is not None else Path.home() / ".gitstore").expanduser()
+    if _is_url(store_path):
+        ctx.obj = store_path  # kept as given: a Path would fold http:// into http:/
+        return
+    path = Path(store_path) if store_path is not None else Path.home() / ".gitstore"
+    ctx.obj = path.expanduser()
 
 
 @cli.command()
@@ -468,14 +511,12 @@ def get(target: str, name: str | None, output: Path | None, verify: bool) -> Non
     info = store.artifact(target, name)
     # Read through the pinned URI so the bytes belong to the version `info` describes, even if
     # another writer moves the task meanwhile.
-    with (
-        store.open_artifact(info.uri, verify=verify) as source,
-        _progress("reading", lambda: info.size) as tick,
-    ):
+    with _progress("reading", lambda: info.size) as tick:
         if output is None or str(output) == "-":
-            _copy(source, sys.stdout.buffer, tick)
+            with store.open_artifact(info.uri, verify=verify) as source:
+                _copy(source, sys.stdout.buffer, tick)
         else:
-            _write_file(output, source, tick, executable=info.executable)
+            store.save_artifact(info.uri, output, verify=verify, progress=tick)
 
 
 def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
@@ -483,27 +524,6 @@ def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
         dest.write(chunk)
         if tick is not None:
             tick(len(chunk))
-
-
-def _write_file(path: Path, source: BlobReader, tick: Tick | None, *, executable: bool) -> None:
-    """Write ``source`` to ``path`` through a temp file and a rename: whole or not at all."""
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gitstore-tmp", dir=path.parent)
-    except OSError as e:
-        # Name the file the user asked for, not our temp name beside it.
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _copy(source, out, tick)
-            out.flush()
-            os.fsync(out.fileno())
-        # Same modes as `export`: the artifact's executable bit, readable by all.
-        os.chmod(tmp, 0o755 if executable else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @cli.command()
@@ -570,7 +590,7 @@ def ls(address: str | None, as_json: bool) -> None:
 def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> None:
     """List the versions of SPEC/TASK, newest first (--jsonl: of a spec or the store too)."""
     if jsonl:
-        from gitstore.query import iter_history
+        from gitstore import iter_history
 
         for n, record in enumerate(iter_history(_open(), address)):
             if limit is not None and n >= limit:
@@ -736,8 +756,9 @@ def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
     from .runner import COMMANDS
+    from .serve import COMMANDS as SERVE_COMMANDS
 
-    for command in COMMANDS:
+    for command in [*COMMANDS, *SERVE_COMMANDS]:
         cli.add_command(command)
 
 

@@ -48,7 +48,10 @@ from gitstore.errors import (
 if TYPE_CHECKING:
     # What type checkers and readers see; at run time __getattr__ below loads each name from the
     # module _LAZY gives for it, on first use (a test keeps the two lists the same).
+    from gitstore.backend.objects import BlobReader
     from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
+    from gitstore.client import HttpStore
+    from gitstore.ingest import guess_type
     from gitstore.model import (
         Artifact,
         ArtifactInfo,
@@ -67,22 +70,19 @@ if TYPE_CHECKING:
         Version,
     )
     from gitstore.names import artifact_uri, parse_address, parse_uri
-    from gitstore.objects import BlobReader
     from gitstore.query import delete_run, find, iter_history, write_jsonl
-    from gitstore.remote import (
-        add_remote,
-        bundle_create,
-        bundle_import,
-        clone,
-        pull,
-        push,
-        remotes,
-        remove_remote,
-        sync,
-    )
+    from gitstore.remote import add_remote, bundle_create, bundle_import, remotes, remove_remote
+
+    # gitstore.remote's modules pull, push and sync are named as the functions they define: name
+    # the functions by their modules, or a type checker cannot tell which is meant.
+    from gitstore.remote.pull import pull
+    from gitstore.remote.push import push
+    from gitstore.remote.serve import GIT_MAY_WRITE, git_http_app
+    from gitstore.remote.sync import clone, sync
     from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
     from gitstore.secrets import Masker
-    from gitstore.store import Store, guess_type
+    from gitstore.store import Store
+    from gitstore.tokens import Token, Tokens
 
 __version__ = "0.1.0"
 
@@ -94,11 +94,13 @@ __all__ = [
     "CapturePolicy",
     "Captured",
     "ConflictError",
+    "GIT_MAY_WRITE",
     "CorruptTransferError",
     "Diff",
     "Excerpt",
     "GcReport",
     "GitstoreError",
+    "HttpStore",
     "InputError",
     "IntegrityError",
     "InvalidNameError",
@@ -116,6 +118,8 @@ __all__ = [
     "TaskHead",
     "TaskRecord",
     "TaskUpdate",
+    "Token",
+    "Tokens",
     "TransferResult",
     "PushRefusedError",
     "RejectedVersionError",
@@ -139,6 +143,7 @@ __all__ = [
     "clone",
     "delete_run",
     "find",
+    "git_http_app",
     "guess_type",
     "is_artifact_ref",
     "iter_history",
@@ -181,19 +186,20 @@ _LAZY: dict[str, str] = {
             "Version",
         ),
         "gitstore.names": ("artifact_uri", "parse_address", "parse_uri"),
-        "gitstore.objects": ("BlobReader",),
+        "gitstore.backend.objects": ("BlobReader",),
+        "gitstore.ingest": ("guess_type",),
         "gitstore.query": ("delete_run", "find", "iter_history", "write_jsonl"),
         "gitstore.remote": (
             "add_remote",
             "bundle_create",
             "bundle_import",
-            "clone",
-            "pull",
-            "push",
             "remotes",
             "remove_remote",
-            "sync",
         ),
+        "gitstore.remote.pull": ("pull",),
+        "gitstore.remote.push": ("push",),
+        "gitstore.remote.serve": ("GIT_MAY_WRITE", "git_http_app"),
+        "gitstore.remote.sync": ("clone", "sync"),
         "gitstore.runner": (
             "TaskRecord",
             "artifact_ref",
@@ -202,7 +208,9 @@ _LAZY: dict[str, str] = {
             "resolve_ref",
         ),
         "gitstore.secrets": ("Masker",),
-        "gitstore.store": ("Store", "guess_type"),
+        "gitstore.store": ("Store",),
+        "gitstore.client": ("HttpStore",),
+        "gitstore.tokens": ("Token", "Tokens"),
     }.items()
     for name in names
 }

@@ -1,5 +1,9 @@
-"""File-system helpers shared by the object and ref layers: whole writes, directory fsync, and
-lock files that a dead writer cannot leave blocking.
+"""File-system helpers: files written whole or not at all, directory fsync, and lock files that
+a dead writer cannot leave blocking.
+
+Every file gitstore writes whole (config, caches, exported artifacts, ``get -o``, bundles, a
+rewritten ``packed-refs``) goes through :func:`atomic_write`; objects, packs and refs have their
+own protocols in :mod:`gitstore.backend`, built from the same pieces.
 
 Locking follows git's convention (``<path>.lock`` created with O_EXCL), so stock git and gitstore
 exclude each other. On top, the holder keeps an ``flock`` on its lock file for as long as it lives.
@@ -16,6 +20,8 @@ import errno
 import fcntl
 import os
 import time
+from collections.abc import Iterator
+from typing import BinaryIO
 
 # A lock file nobody holds an flock on is stale once it is this old. Live writers hold their lock
 # for well under a millisecond plus one fsync; only the moment between creating the file and taking
@@ -42,6 +48,69 @@ def fsync_dir(path: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str,
+    *,
+    mode: int = 0o644,
+    fsync: bool = True,
+    sync_dir: bool = True,
+    lock: bool = False,
+    wait: float = 0.0,
+) -> Iterator[BinaryIO]:
+    """A file written whole or not at all: yields a binary file to write ``path``'s new bytes to.
+
+    On a clean exit the bytes are flushed (and fsync'd when ``fsync``), the file gets ``mode``
+    and is renamed over ``path``, and the folder is fsync'd (when ``fsync`` and ``sync_dir``; a
+    caller writing many files into one folder may sync it once at the end). On an error the
+    temp file is removed and ``path`` is untouched.
+
+    The temp file sits beside ``path``. With ``lock`` it is ``<path>.lock``, taken as git takes
+    it (:func:`acquire_lock`), so stock git and other writers of the same file wait for each
+    other and a read of ``path`` inside the block sees no concurrent change; ``wait`` seconds of
+    contention are waited out, then :class:`Busy`. Otherwise it gets a name of its own, created
+    with O_EXCL | O_NOFOLLOW so that nothing already there is written through.
+
+    Raises:
+      OSError: the file cannot be written; one that names the temp file names ``path`` instead.
+    """
+    if lock:
+        fd, tmp = _acquire_waiting(path, wait)
+    else:
+        tmp = f"{path}.gitstore-tmp-{os.getpid()}-{os.urandom(4).hex()}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(tmp, flags, 0o600)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, path) from None
+    try:
+        with open(fd, "wb", closefd=False) as f:
+            yield f
+        if fsync:
+            os.fsync(fd)
+        os.fchmod(fd, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.close(fd)
+        raise
+    os.close(fd)
+    if fsync and sync_dir:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def _acquire_waiting(path: str, wait: float) -> tuple[int, str]:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return acquire_lock(path)
+        except Busy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def acquire_lock(path: str) -> tuple[int, str]:

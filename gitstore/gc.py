@@ -13,7 +13,8 @@ What it does, in order:
    in a pack without its index, damaged, unreadable), gc stops here with an
    :class:`~gitstore.errors.IntegrityError` naming it, before any pack or object is touched, as
    ``git gc`` stops on a bad object. What the unread object reaches is unknown, so nothing may go;
-4. merges small packs (see :mod:`gitstore.packs`) while the geometric rule finds some to merge;
+4. merges small packs (see :mod:`gitstore.backend.packs`) while the geometric rule finds some
+   to merge;
 5. prunes what step 3 decided.
 
 Unreachable objects inside packs are left alone (they are small; stock ``git gc`` repacks them).
@@ -25,14 +26,13 @@ import os
 import re
 import time
 
-from dulwich.objects import Commit, Tag, Tree
-
 from gitstore._fs import break_stale_lock, remove_if_stale
+from gitstore.backend.objects import DiskObjects
+from gitstore.backend.packs import merge_small_packs, packs_to_merge
+from gitstore.backend.refs import DiskRefs
+from gitstore.backend.trees import reachable
 from gitstore.errors import IntegrityError
 from gitstore.model import GcReport
-from gitstore.objects import DiskObjects
-from gitstore.packs import merge_small_packs, packs_to_merge
-from gitstore.refs import DiskRefs
 
 __all__ = ["TEMP_GRACE", "GcReport", "collect"]
 
@@ -104,8 +104,12 @@ def _unreachable(
         return {}
     # Listed before the refs are read: an object written after the listing is no candidate, and
     # one written before it is reached by the ref its put then moves (or is young, or orphaned).
-    reachable = _reachable(objects, _tips(gitdir, refs))
-    return {oid: found for oid, found in candidates.items() if oid not in reachable}
+    try:
+        reached = reachable(objects, _tips(gitdir, refs))
+    except IntegrityError as e:
+        # Unread, an object may reach anything: pruning now could delete what it reaches.
+        raise IntegrityError(f"gc stopped, nothing pruned: {e}") from None
+    return {oid: found for oid, found in candidates.items() if oid not in reached}
 
 
 def _tips(gitdir: str, refs: DiskRefs) -> dict[str, str]:
@@ -150,35 +154,6 @@ def _read_ref(gitdir: str, name: str) -> str | None:
     if raw.startswith(b"ref:"):
         return None
     return raw.strip().decode("ascii", "replace")
-
-
-def _reachable(objects: DiskObjects, tips: dict[str, str]) -> set[str]:
-    """Every object the refs reach, read one by one; IntegrityError if one cannot be read."""
-    seen: set[str] = set()
-    todo = [(oid, ref) for ref, oid in tips.items()]
-    while todo:
-        oid, ref = todo.pop()
-        if oid in seen:
-            continue
-        seen.add(oid)
-        try:
-            obj = objects.get(oid)
-        except IntegrityError as e:
-            # Unread, it may reach anything: pruning now could delete what it reaches.
-            raise IntegrityError(f"gc stopped, nothing pruned: {e}, reached from {ref}") from None
-        if isinstance(obj, Commit):
-            todo.append((obj.tree.decode(), ref))
-            todo.extend((p.decode(), ref) for p in obj.parents)
-        elif isinstance(obj, Tree):
-            for item in obj.iteritems():
-                if item.mode == 0o040000:
-                    todo.append((item.sha.decode(), ref))
-                elif item.mode != 0o160000:  # a submodule entry names another repo's commit
-                    # Blobs reach nothing: mark them without reading (they may be GiBs).
-                    seen.add(item.sha.decode())
-        elif isinstance(obj, Tag):
-            todo.append((obj.object[1].decode(), ref))
-    return seen
 
 
 def _is_old(path: str, age: float) -> int:

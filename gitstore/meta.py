@@ -16,6 +16,8 @@ import msgspec
 
 __all__ = [
     "FORMAT",
+    "MANIFEST_DIR",
+    "MANIFEST_FILE",
     "ArtifactEntry",
     "Manifest",
     "Truncation",
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 FORMAT = 1
+# Where a version's tree holds its manifest: ``.gitstore/manifest.json``.
+MANIFEST_DIR = ".gitstore"
+MANIFEST_FILE = "manifest.json"
 
 
 class Truncation(msgspec.Struct, kw_only=True, omit_defaults=True):

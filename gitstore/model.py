@@ -18,10 +18,12 @@ import dataclasses
 import os
 import urllib.parse
 from collections.abc import Mapping
-from typing import IO, Any, Literal, Union
+from typing import IO, Annotated, Any, Literal, Union
 
-from gitstore.errors import ArtifactNotFoundError
-from gitstore.meta import Truncation
+import msgspec
+
+from gitstore.errors import ArtifactNotFoundError, UsageError
+from gitstore.meta import MANIFEST_DIR, MANIFEST_FILE, Truncation
 
 __all__ = [
     "MANIFEST_PATH",
@@ -45,7 +47,7 @@ __all__ = [
     "redact_url",
 ]
 
-MANIFEST_PATH = ".gitstore/manifest.json"
+MANIFEST_PATH = f"{MANIFEST_DIR}/{MANIFEST_FILE}"
 
 Action = Literal["created", "fast-forward", "merged", "up-to-date", "ahead"]
 
@@ -70,6 +72,52 @@ class Artifact:
     tags: Mapping[str, str] | None = None
     executable: bool | None = None
     masked_secrets: int | None = None
+    truncated: Truncation | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What the caller says about the value besides its bytes, as JSON (fields left unset are
+        left out); the HTTP client sends it with each file of an upload."""
+        out: dict[str, Any] = {}
+        if self.content_type is not None:
+            out["content_type"] = self.content_type
+        if self.tags is not None:
+            out["tags"] = dict(self.tags)
+        if self.executable is not None:
+            out["executable"] = self.executable
+        if self.masked_secrets is not None:
+            out["masked_secrets"] = self.masked_secrets
+        if self.truncated is not None:
+            out["truncated"] = msgspec.to_builtins(self.truncated)
+        return out
+
+    @classmethod
+    def from_dict(cls, source: Source, doc: Any) -> Artifact:
+        """The artifact :meth:`to_dict` described, over ``source``.
+
+        Raises:
+          UsageError: ``doc`` is not that shape (an unknown key, a value of the wrong type).
+        """
+        try:
+            facts = msgspec.convert(doc, _Facts)
+        except msgspec.ValidationError as e:
+            raise UsageError(f"artifact facts: {e}") from None
+        return cls(
+            source,
+            content_type=facts.content_type,
+            tags=facts.tags,
+            executable=facts.executable,
+            masked_secrets=facts.masked_secrets,
+            truncated=facts.truncated,
+        )
+
+
+class _Facts(msgspec.Struct, forbid_unknown_fields=True):
+    """The shape :meth:`Artifact.from_dict` accepts (strict: it arrives from elsewhere)."""
+
+    content_type: str | None = None
+    tags: dict[str, str] | None = None
+    executable: bool | None = None
+    masked_secrets: Annotated[int, msgspec.Meta(ge=0)] | None = None
     truncated: Truncation | None = None
 
 

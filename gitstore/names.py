@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from gitstore.errors import InvalidNameError
@@ -17,6 +18,7 @@ from gitstore.errors import InvalidNameError
 __all__ = [
     "MAX_ARTIFACT_NAME_BYTES",
     "MAX_REF_COMPONENT",
+    "REFS_PREFIX",
     "RESERVED_PREFIX",
     "URI_SCHEME",
     "Address",
@@ -25,15 +27,19 @@ __all__ = [
     "artifact_uri",
     "check_artifact_name",
     "check_component",
+    "check_layout",
     "parse_address",
     "parse_rev",
     "parse_uri",
+    "task_ref",
 ]
 
 MAX_REF_COMPONENT = 128
 MAX_ARTIFACT_NAME_BYTES = 1024
 RESERVED_PREFIX = ".gitstore"
 URI_SCHEME = "gitstore://"
+# Every task ref lives below this prefix: refs/artifacts/<spec>/<task>.
+REFS_PREFIX = "refs/artifacts/"
 
 _COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -220,4 +226,16 @@ def parse_uri(text: str) -> ArtifactURI:
 
 def task_ref(spec: str, task: str) -> str:
     """The ref name that holds the latest version of ``spec/task``."""
-    return f"refs/artifacts/{spec}/{task}"
+    return f"{REFS_PREFIX}{spec}/{task}"
+
+
+def check_layout(names: Iterable[str]) -> None:
+    """Refuse a set where one name is both a file and a folder (``a`` and ``a/b``)."""
+    files = set(names)
+    for n in files:
+        parts = n.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in files:
+                raise InvalidNameError(
+                    f"artifact {'/'.join(parts[:i])!r} is a file, so {n!r} cannot be under it"
+                )

@@ -17,7 +17,6 @@ import contextlib
 import fnmatch
 import json
 import os
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
@@ -26,10 +25,13 @@ from typing import IO, Any
 import msgspec
 
 from gitstore import names as _names
+from gitstore._fs import atomic_write
+from gitstore.client import HttpStore
 from gitstore.errors import ConflictError, InvalidNameError, TaskNotFoundError, UsageError
 from gitstore.meta import parse_iso
 from gitstore.model import RunDeletion, Version
-from gitstore.store import Store, walk_commits
+from gitstore.store import Store
+from gitstore.versions import walk_commits
 
 __all__ = [
     "RunDeletion",
@@ -148,15 +150,8 @@ class VersionIndex:
             os.makedirs(os.path.dirname(self._path), exist_ok=True)
             # Tasks of other scopes are kept as they were; they are checked when asked for.
             blob = _encoder.encode(_File(INDEX_FORMAT, self._tasks))
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self._path), prefix=".versions-")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(blob)
-                os.replace(tmp, self._path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            with atomic_write(self._path, fsync=self._store.settings.fsync) as f:
+                f.write(blob)
 
     def forget(self, gone: Sequence[str]) -> None:
         """Drop tasks whose refs are gone (a query over all tasks does it anyway)."""
@@ -242,6 +237,18 @@ def find(
       artifacts: False returns versions without their artifacts (``artifacts=()``), built from
         the index alone: no manifest is read, so a query matching thousands stays fast.
     """
+    if isinstance(store, HttpStore):
+        # A served store's server answers from its own index: one request, not one per version.
+        return store.find(
+            run=run,
+            tags=tags,
+            content_type=content_type,
+            pattern=pattern,
+            since=since,
+            until=until,
+            limit=limit,
+            artifacts=artifacts,
+        )
     if limit is not None and limit < 1:
         raise UsageError("limit must be at least 1")
     lo = _time(since, "since")

@@ -26,24 +26,21 @@ import collections
 import dataclasses
 import io
 import stat
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import msgspec
-from dulwich.objects import Blob, Tree
 
+from gitstore.backend.trees import MODE_GITLINK, KindError, read_blob, read_tree
 from gitstore.errors import IntegrityError
 from gitstore.meta import decode_manifest
 from gitstore.model import MANIFEST_PATH, SecretFinding
 from gitstore.secrets import FieldPath as _Path
 from gitstore.secrets import Finding, Masker, field_texts
-
-if TYPE_CHECKING:
-    from gitstore.store import Store
+from gitstore.versions import Versions
 
 __all__ = ["Scanner", "SecretFinding", "scan", "scan_version"]
 
-_GITLINK = 0o160000
 # The manifest fields a version's commit message repeats (summary and body, trailers).
 _IN_COMMIT = {("message",), ("run_id",), ("spec",), ("task",)}
 # Findings in fields come first, in this order (then artifacts' fields, then the rest).
@@ -51,32 +48,29 @@ _RANK = {"message": 0, "run_id": 1, "metadata": 2, "artifacts": 3}
 
 
 def scan(
-    store: Store, scope: str | None = None, *, masker: Masker | None = None
+    versions: Versions, heads: Mapping[str, str], *, masker: Masker | None = None
 ) -> Iterator[SecretFinding]:
-    """Secret-shaped strings in every version of every task in ``scope``.
+    """Secret-shaped strings in every version of the tasks in ``heads`` (``SPEC/TASK -> head``;
+    :meth:`gitstore.Store.heads_in` gives them for a scope).
 
     Each task's versions are read newest first, and each thing (a blob, a field's text) is
     reported once per task, at the newest version holding it.
 
     Args:
-      store: the store to read.
-      scope: None (everything), ``SPEC`` or ``SPEC/TASK``.
+      versions: the store's versions.
+      heads: the tasks to read, with their heads.
       masker: what counts as a secret (default: the well-known token shapes only; environment
         values of the scanning process are not secrets of the stored runs).
-
-    Raises:
-      NotFoundError: the scope matches no task (see :meth:`gitstore.Store.heads_in`).
     """
-    heads = store.heads_in(scope)
-    scanner = Scanner(store, masker)
-    for key in heads:
+    scanner = Scanner(versions, masker)
+    for head in heads.values():
         seen: set[str] = set()
-        for version in store.log(key):
+        for version in versions.history(head):
             yield from scanner.version(version.commit, seen)
 
 
 def scan_version(
-    store: Store,
+    versions: Versions,
     commit: str,
     *,
     masker: Masker | None = None,
@@ -93,7 +87,7 @@ def scan_version(
     Raises:
       IntegrityError: the version or an object its tree names is missing or damaged.
     """
-    return (scanner or Scanner(store, masker)).version(commit, seen)
+    return (scanner or Scanner(versions, masker)).version(commit, seen)
 
 
 @dataclasses.dataclass
@@ -112,12 +106,12 @@ class Scanner:
     """Reads versions for :func:`scan_version`, each blob only once (its findings are kept).
 
     Args:
-      store: the store the versions are in.
+      versions: the versions of the store to read.
       masker: what counts as a secret (default: the well-known token shapes only).
     """
 
-    def __init__(self, store: Store, masker: Masker | None = None) -> None:
-        self.store = store
+    def __init__(self, versions: Versions, masker: Masker | None = None) -> None:
+        self.versions = versions
         self.masker = masker or Masker(env={})
         self._blobs: dict[str, list[Finding]] = {}
 
@@ -222,7 +216,7 @@ class Scanner:
     def _blob(self, oid: str) -> list[Finding]:
         found = self._blobs.get(oid)
         if found is None:
-            raw = self.store._objects.open_blob(oid)
+            raw = self.versions.objects.open_blob(oid)
             with io.BufferedReader(raw, 1 << 16) as f:  # full-size reads: fewer pieces to join
                 found = list(self.masker.scan_content(f))
             self._blobs[oid] = found
@@ -236,23 +230,25 @@ class Scanner:
         return masked.decode("utf-8", "replace") if n else text
 
     def _read(self, commit: str) -> _Read:
-        store = self.store
-        c = store._commit_obj(commit)
+        versions = self.versions
+        c = versions.commit(commit)
         tree: list[tuple[str, str]] = []
-        self._walk(c.tree.decode(), "", tree)
+        self._walk(c.tree, "", tree)
         manifest_oid = next((oid for path, oid in tree if path == MANIFEST_PATH), None)
-        blob = store._objects.get(manifest_oid) if manifest_oid else None
-        if not isinstance(blob, Blob):
+        try:
+            manifest_raw = read_blob(versions.objects, manifest_oid) if manifest_oid else None
+        except KindError:
+            manifest_raw = None
+        if manifest_raw is None:
             raise IntegrityError(f"commit {commit} is not a gitstore version (no manifest)")
-        manifest_raw = blob.as_raw_string()
-        # Decoded here rather than by Store._manifest, which would read the same objects again.
-        manifest = store._cached(commit)
+        # Decoded here rather than by Versions.manifest, which would read the same objects again.
+        manifest = versions.cached(commit)
         if manifest is None:
             try:
                 manifest = decode_manifest(manifest_raw)
             except (msgspec.DecodeError, msgspec.ValidationError) as e:
                 raise IntegrityError(f"version {commit}: damaged manifest ({e})") from None
-            store._remember(commit, manifest)
+            versions.remember(commit, manifest)
         # Every key, known or not, as it stands in the JSON (the typed manifest drops unknown ones).
         doc: dict[str, Any] = msgspec.json.decode(manifest_raw)
         listed: dict[str, str] = {}
@@ -269,24 +265,21 @@ class Scanner:
         blobs += [
             (name, oid, "")
             for name, oid in sorted(listed.items())
-            if (name, oid) not in in_tree and store._objects.has(oid)
+            if (name, oid) not in in_tree and versions.has(oid)
         ]
-        return _Read(manifest.spec, manifest.task, c.as_raw_string(), manifest_raw, doc, blobs)
+        return _Read(manifest.spec, manifest.task, c.raw, manifest_raw, doc, blobs)
 
     def _walk(self, tree_id: str, prefix: str, out: list[tuple[str, str]]) -> None:
         # A stack, not recursion: a tree crafted thousands of folders deep is read, not a crash.
         todo = [(tree_id, prefix)]
         while todo:
             oid, at = todo.pop()
-            tree = self.store._objects.get(oid)
-            if not isinstance(tree, Tree):
-                raise IntegrityError(f"object {oid} is not a tree")
-            for item in tree.iteritems():
-                path = at + item.path.decode("utf-8", "surrogateescape")
+            for item in read_tree(self.versions.objects, oid):
+                path = at + item.name.decode("utf-8", "surrogateescape")
                 if stat.S_ISDIR(item.mode):
-                    todo.append((item.sha.decode(), path + "/"))
-                elif item.mode != _GITLINK:  # a submodule's commit is not in this store
-                    out.append((path, item.sha.decode()))
+                    todo.append((item.oid, path + "/"))
+                elif item.mode != MODE_GITLINK:  # a submodule's commit is not in this store
+                    out.append((path, item.oid))
 
 
 def _label(path: _Path) -> tuple[str, str]:

@@ -20,6 +20,8 @@ import time
 import msgspec
 import xxhash
 
+from gitstore._fs import atomic_write
+
 __all__ = ["RACY_NS", "StatCache", "StatKey", "stat_key"]
 
 RACY_NS = 1_000_000_000
@@ -46,7 +48,8 @@ _decoder = msgspec.msgpack.Decoder(dict[str, _Entry])
 class StatCache:
     """The stat index of one folder (files are keyed by their path relative to it)."""
 
-    def __init__(self, cache_dir: str, folder: str) -> None:
+    def __init__(self, cache_dir: str, folder: str, *, fsync: bool = True) -> None:
+        self.fsync = fsync
         self.path = os.path.join(
             cache_dir, xxhash.xxh3_64_hexdigest(os.fsencode(os.path.abspath(folder)))
         )
@@ -79,8 +82,6 @@ class StatCache:
         if not self._dirty:
             return
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = f"{self.path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-        with open(tmp, "wb") as f:
+        with atomic_write(self.path, fsync=self.fsync) as f:
             f.write(_encoder.encode(self._entries))
-        os.replace(tmp, self.path)
         self._dirty = False

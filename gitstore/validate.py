@@ -26,15 +26,25 @@ control characters escaped); objects the transfer should have carried but did no
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 import msgspec
-from dulwich.errors import ObjectFormatException
-from dulwich.objects import Commit, Tree, parse_tree
 
+from gitstore.backend.objects import ObjectBackend
+from gitstore.backend.trees import (
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_GITLINK,
+    MODE_LINK,
+    MODE_TREE,
+    CommitInfo,
+    KindError,
+    read_commit,
+    read_tree,
+)
 from gitstore.errors import (
     CorruptTransferError,
     IntegrityError,
@@ -42,9 +52,16 @@ from gitstore.errors import (
     NotAStoreError,
     RejectedVersionError,
 )
-from gitstore.meta import ArtifactEntry, Manifest, decode_manifest, parse_iso, parse_trailers
-from gitstore.names import check_artifact_name
-from gitstore.objects import ObjectBackend
+from gitstore.meta import (
+    MANIFEST_DIR,
+    MANIFEST_FILE,
+    ArtifactEntry,
+    Manifest,
+    decode_manifest,
+    parse_iso,
+    parse_trailers,
+)
+from gitstore.names import check_artifact_name, check_layout
 
 __all__ = [
     "MAX_DEPTH",
@@ -62,13 +79,7 @@ MAX_DEPTH = 64
 # gitstore writes one parent, or two for a merge.
 MAX_PARENTS = 2
 
-MODE_FILE = 0o100644
-MODE_EXEC = 0o100755
-MODE_TREE = 0o040000
-MANIFEST_DIR = b".gitstore"
-MANIFEST_FILE = b"manifest.json"
-
-_KINDS = {0o120000: "a symbolic link", 0o160000: "a submodule"}
+_KINDS = {MODE_LINK: "a symbolic link", MODE_GITLINK: "a submodule"}
 _HEX40 = re.compile(r"[0-9a-f]{40}\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -218,17 +229,14 @@ class _LocalHistory:
             if commit in self.seen:
                 continue
             self.seen[commit] = -neg
-            obj = self._objects.get(commit)
-            assert isinstance(obj, Commit)  # the local history: written or checked here
-            for p in obj.parents:
-                if p.decode() not in self.seen:
-                    heapq.heappush(self._frontier, (-self._number(p.decode()), p.decode()))
+            # The local history: written or checked here, so it reads as commits.
+            for p in read_commit(self._objects, commit).parents:
+                if p not in self.seen:
+                    heapq.heappush(self._frontier, (-self._number(p), p))
 
 
 def _claimed_number(objects: ObjectBackend, commit: str) -> int:
-    obj = _get(objects, commit, "commit")
-    if not isinstance(obj, Commit):
-        raise _Refused(f"it is a {obj.type_name.decode()}, not a commit")
+    obj = _commit(objects, commit)
     value = parse_trailers(obj.message).get("Version", "")
     if not re.fullmatch(r"[0-9]{1,18}", value):
         raise _NotAVersion("it is not a gitstore version (no Gitstore-Version trailer)")
@@ -239,15 +247,12 @@ def _check_commit(
     objects: ObjectBackend, spec: str, task: str, commit: str, *, blobs: bool = True
 ) -> tuple[list[str], int]:
     """The parents and version number of ``commit`` once it passes every rule."""
-    obj = _get(objects, commit, "commit")
-    if not isinstance(obj, Commit):
-        raise _Refused(f"it is a {obj.type_name.decode()}, not a commit")
-    parents = [p.decode() for p in obj.parents]
+    obj = _commit(objects, commit)
+    parents = list(obj.parents)
     if len(parents) > MAX_PARENTS:
         raise _Refused(f"it has {len(parents)} parents (a version has at most {MAX_PARENTS})")
-    root = _tree(objects, obj.tree.decode(), "its tree")
-    entries = _entries(root, "")
-    meta = entries.pop(MANIFEST_DIR, None)
+    entries = _entries(objects, obj.tree, "its tree", "")
+    meta = entries.pop(MANIFEST_DIR.encode(), None)
     if meta is None or meta[0] != MODE_TREE:
         raise _NotAVersion("it is not a gitstore version (no .gitstore/manifest.json)")
     manifest = _manifest(objects, meta[1])
@@ -258,44 +263,52 @@ def _check_commit(
     return parents, manifest.version
 
 
-def _get(objects: ObjectBackend, oid: str, what: str) -> Any:
+@contextlib.contextmanager
+def _reading(what: str, oid: str) -> Iterator[None]:
+    """Turn a failure to read object ``oid`` into the refusal (or the missing object) it means."""
     try:
-        return objects.get(oid)
+        yield
     except IntegrityError as e:
         if "missing" in str(e):
             raise _Missing(f"{what} {oid} is missing") from None
         raise _Refused(f"{what} {oid} cannot be read ({e})") from None
-    except (ObjectFormatException, ValueError, AssertionError) as e:
+    except (ValueError, AssertionError) as e:
         raise _Refused(f"{what} {oid} is malformed ({e})") from None
 
 
-def _tree(objects: ObjectBackend, oid: str, what: str) -> Tree:
-    tree = _get(objects, oid, what)
-    if not isinstance(tree, Tree):
-        raise _Refused(f"{what} {oid} is a {tree.type_name.decode()}, not a tree")
-    return tree
+def _commit(objects: ObjectBackend, oid: str) -> CommitInfo:
+    with _reading("commit", oid):
+        try:
+            return read_commit(objects, oid)
+        except KindError as e:
+            raise _Refused(f"it is a {e.kind}, not a commit") from None
 
 
-def _entries(tree: Tree, prefix: str) -> dict[bytes, tuple[int, str]]:
-    """name -> (mode, id) of ``tree``, refusing duplicate and malformed entry names."""
+def _entries(
+    objects: ObjectBackend, oid: str, what: str, prefix: str
+) -> dict[bytes, tuple[int, str]]:
+    """name -> (mode, id) of tree ``oid``, refusing duplicate and malformed entry names."""
+    with _reading(what, oid):
+        try:
+            raw = read_tree(objects, oid, strict=True)
+        except KindError as e:
+            raise _Refused(f"{what} {oid} is a {e.kind}, not a tree") from None
+        except ValueError as e:
+            raise _Refused(f"tree {prefix or '/'} is malformed ({e})") from None
     out: dict[bytes, tuple[int, str]] = {}
-    try:
-        raw = list(parse_tree(tree.as_raw_string(), 20, strict=True))
-    except (ObjectFormatException, ValueError) as e:
-        raise _Refused(f"tree {prefix or '/'} is malformed ({e})") from None
     for name, mode, sha in raw:
         shown = prefix + name.decode("utf-8", "replace")
         if name in out:
             raise _Refused(f"tree entry {shown!r} appears twice")
         if not name or b"/" in name:
             raise _Refused(f"tree entry {shown!r} is not a single path component")
-        out[name] = (mode, sha.decode())
+        out[name] = (mode, sha)
     return out
 
 
 def _manifest(objects: ObjectBackend, meta_tree: str) -> Manifest:
-    entries = _entries(_tree(objects, meta_tree, ".gitstore/"), ".gitstore/")
-    found = entries.pop(MANIFEST_FILE, None)
+    entries = _entries(objects, meta_tree, ".gitstore/", ".gitstore/")
+    found = entries.pop(MANIFEST_FILE.encode(), None)
     if found is None:
         raise _NotAVersion("it is not a gitstore version (no .gitstore/manifest.json)")
     if entries:
@@ -327,18 +340,12 @@ def _check_manifest(m: Manifest) -> None:
         raise _Refused(f"its manifest says version {m.version}")
     _check_time(m.created_at, "created_at")
     _check_depth(m.metadata, "metadata")
-    names = list(m.artifacts)
-    for name in [*names, *m.conflicts]:
-        try:
+    try:
+        for name in [*m.artifacts, *m.conflicts]:
             check_artifact_name(name)
-        except InvalidNameError as e:
-            raise _Refused(str(e)) from None
-    files = set(names)
-    for name in names:
-        parts = name.split("/")
-        for i in range(1, len(parts)):
-            if "/".join(parts[:i]) in files:
-                raise _Refused(f"artifact {'/'.join(parts[:i])!r} is both a file and a folder")
+        check_layout(m.artifacts)
+    except InvalidNameError as e:
+        raise _Refused(str(e)) from None
     for name, entry in m.artifacts.items():
         _check_entry(name, entry)
 
@@ -396,17 +403,13 @@ def _check_tree(
                     raise _Refused(
                         f"its tree holds {name + '/'!r}, which the manifest does not list"
                     )
-                todo.append(
-                    (name + "/", _entries(_tree(objects, oid, f"tree {name}/"), name + "/"))
-                )
+                todo.append((name + "/", _entries(objects, oid, f"tree {name}/", name + "/")))
                 continue
             entry = m.artifacts.get(name)
             if entry is None:
                 raise _Refused(f"its tree holds {name!r}, which the manifest does not list")
             if mode not in (MODE_FILE, MODE_EXEC):
-                kind = {0o120000: "a symbolic link", 0o160000: "a submodule"}.get(
-                    mode, "not a file"
-                )
+                kind = _KINDS.get(mode, "not a file")
                 raise _Refused(f"tree entry {name!r} is {kind} (mode {mode:o})")
             if (mode == MODE_EXEC) != entry.executable:
                 raise _Refused(f"tree entry {name!r} has mode {mode:o}, the manifest disagrees")

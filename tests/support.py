@@ -1,9 +1,16 @@
-"""Helpers for tests: stock git as the second opinion on what gitstore writes."""
+"""Helpers for tests: stock git as the second opinion on what gitstore writes, and disk stores
+built on wrapping backends."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
+
+from gitstore import Store
+from gitstore.backend import config, repo
+from gitstore.backend.objects import DiskObjects
+from gitstore.backend.refs import DiskRefs
 
 
 def git(gitdir: Path | str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -26,3 +33,22 @@ def fsck(gitdir: Path | str) -> None:
         if line and not line.startswith(("notice:", "Checking"))
     ]
     assert not bad, bad
+
+
+def open_store(
+    path: Path | str,
+    *,
+    objects: type[DiskObjects] = DiskObjects,
+    refs: type[DiskRefs] = DiskRefs,
+) -> Store:
+    """The disk store at ``path`` (created if need be) as ``Store.open`` builds it, but with
+    backends of the classes given: subclasses of the disk backends that count calls or let
+    another writer in at a chosen moment, passed to ``Store(...)`` like any backend."""
+    gitdir = repo.locate(path, create=True)
+    s = config.settings(gitdir)
+    return Store(
+        objects(os.path.join(gitdir, "objects"), fsync=s.fsync, compression=s.compression),
+        refs(gitdir, fsync=s.fsync),
+        path=gitdir,
+        settings=s,
+    )

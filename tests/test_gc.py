@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from support import fsck, git
 
-import gitstore.objects
-import gitstore.packs
+import gitstore.backend.objects
+import gitstore.backend.packs
 from gitstore import InputError, Store
+from gitstore.backend.objects import hash_bytes
+from gitstore.backend.packs import MERGE_AT
 from gitstore.gc import TEMP_GRACE
-from gitstore.objects import hash_bytes
-from gitstore.packs import MERGE_AT
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -196,7 +196,7 @@ def test_a_pack_write_that_fails_leaves_no_file_and_moves_no_ref(
     disk_store.put("s/t", {"a.txt": "v1\n"})
     before = _object_files(store_path)
     if fails == "write":  # the first write is the pack's, the second its index's
-        monkeypatch.setattr(gitstore.packs, "write_all", _full_disk_on_call(call, os.write))
+        monkeypatch.setattr(gitstore.backend.packs, "write_all", _full_disk_on_call(call, os.write))
     else:  # fsync is on by default: the pack's file first, then its index's
         monkeypatch.setattr(os, "fsync", _full_disk_on_call(call, os.fsync))
     with pytest.raises(OSError) as caught:
@@ -244,7 +244,7 @@ def test_a_loose_object_write_that_fails_leaves_no_file(
     before = _object_files(store_path)
     if fails == "write":  # bytes are written at once; a file chunk by chunk: fail mid-file
         n = 1 if source == "bytes" else 2
-        monkeypatch.setattr(gitstore.objects, "write_all", _full_disk_on_call(n, os.write))
+        monkeypatch.setattr(gitstore.backend.objects, "write_all", _full_disk_on_call(n, os.write))
     else:
         monkeypatch.setattr(os, "fsync", _full_disk_on_call(1, os.fsync))
     with pytest.raises((OSError, InputError)) as caught:
@@ -263,7 +263,7 @@ def test_a_merge_that_fails_removes_its_temp_pack_and_keeps_the_packs(
     for i in range(6):
         disk_store.put("s/t", {"n": str(i)})
     before = _object_files(store_path)
-    monkeypatch.setattr(gitstore.packs, "write_all", _full_disk_on_call(1, os.write))
+    monkeypatch.setattr(gitstore.backend.packs, "write_all", _full_disk_on_call(1, os.write))
     with pytest.raises(OSError) as caught:
         disk_store.gc()
     assert _no_space(caught.value)

@@ -1,66 +1,39 @@
 """Git smart HTTP: stock git and gitstore fetch and push through a live server, by gitstore's rules.
 
-The server runs in a process of its own on 127.0.0.1 (uvicorn and a2wsgi, as the HTTP service
-runs it); clients are stock git and gitstore over real sockets.
+`gitstore serve` runs in a process of its own on 127.0.0.1; clients are stock git and gitstore
+over real sockets.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hostile import CASES, Case, Repo, build_case, version
-from support import fsck, git
+from serving import Server, make_token
+from support import fsck, git, open_store
 
 from gitstore import Store
-from gitstore.gitserve import receive
-from gitstore.objects import DiskObjects
-from gitstore.refs import DiskRefs
-
-SERVER = Path(__file__).with_name("git_http_server.py")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from gitstore.backend.refs import DiskRefs
+from gitstore.remote.serve import receive
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    """A store with two tasks, served on a free port; yields its path and URL."""
+    """A store with two tasks (and a branch, never served) under `gitstore serve`: its URL."""
     path = tmp_path / "served.git"
     with Store.open(path, create=True) as s:
         s.put("s/t", {"a.txt": "one\n"})
         s.put("s/u", {"b.txt": "two\n"})
-    git(path, "update-ref", "refs/heads/main", "refs/artifacts/s/t")  # a branch: never served
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER), str(path), str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 15
-    while True:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
+    git(path, "update-ref", "refs/heads/main", "refs/artifacts/s/t")
+    server = Server(path, tmp_path / "server.log")
     try:
-        yield path, f"http://127.0.0.1:{port}/"
+        yield path, server.url + "/"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        if proc.stderr:
-            proc.stderr.close()
+        server.stop()
 
 
 def refs(gitdir: Path) -> dict[str, str]:
@@ -216,13 +189,11 @@ def test_an_atomic_push_with_one_bad_ref_moves_none(
 class _RacingRefs(DiskRefs):
     """A ref backend whose first compare-and-swap loses to a local put that lands first."""
 
-    def __init__(self, gitdir: str, racer: Store) -> None:
-        super().__init__(gitdir, fsync=False)
-        self.racer: Store | None = racer
+    racer: Store | None = None
 
     def cas(self, name: str, old: str | None, new: str) -> bool:
-        if self.racer is not None:
-            racer, self.racer = self.racer, None
+        racer, _RacingRefs.racer = _RacingRefs.racer, None
+        if racer is not None:
             racer.put("s/t", {"a.txt": "a local put during the push\n"})
         return super().cas(name, old, new)
 
@@ -233,16 +204,48 @@ def test_a_push_that_loses_the_race_to_a_local_put_moves_nothing(tmp_path: Path)
         base = s.put("s/t", {"a.txt": "one\n"}).commit
         new = s.put("s/t", {"a.txt": "two\n"}).commit
     git(path, "update-ref", "refs/artifacts/s/t", base)  # the push builds on v1
-    racer = Store.open(path)
-    store = Store(
-        DiskObjects(str(path / "objects"), fsync=False, compression=1),
-        _RacingRefs(str(path), racer),
-        path=str(path),
-    )
-    (result,) = receive(store, [("refs/artifacts/s/t", base, new)])
-    assert result[1] is not None and "moved" in result[1]
-    kept = racer.show("s/t")
-    assert kept.message is None and kept.parents == (base,)
-    assert racer.get("s/t", "a.txt") == b"a local put during the push\n"
-    racer.close()
-    store.close()
+    with Store.open(path) as racer, open_store(path, refs=_RacingRefs) as store:
+        _RacingRefs.racer = racer
+        (result,) = receive(store, [("refs/artifacts/s/t", base, new)])
+        assert result[1] is not None and "moved" in result[1]
+        kept = racer.show("s/t")
+        assert kept.parents == (base,)
+        assert racer.get("s/t", "a.txt") == b"a local put during the push\n"
+
+
+def test_git_over_http_needs_the_tokens_the_api_needs(tmp_path: Path) -> None:
+    """Fetch needs read, push needs write, a spec-limited token pushes only its specs."""
+    path = tmp_path / "served.git"
+    with Store.open(path, create=True) as s:
+        s.put("s/t", {"a.txt": "one\n"})
+    reader = make_token(path, "reader", "read")
+    writer = make_token(path, "writer", "write", spec="other")
+    server = Server(path, tmp_path / "server.log")
+    host = server.url.removeprefix("http://")
+    try:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+        anonymous = subprocess.run(
+            ["git", "clone", "-q", "--mirror", f"http://{host}/", str(tmp_path / "a.git")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+        # A 401 with a Basic challenge: git asks for credentials (and may not prompt here).
+        assert anonymous.returncode != 0
+        assert "could not read Username" in anonymous.stderr, anonymous.stderr
+        local = tmp_path / "r.git"
+        done = run_git("clone", "-q", "--mirror", f"http://x:{reader}@{host}/", str(local))
+        assert done.returncode == 0, done.stderr
+        with Store.open(local) as s:
+            s.put("s/t", {"a.txt": "two\n"})
+        before = refs(path)
+        denied = run_git(
+            f"--git-dir={local}", "push", f"http://x:{reader}@{host}/", "refs/artifacts/s/t"
+        )
+        assert denied.returncode != 0 and "403" in denied.stderr, denied.stderr
+        stderr = push_refused(local, f"http://x:{writer}@{host}/", "refs/artifacts/s/t")
+        assert "may not write spec 's'" in stderr
+        assert refs(path) == before
+    finally:
+        server.stop()

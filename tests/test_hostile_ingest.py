@@ -156,12 +156,16 @@ def test_the_check_refuses_each_case_with_the_objects_already_here(
     remote, head = corpus[case.id]
     with Store.open(remote) as s:
         with pytest.raises(GitstoreError) as info:
-            check_incoming(s._objects, "s", "t", head, local_head=None, known_number=s._number)
+            check_incoming(
+                s.versions.objects, "s", "t", head, local_head=None, known_number=s.versions.number
+            )
         assert info.value.exit_code == case.direct_code, str(info.value)
         assert "refs/artifacts/s/t" in str(info.value)
         # The good task beside it passes the same check.
         ok = s.heads()["a/ok"]
-        check_incoming(s._objects, "a", "ok", ok, local_head=None, known_number=s._number)
+        check_incoming(
+            s.versions.objects, "a", "ok", ok, local_head=None, known_number=s.versions.number
+        )
 
 
 def test_a_manifest_over_the_size_limit_is_refused(

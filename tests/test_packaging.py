@@ -90,6 +90,13 @@ def test_wheel_installs_one_top_level_package_gitstore_with_the_cli_inside(
     assert "gitstore/__main__.py" in paths
     assert not [p for p in paths if p.startswith("cli/")]
     assert wheel.read(f"{dist_info(wheel)}/top_level.txt").decode().split() == ["gitstore"]
+    # Every module of the source tree is in the wheel (a subpackage left out of pyproject's
+    # package list installs fine in editable mode and is missing from every real install).
+    sources = {
+        f"gitstore/{p.relative_to(ROOT / 'gitstore').as_posix()}"
+        for p in (ROOT / "gitstore").rglob("*.py")
+    } | {f"gitstore/cli/{p.name}" for p in (ROOT / "cli").glob("*.py")}
+    assert sources <= set(paths), sorted(sources - set(paths))
 
 
 def test_wheel_carries_the_license_and_names_the_distribution(wheel: zipfile.ZipFile) -> None:

@@ -11,10 +11,11 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import fsck, git
+from support import fsck, git, open_store
 
 from gitstore import (
     CorruptTransferError,
@@ -25,6 +26,8 @@ from gitstore import (
     UsageError,
 )
 from gitstore import remote as R
+from gitstore.backend.objects import DiskObjects
+from gitstore.backend.refs import DiskRefs
 
 
 def bare(path: Path) -> Path:
@@ -408,31 +411,45 @@ def test_memory_store_has_no_remotes() -> None:
         R.remotes(s)
 
 
+class RacingRefs(DiskRefs):
+    """Disk refs that let another writer in once, between a read of a ref and its swap."""
+
+    race: Callable[[], object] | None = None
+
+    def cas(self, name: str, old: str | None, new: str) -> bool:
+        race, self.race = self.race, None
+        if race is not None:
+            race()
+        return super().cas(name, old, new)
+
+
+class RacingObjects(DiskObjects):
+    """Disk objects that let another writer in once, the next time an object is looked up."""
+
+    race: Callable[[], object] | None = None
+
+    def has(self, oid: str) -> bool:
+        race, self.race = self.race, None
+        if race is not None:
+            race()
+        return super().has(oid)
+
+
 def test_a_put_racing_a_merge_pull_is_kept(tmp_path: Path) -> None:
     """A merge pull racing with a local put: the put is kept (CAS through the ref backend)."""
     a, b, _remote = diverge(tmp_path)
+    a.close()
+    a = open_store(tmp_path / "a.git", refs=RacingRefs)
     R.push(b)
-    real = a._refs.cas
-    calls = {"n": 0}
-
-    def racing(name: str, old: str | None, new: str) -> bool:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            # Another writer lands a put between our read and our swap.
-            a._refs.cas = real  # type: ignore[method-assign]
-            a.put("s/t", {"late.txt": "late"})
-            a._refs.cas = racing  # type: ignore[method-assign]
-        return real(name, old, new)
-
-    a._refs.cas = racing  # type: ignore[method-assign]
-    late = None
-    try:
-        R.pull(a)
-        late = [v for v in a.log("s/t") if "late.txt" in {x.name for x in v.artifacts}]
-    finally:
-        a._refs.cas = real  # type: ignore[method-assign]
+    refs = a.versions.refs
+    assert isinstance(refs, RacingRefs)
+    # Another writer lands a put between the pull's read of the ref and its swap.
+    refs.race = lambda: a.put("s/t", {"late.txt": "late"})
+    R.pull(a)
+    assert refs.race is None  # it did run
+    late = [v for v in a.log("s/t") if "late.txt" in {x.name for x in v.artifacts}]
     assert late and a.get("s/t", "late.txt") == b"late"
-    assert os.path.exists(a.path or "")
+    assert b.heads()["s/t"] in history(a, "s/t")
     a.close()
     b.close()
 
@@ -476,8 +493,9 @@ def test_without_git_the_in_process_client_does_the_same(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where git is not installed, dulwich's local client and pack indexer carry the transfer."""
-    monkeypatch.setattr(R, "_have_git", lambda: False)
     a, b, _remote = diverge(tmp_path)
+    (tmp_path / "no-git").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git"))
     assert not R.push(b).refused
     assert R.pull(a).merged[0].conflicts == ("both.txt",)
     assert not R.push(a).refused
@@ -487,28 +505,22 @@ def test_without_git_the_in_process_client_does_the_same(
     b.close()
 
 
-def test_a_remote_that_moves_during_a_push_is_never_rewound(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_remote_that_moves_during_a_push_is_never_rewound(tmp_path: Path) -> None:
     """The ref update carries the value the decision was made on: git refuses a stale one."""
-    a = Store.open(tmp_path / "a.git", create=True)
+    a = open_store(tmp_path / "a.git", objects=RacingObjects)
     a.put("s/t", {"x": "1"})
     remote = bare(tmp_path / "r.git")
     R.push(a, str(remote))
     b, _ = R.clone(str(remote), tmp_path / "b.git")
     b.put("s/t", {"x": "from b"})
     a.put("s/t", {"x": "from a"})
-    real = R.is_ancestor
-
-    def racing(store: Store, ancestor: str, descendant: str) -> bool:
-        answer = real(store, ancestor, descendant)
-        monkeypatch.setattr(R, "is_ancestor", real)
-        R.push(b)  # lands after a decided, before a's update reaches the remote
-        return answer
-
-    monkeypatch.setattr(R, "is_ancestor", racing)
+    objects = a.versions.objects
+    assert isinstance(objects, RacingObjects)
+    # The push decides from the remote's head (is it ours, in our history?); b's push lands
+    # right then, after the remote's refs were read and before a's update reaches it.
+    objects.race = lambda: R.push(b)
     result = R.push(a, str(remote))
-    monkeypatch.setattr(R, "is_ancestor", real)
+    assert objects.race is None
     assert [(r.task, r.kind) for r in result.refused] == [("s/t", "rejected")]
     assert ls_remote(remote)["refs/artifacts/s/t"] == b.heads()["s/t"]
     # A sync pulls b's version in, merges, and then the push goes through.

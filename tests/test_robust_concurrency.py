@@ -257,7 +257,7 @@ def test_a_store_opened_before_small_packs_are_merged_still_reads_them(store_pat
     puts pile up small packs until one of them merges the packs and deletes the old ones. Every
     artifact must still read through the old handle: the objects are all in the merged pack.
     """
-    from gitstore.packs import MERGE_AT
+    from gitstore.backend.packs import MERGE_AT
 
     with Store.open(store_path, create=True) as writer:
         first = writer.put("spec/task", {"x.txt": "hello\n"})

@@ -5,7 +5,7 @@ The claims under test (DESIGN section 2, issue 3 "What it must withstand"):
 * a writer killed at any point leaves the store readable, writable and ``git fsck --strict`` clean,
   and every put that returned before the kill is still in the history;
 * temp files and ref locks left by a killed writer never block later writers for more than a few
-  seconds (gitstore.refs: a lock nobody holds an flock on is stale after STALE_AFTER seconds);
+  seconds (gitstore._fs: a lock nobody holds an flock on is stale after STALE_AFTER seconds);
 * a lock held by a LIVE writer is never broken, however old its file looks.
 
 Random kills are seeded (``GITSTORE_CRASH_SEED`` overrides the seed) so a failing run can be
@@ -32,7 +32,7 @@ import writer_proc as wp
 from support import fsck, git
 
 from gitstore import ConflictError, Store
-from gitstore.refs import STALE_AFTER
+from gitstore.backend.refs import STALE_AFTER
 
 SEED = int(os.environ.get("GITSTORE_CRASH_SEED", "8675309"))
 # A put facing a dead writer's lock must get through well within this; it is a hang guard (the

@@ -15,6 +15,9 @@ from gitstore.capture import CapturePolicy, capture, is_binary
 from gitstore.cli.main import cli
 from gitstore.secrets import Masker
 
+# The store fixture's tests also run against a store served over HTTP (see conftest.py).
+pytestmark = pytest.mark.served
+
 POLICY = CapturePolicy(excerpt_bytes=8000, head_bytes=4000, tail_bytes=4000)
 
 

@@ -13,6 +13,9 @@ import pytest
 from gitstore import Artifact, Store
 from gitstore.query import delete_run, find, iter_history, write_jsonl
 
+# The store fixture's tests also run against a store served over HTTP (see conftest.py).
+pytestmark = pytest.mark.served
+
 
 def _fill(store: Store) -> None:
     store.put("fix/t1", {"log.log": "a"}, run_id="r1", tags={"model": "m1", "kind": "log"})

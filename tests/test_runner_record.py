@@ -16,6 +16,9 @@ from gitstore.capture import CapturePolicy
 from gitstore.failures import TRACEBACK_MAX, classify
 from gitstore.runner import artifact_ref, is_artifact_ref, record_task, resolve_ref
 
+# The store fixture's tests also run against a store served over HTTP (see conftest.py).
+pytestmark = pytest.mark.served
+
 GH = "ghp_" + "R4nD0m" * 6
 
 

@@ -16,6 +16,9 @@ from gitstore import Artifact, Store
 from gitstore.cli.main import cli
 from gitstore.secrets import Masker
 
+# The store fixture's tests also run against a store served over HTTP (see conftest.py).
+pytestmark = pytest.mark.served
+
 GH = "ghp_" + "Z9y8X7w6" * 5
 ENV_TOKEN = "env-token-value-1234"
 
@@ -88,6 +91,7 @@ def test_cli_put_mask_secrets(tmp_path: Path) -> None:
 # -- scan ------------------------------------------------------------------------------------
 
 
+@pytest.mark.local_only("scan reads every blob and raw commit, where the store is")
 def test_scan_names_task_version_artifact_and_line_never_the_secret(store: Store) -> None:
     old = store.put("s/t", {"log.log": f"ok\nleaked {GH}\n", "blob.gz": b"\x1f\x8b" + GH.encode()})
     store.put("s/t", {"log.log": "clean now\n"})
@@ -100,6 +104,7 @@ def test_scan_names_task_version_artifact_and_line_never_the_secret(store: Store
     assert store.scan("s/u") == [] and len(store.scan("s")) == 1
 
 
+@pytest.mark.local_only("scan reads every blob and raw commit, where the store is")
 def test_scan_reads_big_artifacts_in_pieces(store: Store) -> None:
     big = b"x" * 99 + b"\n"
     store.put("s/t", {"big.log": big * 30_000 + b"AKIAABCDEFGHIJKLMNOP\n"})

@@ -17,13 +17,15 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import git
+from support import git, open_store
 
 from gitstore import SecretsFoundError, Store
 from gitstore import remote as R
+from gitstore.backend.objects import BlobReader, DiskObjects
 from gitstore.cli.main import cli
 from gitstore.runner import record_task
 from gitstore.scan import Scanner, scan_version
@@ -212,7 +214,7 @@ def test_a_manifest_field_gitstore_does_not_know_is_scanned(
     disk_store: Store, store_path: Path, tmp_path: Path
 ) -> None:
     v = disk_store.put("s/t", {"log.log": "clean\n"})
-    manifest = json.loads(disk_store._objects.get(_manifest_oid(store_path, v.commit)).data)
+    manifest = json.loads(_manifest(store_path, v.commit))
     manifest["extra"] = {"note": TOKEN}
     blob = hash_object(store_path, json.dumps(manifest, sort_keys=True).encode())
     meta = mktree(store_path, [f"100644 blob {blob}\tmanifest.json"])
@@ -231,7 +233,7 @@ def test_a_token_behind_a_duplicate_manifest_key_is_still_found(
     disk_store: Store, store_path: Path
 ) -> None:
     v = disk_store.put("s/t", {"log.log": "clean\n"})
-    raw = disk_store._objects.get(_manifest_oid(store_path, v.commit)).data
+    raw = _manifest(store_path, v.commit).encode()
     # JSON readers keep the last of two equal keys: the first is read by no field.
     raw = raw.replace(b'"message":null', b'"message":"' + TOKEN.encode() + b'","message":null')
     blob = hash_object(store_path, raw)
@@ -246,8 +248,9 @@ def test_a_token_behind_a_duplicate_manifest_key_is_still_found(
     assert_scan_finds(store_path, ".gitstore/manifest.json:1: github token")
 
 
-def _manifest_oid(gitdir: Path, commit: str) -> str:
-    return git(gitdir, "rev-parse", f"{commit}:.gitstore/manifest.json").stdout.strip()
+def _manifest(gitdir: Path, commit: str) -> str:
+    """The manifest of ``commit`` as stock git reads it."""
+    return git(gitdir, "cat-file", "blob", f"{commit}:.gitstore/manifest.json").stdout
 
 
 # -- bytes: long lines, stray NULs, real binaries ---------------------------------------------
@@ -426,30 +429,37 @@ def test_push_does_not_refuse_a_clean_version_for_a_tag_the_remote_already_holds
     assert [u.task for u in result.updated] == ["s/t"] and not result.refused
 
 
-def test_push_reads_each_blob_once_across_versions_and_tasks(
-    disk_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class CountingObjects(DiskObjects):
+    """Disk objects that remember every blob opened for reading."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened: list[str] = []
+
+    def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader:
+        self.opened.append(oid)
+        return super().open_blob(oid, expect_sha256)
+
+
+def test_push_reads_each_blob_once_across_versions_and_tasks(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "s.git", objects=CountingObjects)
     shared = b"the same log\n" * 100
     for task in ("s/a", "s/b"):
-        disk_store.put(task, {"log.log": shared})
-        disk_store.put(task, {"more.txt": task})
-    opened: list[str] = []
-    real = disk_store._objects.open_blob
-
-    def counting(oid: str, *args: object) -> object:
-        opened.append(oid)
-        return real(oid, *args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(disk_store._objects, "open_blob", counting)
-    R.push(disk_store, str(bare(tmp_path / "r.git")))
+        store.put(task, {"log.log": shared})
+        store.put(task, {"more.txt": task})
+    objects = store.versions.objects
+    assert isinstance(objects, CountingObjects)
+    R.push(store, str(bare(tmp_path / "r.git")))
+    opened = objects.opened
     assert len(opened) == len(set(opened)) == 3  # the shared log, and more.txt of each task
+    store.close()
 
 
 def test_scan_version_reads_one_version_and_seen_reports_once(store: Store) -> None:
     v1 = store.put("s/t", {"log.log": f"{TOKEN}\n"})
     v2 = store.put("s/t", {"b.txt": "clean"})
-    scanner = Scanner(store)
+    scanner = Scanner(store.versions)
     seen: set[str] = set()
     assert [f.commit for f in scanner.version(v2.commit, seen)] == [v2.commit]
     assert scanner.version(v1.commit, seen) == []  # the same blob: reported already
-    assert [f.commit for f in scan_version(store, v1.commit)] == [v1.commit]
+    assert [f.commit for f in scan_version(store.versions, v1.commit)] == [v1.commit]

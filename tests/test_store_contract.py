@@ -1,7 +1,8 @@
-"""The Store contract: one suite, run against a disk store and an in-memory store alike.
+"""The Store contract: one suite, run against a disk store, an in-memory store and a served one.
 
-Every test takes the ``store`` fixture (parametrized over disk and memory in conftest.py), so the
-two backends are held to the same behaviour. Disk-only behaviour lives in test_store_disk.py.
+Every test takes the ``store`` fixture (parametrized over disk, memory and http in conftest.py:
+the http store is a live ``gitstore serve`` reached through ``Store.open("http://...")``), so the
+three are held to the same behaviour. Disk-only behaviour lives in test_store_disk.py.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from gitstore import (
     VersionNotFoundError,
     artifact_uri,
 )
+
+pytestmark = pytest.mark.served
+
+# Why a test does not apply to a served store (the client refuses these; see test_client.py).
+VERIFY_IS_LOCAL = "verify reads every object of the store, on the machine that holds it"
 
 BIG = (1 << 20) + 4097  # just over the 1 MiB line where inputs start to stream
 
@@ -692,6 +698,7 @@ def test_specs_tasks_and_heads_list_what_was_put(store: Store) -> None:
     assert store.heads("spec7") == {"spec7/a": va.commit, "spec7/b": vb.commit}
 
 
+@pytest.mark.local_only(VERIFY_IS_LOCAL)
 def test_empty_store_lists_nothing(store: Store) -> None:
     assert (store.specs(), store.heads(), store.verify()) == ([], {}, [])
 
@@ -772,6 +779,7 @@ def test_rm_with_no_names_is_a_usage_error(store: Store) -> None:
 # -- verify ---------------------------------------------------------------------------------
 
 
+@pytest.mark.local_only(VERIFY_IS_LOCAL)
 def test_verify_of_a_healthy_store_finds_nothing(store: Store, tmp_path: Path) -> None:
     make_tree(tmp_path / "out", {"x": b"x", "y/z": big_bytes(seed=7)})
     store.put("s/t", {"a": b"a", "out": tmp_path / "out"})
@@ -782,6 +790,7 @@ def test_verify_of_a_healthy_store_finds_nothing(store: Store, tmp_path: Path) -
     assert store.verify("s/t") == []
 
 
+@pytest.mark.local_only(VERIFY_IS_LOCAL)
 def test_verify_of_a_missing_task_is_task_not_found(store: Store) -> None:
     with pytest.raises(TaskNotFoundError):
         store.verify("s/none")

@@ -8,7 +8,7 @@ any instruction. This module is both:
 
   - ``put``: a writer that waits on a start barrier, then puts versions and appends one JSON line
     per acknowledged put to its own file, written and fsync'd only AFTER ``put`` returned;
-  - ``hold``: takes a ref's lock through ``gitstore.refs`` internals, exactly as a writer does,
+  - ``hold``: takes a ref's lock with :func:`gitstore._fs.acquire_lock`, exactly as a writer does,
     and holds it (flock and all) until told to release it or to exit without releasing it;
   - ``pause``: one put that stops at a chosen point of the write protocol (fault injection) so
     the parent can SIGKILL it there, or let it resume;
@@ -117,20 +117,12 @@ def mode_put(argv: Sequence[str]) -> None:
     s.close()
 
 
-def lock_functions() -> tuple[Callable[[str], tuple[int, str]], Callable[[int, str], None]]:
-    """The functions gitstore's ref layer takes and drops a ``<path>.lock`` with."""
-    from gitstore import refs
-
-    if hasattr(refs, "acquire_lock"):  # since the lock code moved to gitstore._fs
-        return refs.acquire_lock, refs.release_lock
-    return refs._acquire, refs._release  # type: ignore[attr-defined]
-
-
 def mode_hold(argv: Sequence[str]) -> None:
     """``hold STORE REF READY RELEASE HOW``: hold REF's lock; HOW is ``release`` or ``exit``."""
-    acquire, release_lock = lock_functions()
+    from gitstore._fs import acquire_lock, release_lock
+
     store, ref, ready, release, how = argv
-    fd, lock = acquire(os.path.join(store, ref))
+    fd, lock = acquire_lock(os.path.join(store, ref))
     _touch(ready, lock)
     _wait_for(release, timeout=600)
     if how == "release":
@@ -157,15 +149,17 @@ def mode_pause(argv: Sequence[str]) -> None:
     names to ``{"path": P}`` or ``{"text": T}``.
     On success prints the version as JSON.
     """
-    from gitstore import Store
-    from gitstore import objects as gobjects
-    from gitstore import refs as grefs
+    from support import open_store
+
+    from gitstore.backend import objects as gobjects
+    from gitstore.backend import refs as grefs
 
     store, addr, point, ready, release, spec = argv
     artifacts: dict[str, Any] = {
         name: Path(v["path"]) if "path" in v else v["text"] for name, v in json.loads(spec).items()
     }
     fired = False
+    refs = grefs.DiskRefs
 
     def once() -> bool:
         nonlocal fired
@@ -186,17 +180,18 @@ def mode_pause(argv: Sequence[str]) -> None:
 
         gobjects.write_all = write_all  # type: ignore[assignment]
     elif point == "before-cas":
-        real_cas = grefs.DiskRefs.cas
 
-        def cas(self: Any, name: str, old: str | None, new: str) -> bool:
-            if once():
-                _pause_here(ready, release)
-            return real_cas(self, name, old, new)
+        class PausingRefs(grefs.DiskRefs):
+            """Refs that stop once before the first swap: every object written, no ref moved."""
 
-        grefs.DiskRefs.cas = cas  # type: ignore[method-assign]
+            def cas(self, name: str, old: str | None, new: str) -> bool:
+                if once():
+                    _pause_here(ready, release)
+                return super().cas(name, old, new)
+
+        refs = PausingRefs
     elif point == "in-lock":
-        attr = "acquire_lock" if hasattr(grefs, "acquire_lock") else "_acquire"
-        real_acquire = getattr(grefs, attr)
+        real_acquire = grefs.acquire_lock
 
         def acquire(path: str) -> tuple[int, str]:
             got = real_acquire(path)
@@ -204,7 +199,7 @@ def mode_pause(argv: Sequence[str]) -> None:
                 _pause_here(ready, release)
             return got
 
-        setattr(grefs, attr, acquire)
+        grefs.acquire_lock = acquire
     elif point == "barrier":
         # No fault: wait on the start barrier (READY, then RELEASE), then one ordinary put.
         once()
@@ -221,7 +216,7 @@ def mode_pause(argv: Sequence[str]) -> None:
         setattr(os, "replace", replace)  # noqa: B010 - in this child process only
     else:
         raise SystemExit(f"unknown pause point {point!r}")
-    with Store.open(store) as s:
+    with open_store(store, refs=refs) as s:
         v = s.put(addr, artifacts)
     if not fired:
         raise SystemExit(f"the put never reached {point!r}")

@@ -16,6 +16,8 @@ import sys
 from dulwich.object_store import DiskObjectStore
 
 from gitstore import Store
+from gitstore.backend.objects import MemoryObjects
+from gitstore.backend.refs import MemoryRefs
 
 PACK_OBJECTS = 100_000
 
@@ -23,17 +25,17 @@ PACK_OBJECTS = 100_000
 def main() -> None:
     path, tasks, specs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     Store.open(path, create=True).close()
-    mem = Store.memory()
+    memory = MemoryObjects()
+    mem = Store(memory, MemoryRefs())
     heads: dict[str, str] = {}
     for i in range(tasks):
         address = f"spec{i % specs}/task{i}"
         v = mem.put(address, {"run.log": f"task {i} done\n", "result.json": b'{"task": %d}' % i})
         heads[address] = v.commit
-    # The in-memory store's dulwich object store (a private attribute: this tool breaks loudly if
-    # it moves, which is what a benchmark helper should do).
-    objects = list(mem._objects.store)  # type: ignore[attr-defined]
+    # The memory backend's dulwich object store, copied into the disk store in big packs.
+    source = memory.store
+    objects = list(source)
     disk = DiskObjectStore(os.path.join(path, "objects"))
-    source = mem._objects.store  # type: ignore[attr-defined]
     for start in range(0, len(objects), PACK_OBJECTS):
         batch = objects[start : start + PACK_OBJECTS]
         disk.add_objects([(source[oid], None) for oid in batch])

@@ -48,13 +48,15 @@ from dulwich.web import make_wsgi_chain
 
 from gitstore import names as _names
 from gitstore.errors import GitstoreError, InvalidNameError
-from gitstore.merge import is_ancestor
-from gitstore.remote import _secrets_to_send, _StoreRepo
+from gitstore.names import REFS_PREFIX
+from gitstore.remote.merge import is_ancestor
+from gitstore.remote.push import secrets_to_send
+from gitstore.remote.transport import StoreRepo
 from gitstore.scan import Scanner
-from gitstore.store import REFS_PREFIX, Store
+from gitstore.store import Store
 from gitstore.validate import check_incoming, escape
 
-__all__ = ["git_http_app", "receive"]
+__all__ = ["GIT_MAY_WRITE", "git_http_app", "receive"]
 
 ZERO = "0" * 40
 
@@ -62,52 +64,65 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def receive(
-    store: Store, updates: Sequence[tuple[str, str, str]], *, atomic: bool = False
+    store: Store,
+    updates: Sequence[tuple[str, str, str]],
+    *,
+    atomic: bool = False,
+    may_write: Callable[[str], bool] | None = None,
 ) -> list[tuple[str, str | None]]:
     """Apply pushed ref updates ``(ref, old, new)`` by gitstore's rules; say what each did.
 
     The objects are already in the store. Each update is checked (see the module docstring)
-    and then moved by compare-and-swap from the head it was checked on. Returns ``(ref, None)``
-    for a ref that moved and ``(ref, reason)`` for one refused; with ``atomic``, one refusal
-    refuses them all and nothing moves.
+    and then moved by compare-and-swap from the head it was checked on. ``may_write(spec)``
+    says whether the pusher may write that spec (a token limited to some specs). Returns
+    ``(ref, None)`` for a ref that moved and ``(ref, reason)`` for one refused; with ``atomic``,
+    one refusal refuses them all and nothing moves.
     """
     checked: list[tuple[str, str | None, str, str | None]] = []  # ref, current, new, reason
-    scanner = Scanner(store)
+    scanner = Scanner(store.versions)
     for ref, old, new in updates:
-        current, reason = _check(store, ref, old, new, scanner)
+        current, reason = _check(store, ref, old, new, scanner, may_write)
         checked.append((ref, current, new, reason))
     if atomic and any(reason for *_, reason in checked):
         return [(ref, reason or "atomic push failed") for ref, _, _, reason in checked]
     out: list[tuple[str, str | None]] = []
     for ref, current, new, reason in checked:
-        if reason is None and not store._refs.cas(ref, current, new):
+        if reason is None and not store.versions.refs.cas(ref, current, new):
             reason = "the task moved while the push was checked; fetch and push again"
         out.append((ref, reason))
     return out
 
 
 def _check(
-    store: Store, ref: str, old: str, new: str, scanner: Scanner
+    store: Store,
+    ref: str,
+    old: str,
+    new: str,
+    scanner: Scanner,
+    may_write: Callable[[str], bool] | None,
 ) -> tuple[str | None, str | None]:
     """The task's current head, and why the update is refused (None: it may go ahead)."""
     key = _task_key(ref)
     if key is None:
         return None, "only refs/artifacts/SPEC/TASK can be pushed to a gitstore"
     spec, task = key.split("/")
-    current = store._refs.get(ref)
+    versions = store.versions
+    current = versions.refs.get(ref)
+    if may_write is not None and not may_write(spec):
+        return current, f"this token may not write spec {spec!r}"
     if new == ZERO:
         return current, "a task is not deleted by push; delete it with 'gitstore rm --task'"
     if (old if old != ZERO else None) != current:
         return current, "the task has versions this push did not know of; pull first"
-    if current is not None and not is_ancestor(store, current, new):
+    if current is not None and not is_ancestor(versions, current, new):
         return current, "the task has versions this push lacks; pull first"
     try:
         check_incoming(
-            store._objects, spec, task, new, local_head=current, known_number=store._number
+            versions.objects, spec, task, new, local_head=current, known_number=versions.number
         )
     except GitstoreError as e:
         return current, escape(str(e))
-    found = _secrets_to_send(store, key, new, current, scanner)
+    found = secrets_to_send(store, key, new, current, scanner)
     if found:
         return current, (
             f"{len(found)} secret-shaped string(s) in the versions pushed (first: {found[0]}); "
@@ -130,7 +145,7 @@ def _task_key(ref: str) -> str | None:
     return "/".join(parts)
 
 
-class _ServedRepo(_StoreRepo):
+class _ServedRepo(StoreRepo):
     """The store as a Git server shows it: task refs only (no HEAD, no branches, no tags)."""
 
     def get_refs(self) -> dict[Ref, ObjectID]:
@@ -142,13 +157,17 @@ class _ServedRepo(_StoreRepo):
 
 
 class _Backend(Backend):
-    """One store; a fresh repository object per request (dulwich's are not shared by threads)."""
+    """One store; a fresh repository object per request (dulwich's are not shared by threads).
 
-    def __init__(self, store: Store) -> None:
+    ``may_write`` is the pusher's spec rule for this request (see :func:`git_http_app`).
+    """
+
+    def __init__(self, store: Store, may_write: Callable[[str], bool] | None = None) -> None:
         if store.path is None:
             raise ValueError("Git over HTTP needs a store on disk")
         self.store = store
         self.gitdir = store.path
+        self.may_write = may_write
 
     def open_repository(self, path: str) -> _ServedRepo:
         return _ServedRepo(self.gitdir)
@@ -197,15 +216,21 @@ class _ReceivePack(ReceivePackHandler):
                 yield (b"unpack", " ".join(str(e).split())[:200].encode("utf-8", "replace"))
                 return
         yield (b"unpack", b"ok")
-        store: Store = self.backend.store  # type: ignore[attr-defined]
+        backend: _Backend = self.backend  # type: ignore[assignment]
+        store = backend.store
         updates = [
             (ref.decode("utf-8", "replace"), old.decode(), new.decode()) for old, new, ref in refs
         ]
-        for ref, reason in receive(store, updates, atomic=self.has_capability(CAPABILITY_ATOMIC)):
+        atomic = self.has_capability(CAPABILITY_ATOMIC)
+        for ref, reason in receive(store, updates, atomic=atomic, may_write=backend.may_write):
             status = (
                 b"ok" if reason is None else " ".join(reason.split()).encode("utf-8", "replace")
             )
             yield (ref.encode("utf-8", "surrogateescape"), status)
+
+
+# The WSGI environ key through which whoever authenticated a push says which specs it may write.
+GIT_MAY_WRITE = "gitstore.may_write"
 
 
 def git_http_app(store: Store) -> WSGIApp:
@@ -213,17 +238,20 @@ def git_http_app(store: Store) -> WSGIApp:
 
     It does no authentication: the HTTP service in front of it decides who may fetch
     (``GET .../info/refs?service=git-upload-pack``, ``POST .../git-upload-pack``) and who may
-    push (``service=git-receive-pack``, ``POST .../git-receive-pack``).
+    push (``service=git-receive-pack``, ``POST .../git-receive-pack``), and may put a
+    ``spec -> bool`` callable under :data:`GIT_MAY_WRITE` in the WSGI environ to limit a push to
+    the specs a token covers.
     """
-    backend = _Backend(store)
-    app = make_wsgi_chain(
-        backend,
-        handlers={b"git-upload-pack": _UploadPack, b"git-receive-pack": _ReceivePack},
-    )
+    handlers: dict[bytes, Callable[..., Any]] = {
+        b"git-upload-pack": _UploadPack,
+        b"git-receive-pack": _ReceivePack,
+    }
 
-    def dechunked(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # The ASGI server decoded the chunked body already; dulwich must not decode it again.
         environ.pop("HTTP_TRANSFER_ENCODING", None)
-        return app(environ, start_response)
+        # A chain per request is a few small objects; it carries this request's spec rule.
+        chain = make_wsgi_chain(_Backend(store, environ.get(GIT_MAY_WRITE)), handlers=handlers)
+        return chain(environ, start_response)
 
-    return dechunked
+    return app

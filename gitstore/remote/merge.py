@@ -18,19 +18,11 @@ lets stores that sync in both directions converge instead of merging each other'
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING
-
-from dulwich.objects import Commit
-
-from gitstore.errors import ConflictError
+from gitstore.backend.trees import CommitInfo
 from gitstore.meta import ArtifactEntry, Manifest, parse_iso
 from gitstore.model import TaskUpdate
 from gitstore.names import task_ref
-from gitstore.refs import Busy
-
-if TYPE_CHECKING:  # the store never imports this module at load time; keep it that way
-    from gitstore.store import Store
+from gitstore.versions import Versions, walk_commits
 
 __all__ = ["MERGE_IDENTITY", "TaskUpdate", "ancestors", "integrate", "is_ancestor"]
 
@@ -39,7 +31,7 @@ __all__ = ["MERGE_IDENTITY", "TaskUpdate", "ancestors", "integrate", "is_ancesto
 MERGE_IDENTITY = b"gitstore <gitstore@localhost>"
 
 
-def is_ancestor(s: Store, ancestor: str, descendant: str) -> bool:
+def is_ancestor(versions: Versions, ancestor: str, descendant: str) -> bool:
     """True when ``ancestor`` is ``descendant`` or reachable from it in the local store.
 
     Version numbers grow along every parent edge (a merge is the larger parent's + 1), so the walk
@@ -47,9 +39,9 @@ def is_ancestor(s: Store, ancestor: str, descendant: str) -> bool:
     """
     if ancestor == descendant:
         return True
-    if not s._objects.has(ancestor):
+    if not versions.has(ancestor):
         return False
-    target = s._number(ancestor)
+    target = versions.number(ancestor)
     seen: set[str] = set()
     todo = [descendant]
     while todo:
@@ -59,58 +51,56 @@ def is_ancestor(s: Store, ancestor: str, descendant: str) -> bool:
         seen.add(c)
         if c == ancestor:
             return True
-        if s._number(c) <= target:
+        if versions.number(c) <= target:
             continue
-        todo.extend(s._parents(c))
+        todo.extend(versions.parents(c))
     return False
 
 
-def integrate(s: Store, spec: str, task: str, theirs: str, *, timeout: float) -> TaskUpdate:
+def integrate(versions: Versions, spec: str, task: str, theirs: str) -> TaskUpdate:
     """Bring ``theirs`` (a head fetched from another store) into the local task.
 
-    Moves the local ref only by compare-and-swap through the store's ref backend; a local writer
-    that moves the ref meanwhile makes this re-read and decide again, so its put is kept too.
+    Moves the local ref only by compare-and-swap (:mod:`gitstore.cas`); a local writer that
+    moves the ref meanwhile makes this re-read and decide again, so its put is kept too.
+
+    Raises:
+      ConflictError: other writers kept winning for the store's ``cas_timeout`` seconds.
     """
     ref = task_ref(spec, task)
     key = f"{spec}/{task}"
-    deadline = time.monotonic() + timeout
-    attempt = 0
-    while True:
-        ours = s._refs.get(ref)
+
+    def attempt() -> TaskUpdate | None:
+        ours = versions.refs.get(ref)
         conflicts: tuple[str, ...] = ()
         if ours == theirs:
             return TaskUpdate(key, "up-to-date", ours, ours)
-        if ours is not None and is_ancestor(s, theirs, ours):
+        if ours is not None and is_ancestor(versions, theirs, ours):
             return TaskUpdate(key, "ahead", ours, ours)
         if ours is None:
             new, action = theirs, "created"
-        elif is_ancestor(s, ours, theirs):
+        elif is_ancestor(versions, ours, theirs):
             new, action = theirs, "fast-forward"
         else:
-            new, conflicts = merge_heads(s, ours, theirs)
+            new, conflicts = merge_heads(versions, ours, theirs)
             action = "merged"
-        try:
-            if s._refs.cas(ref, ours, new):
-                return TaskUpdate(key, action, ours, new, conflicts)  # type: ignore[arg-type]
-        except Busy:
-            pass
-        if time.monotonic() > deadline:
-            raise ConflictError(f"{ref}: gave up after {attempt + 1} attempts to bring in {theirs}")
-        attempt += 1
-        time.sleep(min(0.05, 0.0005 * 2 ** min(attempt, 7)))
+        if not versions.refs.cas(ref, ours, new):
+            return None
+        return TaskUpdate(key, action, ours, new, conflicts)  # type: ignore[arg-type]
+
+    return versions.retry(ref, attempt, doing=f"to bring in {theirs}")
 
 
-def merge_heads(s: Store, ours: str, theirs: str) -> tuple[str, tuple[str, ...]]:
+def merge_heads(versions: Versions, ours: str, theirs: str) -> tuple[str, tuple[str, ...]]:
     """Write the merge version of two diverged heads; return its commit id and the conflicts."""
-    a, b = s._commit_obj(ours), s._commit_obj(theirs)
+    a, b = versions.commit(ours), versions.commit(theirs)
     # The newer head (commit time, then id) wins names both sides changed, and comes first among
     # the parents so that the first-parent chain follows the side the merge mostly resembles.
     if (a.commit_time, ours) >= (b.commit_time, theirs):
         new_id, old_id, new_c, old_c = ours, theirs, a, b
     else:
         new_id, old_id, new_c, old_c = theirs, ours, b, a
-    mn, mo = s._manifest(new_id), s._manifest(old_id)
-    bases = [s._manifest(c) for c in merge_bases(s, ours, theirs)]
+    mn, mo = versions.manifest(new_id), versions.manifest(old_id)
+    bases = [versions.manifest(c) for c in merge_bases(versions, ours, theirs)]
     artifacts, conflicts = _union(mn.artifacts, mo.artifacts, bases)
     created = max(mn.created_at, mo.created_at, key=parse_iso)
     manifest = Manifest(
@@ -127,39 +117,35 @@ def merge_heads(s: Store, ours: str, theirs: str) -> tuple[str, tuple[str, ...]]
     summary = f"merge v{mn.version} and v{mo.version}"
     if conflicts:
         summary += f" ({len(conflicts)} conflict{'s' if len(conflicts) != 1 else ''})"
-    commit_id = s._write_version(
+    commit_id = versions.write(
         manifest,
         [new_id, old_id],
         summary,
-        [],
         identity=MERGE_IDENTITY,
         when=max_time(new_c, old_c),
     )
-    s._remember(commit_id, manifest)
     return commit_id, tuple(manifest.conflicts)
 
 
-def max_time(*commits: Commit) -> int:
+def max_time(*commits: CommitInfo) -> int:
     """The latest commit time among ``commits``: a merge is as new as its newest parent."""
     return int(max(c.commit_time for c in commits))
 
 
-def merge_bases(s: Store, a: str, b: str) -> list[str]:
+def merge_bases(versions: Versions, a: str, b: str) -> list[str]:
     """The best common ancestors of ``a`` and ``b`` (none when the histories are unrelated)."""
-    anc_a = ancestors(s, [a])
-    common = ancestors(s, [b]) & anc_a
+    anc_a = ancestors(versions, [a])
+    common = ancestors(versions, [b]) & anc_a
     if not common:
         return []
     # A common ancestor reachable from another common ancestor's parents is not a best one.
-    below = ancestors(s, [p for c in common for p in s._parents(c)])
+    below = ancestors(versions, [p for c in common for p in versions.parents(c)])
     return sorted(common - below)
 
 
-def ancestors(s: Store, starts: list[str]) -> set[str]:
+def ancestors(versions: Versions, starts: list[str]) -> set[str]:
     """Every commit reachable from ``starts`` (themselves included)."""
-    from gitstore.store import walk_commits
-
-    return set(walk_commits(starts, s._parents))
+    return set(walk_commits(starts, versions.parents))
 
 
 def _union(

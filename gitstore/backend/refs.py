@@ -14,10 +14,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-import time
 from typing import Protocol
 
-from gitstore._fs import STALE_AFTER, Busy, acquire_lock, fsync_dir, release_lock
+from gitstore._fs import STALE_AFTER, Busy, acquire_lock, atomic_write, fsync_dir, release_lock
 
 __all__ = [
     "STALE_AFTER",
@@ -217,17 +216,9 @@ class DiskRefs:
                 os.rmdir(os.path.dirname(path))
 
     def _drop_packed(self, name: str) -> None:
+        """Rewrite ``packed-refs`` without ``name``, under git's ``packed-refs.lock``."""
         packed_path = os.path.join(self.gitdir, "packed-refs")
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                pfd, plock = acquire_lock(packed_path)
-                break
-            except Busy:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005)
-        try:
+        with atomic_write(packed_path, lock=True, wait=10, fsync=self.fsync) as out:
             with open(packed_path, "rb") as f:
                 lines = f.read().splitlines(keepends=True)
             keep: list[bytes] = []
@@ -240,11 +231,4 @@ class DiskRefs:
                 skip_peel = line.rstrip(b"\n").endswith(b" " + name.encode())
                 if not skip_peel:
                     keep.append(line)
-            os.write(pfd, b"".join(keep))
-            if self.fsync:
-                os.fsync(pfd)
-            os.rename(plock, packed_path)
-        except BaseException:
-            release_lock(pfd, plock)
-            raise
-        os.close(pfd)
+            out.write(b"".join(keep))

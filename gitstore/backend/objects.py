@@ -16,8 +16,8 @@ memory), so this module writes and reads the loose-object format itself where si
   zlib or struct exception; another copy of the object, in another pack or loose, is used first.
 
 Small objects (trees, commits, manifests, small blobs) of one put are written as ONE pack (see
-:mod:`gitstore.packs`): two files instead of one per object. Memory stays bounded by the chunk size
-whatever the blob.
+:mod:`gitstore.backend.packs`): two files instead of one per object. Memory stays bounded by the
+chunk size whatever the blob.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from dulwich.pack import Pack, PackFileDisappeared
 
 from gitstore import _zlib
 from gitstore._fs import fsync_dir, write_all
+from gitstore.backend.packs import Entry, entry_for, merge_small_packs, write_pack
 from gitstore.errors import InputError, IntegrityError
-from gitstore.packs import Entry, entry_for, merge_small_packs, write_pack
 
 __all__ = [
     "CHUNK",
@@ -278,7 +278,7 @@ class DiskObjects:
         self.path = objects_dir
         self.fsync = fsync
         self.compression = compression
-        self.store = DiskObjectStore(objects_dir)
+        self.store = _PackCache(objects_dir)
         self.store.fsync_object_files = fsync
         self.store.pack_compression_level = compression
         # dulwich's pack cache is a plain dict mutated on lookups; one lock keeps threads apart.
@@ -319,16 +319,13 @@ class DiskObjects:
                 except FileNotFoundError:
                     return False
                 if mtime != self._pack_mtime:
-                    self.store._update_pack_cache()
+                    self.store.rescan()
                     self._pack_mtime = mtime
                 try:
-                    return any(self._usable(pack, sha) for pack in self._cached_packs())
+                    return any(self._usable(pack, sha) for _, pack in self.store.cached_packs())
                 except (PackFileDisappeared, FileNotFoundError):
                     self._pack_mtime = None
             return False
-
-    def _cached_packs(self) -> list[Pack]:
-        return list(self.store._pack_cache.values())
 
     def _usable(self, pack: Pack, sha: RawObjectID) -> bool:
         """Does ``pack`` hold ``sha``, and do its index and data open and match? (Under lock.)"""
@@ -350,7 +347,7 @@ class DiskObjects:
         # A view of its mmap still alive somewhere makes close() fail; the pack is out of the
         # cache by then, and the mapping goes when the last view does.
         with contextlib.suppress(BufferError):
-            self.store._evict_pack(pack)
+            self.store.evict(pack)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -493,13 +490,13 @@ class DiskObjects:
         """Object ``oid``, whose bytes are checked against its id (trees and commits steer gc)."""
         return self._lookup(
             oid,
-            lambda pack, offset: _checked(oid, _read_packed(pack, offset)),
+            lambda _base, pack, offset: _checked(oid, _read_packed(pack, offset)),
             lambda: self._read_loose(oid),
         )
 
     def _read_loose(self, oid: str) -> ShaFile | None:
         hexsha = ObjectID(oid.encode())
-        obj = self.store._get_loose_object(hexsha)
+        obj = self.store.loose_object(hexsha)
         if obj is not None:
             return _checked(oid, obj)
         for alternate in self.store.alternates:
@@ -510,7 +507,7 @@ class DiskObjects:
     def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader:
         return self._lookup(
             oid,
-            lambda pack, offset: self._open_packed(oid, pack, offset, expect_sha256),
+            lambda base, pack, offset: self._open_packed(oid, base, pack, offset, expect_sha256),
             lambda: self._open_loose(oid, expect_sha256),
         )
 
@@ -527,9 +524,9 @@ class DiskObjects:
         return BlobReader(oid, size, chunks, fh.close, expect_sha256)
 
     def _open_packed(
-        self, oid: str, pack: Pack, offset: int, expect_sha256: str | None
+        self, oid: str, base: str, pack: Pack, offset: int, expect_sha256: str | None
     ) -> BlobReader:
-        fh = open(pack._data_path, "rb")  # noqa: SIM115 - closed by the reader
+        fh = open(base + ".pack", "rb")  # noqa: SIM115 - closed by the reader
         try:
             fh.seek(offset)
             kind, size = _pack_entry_header(fh)
@@ -548,9 +545,10 @@ class DiskObjects:
         return BlobReader(oid, len(data), chunks, expect_sha256=expect_sha256)
 
     def _lookup(
-        self, oid: str, packed: Callable[[Pack, int], _T], loose: Callable[[], _T | None]
+        self, oid: str, packed: Callable[[str, Pack, int], _T], loose: Callable[[], _T | None]
     ) -> _T:
-        """``packed(pack, offset)`` for the first pack holding ``oid``, else ``loose()``.
+        """``packed(base, pack, offset)`` for the first pack holding ``oid`` (``base``: its path
+        without ``.pack``), else ``loose()``.
 
         Packs come and go under a long-lived handle (other writers add them; merges remove
         them), so a vanished pack or a miss rescans the pack folder and looks again. A copy that
@@ -569,13 +567,13 @@ class DiskObjects:
         for attempt in range(_LOOKUP_TRIES):
             with self._lock:
                 damaged = []
-                for pack in self._cached_packs():
-                    path = pack._idx_path  # the file at fault if what follows fails
+                for base, pack in self.store.cached_packs():
+                    path = base + ".idx"  # the file at fault if what follows fails
                     try:
                         offset = pack.index.object_offset(sha)
-                        path = pack._data_path
+                        path = base + ".pack"
                         _check_pack(pack)
-                        return packed(pack, offset)
+                        return packed(base, pack, offset)
                     except KeyError:
                         continue
                     except (PackFileDisappeared, FileNotFoundError):
@@ -596,7 +594,7 @@ class DiskObjects:
                 break  # looked again after a rescan: no readable copy appeared
             _lookup_pause(attempt)
             with self._lock:
-                self.store._update_pack_cache()
+                self.store.rescan()
                 self._pack_mtime = None
         if damage is not None:
             raise IntegrityError(f"object {oid} cannot be read: {damage}")
@@ -636,6 +634,31 @@ class DiskObjects:
     def close(self) -> None:
         with self._lock:
             self.store.close()
+
+
+class _PackCache(DiskObjectStore):
+    """dulwich's disk object store, with the parts of its pack cache that DiskObjects steers.
+
+    DiskObjects decides itself when to rescan the pack folder (when the folder's mtime moved, or
+    after a miss), and drops a damaged pack from the cache so that the next lookup reaching it
+    checks it afresh. dulwich keeps these steps internal; this subclass names them.
+    """
+
+    def rescan(self) -> None:
+        """Open packs that appeared in the folder and close those that left it."""
+        self._update_pack_cache()
+
+    def cached_packs(self) -> list[tuple[str, Pack]]:
+        """Every pack known now, with its path without ``.pack`` / ``.idx``."""
+        return [(os.path.join(self.pack_dir, b), p) for b, p in list(self._pack_cache.items())]
+
+    def evict(self, pack: Pack) -> None:
+        """Forget ``pack`` (damaged): a later rescan opens and checks it again."""
+        self._evict_pack(pack)
+
+    def loose_object(self, sha: ObjectID) -> ShaFile | None:
+        """The loose object ``sha``, parsed (None if there is no such file)."""
+        return self._get_loose_object(sha)
 
 
 # A lookup that misses looks again, after a rescan of the pack folder: a merge may have replaced
