@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     # the functions by their modules, or a type checker cannot tell which is meant.
     from gitstore.remote.pull import pull
     from gitstore.remote.push import push
+    from gitstore.remote.serve import GIT_MAY_WRITE, git_http_app
     from gitstore.remote.sync import clone, sync
     from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
     from gitstore.secrets import Masker
@@ -93,6 +94,7 @@ __all__ = [
     "CapturePolicy",
     "Captured",
     "ConflictError",
+    "GIT_MAY_WRITE",
     "CorruptTransferError",
     "Diff",
     "Excerpt",
@@ -141,6 +143,7 @@ __all__ = [
     "clone",
     "delete_run",
     "find",
+    "git_http_app",
     "guess_type",
     "is_artifact_ref",
     "iter_history",
@@ -195,6 +198,7 @@ _LAZY: dict[str, str] = {
         ),
         "gitstore.remote.pull": ("pull",),
         "gitstore.remote.push": ("push",),
+        "gitstore.remote.serve": ("GIT_MAY_WRITE", "git_http_app"),
         "gitstore.remote.sync": ("clone", "sync"),
         "gitstore.runner": (
             "TaskRecord",

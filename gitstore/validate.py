@@ -149,7 +149,7 @@ def check_incoming(
             if commit == head:
                 # The remote's task ref holds something else entirely: not a store of ours.
                 raise NotAStoreError(
-                    f"{where} on the remote is not a gitstore version ({escape(str(e))})"
+                    f"{where}: commit {commit} is not a gitstore version ({escape(str(e))})"
                 ) from None
             raise RejectedVersionError(
                 f"{where}: commit {commit} is refused: {escape(str(e))}; no ref moved"

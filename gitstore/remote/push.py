@@ -105,7 +105,7 @@ def push_url(
             scanner = Scanner(store.versions)
             for ref, (old, new) in list(planned.items()):
                 key = ref[len(REFS_PREFIX) :].decode()
-                found = _secrets_to_send(store, key, new, old, scanner)
+                found = secrets_to_send(store, key, new, old, scanner)
                 if found:
                     del planned[ref], out[ref]
                     result.refused.append(
@@ -183,7 +183,7 @@ def push_url(
     return result
 
 
-def _secrets_to_send(
+def secrets_to_send(
     store: Store, key: str, mine: str, theirs: str | None, scanner: Scanner | None = None
 ) -> list[str]:
     """Where secret-shaped strings sit in the versions of ``key`` the remote lacks.

@@ -1,7 +1,8 @@
 """gitstore's HTTP service: a REST API over a store, and the agent-job upload routes.
 
 A layer above the library: it imports only what ``gitstore`` exports, plus Starlette, anyio,
-python-multipart and the standard library (install with ``pip install 'gitstore-artifacts[server]'``).
+python-multipart, a2wsgi and the standard library (install with
+``pip install 'gitstore-artifacts[server]'``).
 ``gitstore serve`` runs :func:`create_app` on uvicorn; tests and other hosts can mount the app
 anywhere ASGI runs. Modules: :mod:`~gitstore.server.app` (routes and handlers),
 :mod:`~gitstore.server.uploads` (bodies in, bounded memory), :mod:`~gitstore.server.blobs`

@@ -670,6 +670,11 @@ def create_app(
         Route(op.path, _wrap(op, store, config, access, uploads), methods=[op.method])
         for op in (*ops, spec_op)
     ]
+    if store.path is not None:
+        # Git smart HTTP at the base URL: `git clone URL`, `gitstore pull URL` (see git.py).
+        from gitstore.server.git import git_routes
+
+        routes.extend(git_routes(store, access))
     routes.extend(mounts)
 
     async def http_error(request: Request, exc: Exception) -> Response:
