@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -284,3 +284,55 @@ def test_small_uploads_peer(benchmark: object, peer: Peer) -> None:
     )
     s = mean_of(benchmark) / (CLIENTS * PER_CLIENT)
     record(SMALL_FIGURE, "peer: Starlette+uvicorn -> plain files", s, versions_per_s=1 / s)
+
+
+# -- clone over HTTP -------------------------------------------------------------------------
+
+CLONE_FIGURE = "server: clone of a 1,000-task store over HTTP"
+
+
+@pytest.fixture(scope="module")
+def served_1k(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``gitstore serve`` of a store of 1,000 tasks (3 small artifacts each)."""
+    from conftest import DATA
+    from test_remote import _store_with_tasks
+
+    store = _store_with_tasks(DATA / "remote-1k-3art", 1_000, 3)
+    server = Server(store, tmp_path_factory.mktemp("served-1k") / "server.log")
+    yield server
+    server.stop()
+
+
+def _fresh(path: Path) -> Callable[[], None]:
+    """A pedantic setup: remove the last round's clone and flush the disk."""
+    import shutil
+
+    def setup() -> None:
+        shutil.rmtree(path, ignore_errors=True)
+        quiet_disk()
+
+    return setup
+
+
+def test_clone_1k_tasks_over_http_gitstore(
+    benchmark: object, served_1k: Server, workdir: Path
+) -> None:
+    dest = workdir / "clone.git"
+    cmd = [sys.executable, "-m", "gitstore", "clone", served_1k.url + "/", str(dest)]
+    benchmark.pedantic(  # type: ignore[attr-defined]
+        lambda: subprocess.run(cmd, check=True, capture_output=True, env=GIT_ENV),
+        setup=_fresh(dest),
+        rounds=3,
+    )
+    record(CLONE_FIGURE, "gitstore clone URL", mean_of(benchmark))
+
+
+def test_clone_1k_tasks_over_http_git(benchmark: object, served_1k: Server, workdir: Path) -> None:
+    dest = workdir / "mirror.git"
+    cmd = ["git", "clone", "-q", "--mirror", served_1k.url + "/", str(dest)]
+    benchmark.pedantic(  # type: ignore[attr-defined]
+        lambda: subprocess.run(cmd, check=True, capture_output=True, env=GIT_ENV),
+        setup=_fresh(dest),
+        rounds=3,
+    )
+    record(CLONE_FIGURE, "peer: git clone --mirror URL", mean_of(benchmark))
