@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import io
 import mimetypes
@@ -22,7 +23,7 @@ import os
 import stat
 import tempfile
 from collections.abc import Mapping
-from typing import IO, Any, cast
+from typing import IO, Any, BinaryIO, cast
 
 import msgspec
 
@@ -131,6 +132,9 @@ class Input:
     # None: not masked yet (put masks it when asked); a count: masked already.
     masked_secrets: int | None = None
     truncated: Truncation | None = None
+    # A file found inside a folder that was not a symbolic link: it must not become one before
+    # it is read (another process swapping in ``leak -> ~/.ssh/id_rsa`` between walk and read).
+    nofollow: bool = False
 
 
 class Ingest:
@@ -200,7 +204,7 @@ class Ingest:
                     src = item.stream
                 else:
                     assert item.path is not None
-                    src = stack.enter_context(open(item.path, "rb"))
+                    src = stack.enter_context(_open_input(item))
                 # An unnamed temp file (O_TMPFILE): gc never sees it, a crash leaves nothing.
                 out = stack.enter_context(tempfile.TemporaryFile(dir=tmpdir))
                 item.masked_secrets = masker.mask_content(src, out)
@@ -226,7 +230,7 @@ class Ingest:
                     progress(item.stat.st_size)
                 return BlobInfo(hit[0], hit[1], item.stat.st_size)
         try:
-            with open(item.path, "rb") as f:
+            with _open_input(item) as f:
                 st = os.fstat(f.fileno())
                 if item.stat.st_size <= SMALL_BLOB:
                     data = f.read(item.stat.st_size + 1)
@@ -433,11 +437,36 @@ def _collect_path(
             art = check_artifact_name(prefix + rel)
             exe = executable if executable is not None else bool(fst.st_mode & 0o111)
             found.append(
-                Input(art, ctype, tags, exe, path=full, stat=fst, cache_root=root, cache_rel=rel)
+                Input(
+                    art,
+                    ctype,
+                    tags,
+                    exe,
+                    path=full,
+                    stat=fst,
+                    cache_root=root,
+                    cache_rel=rel,
+                    nofollow=not os.path.islink(full),
+                )
             )
     if not found:
         raise InputError(f"{path}: the folder holds no files")
     return found
+
+
+def _open_input(item: Input) -> BinaryIO:
+    """``item``'s file, opened for reading; one found inside a folder must still be no link."""
+    assert item.path is not None
+    flags = os.O_RDONLY | os.O_CLOEXEC | (os.O_NOFOLLOW if item.nofollow else 0)
+    try:
+        fd = os.open(item.path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP and item.nofollow:
+            raise InputError(
+                f"{item.path}: became a symbolic link while the folder was being put"
+            ) from None
+        raise
+    return cast(BinaryIO, os.fdopen(fd, "rb"))
 
 
 def _stat_inside(full: str, follow_symlinks: bool) -> os.stat_result:

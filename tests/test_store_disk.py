@@ -371,3 +371,25 @@ def test_get_of_a_missing_object_is_an_integrity_error(
         store.get("s/t", "a")
     (problem,) = store.verify()
     assert problem.name == "a"
+
+
+def test_a_file_of_a_folder_that_becomes_a_link_before_it_is_read_is_refused(
+    disk_store: Store, tmp_path: Path
+) -> None:
+    """Between the folder walk and the read, another process swaps a file for a link to a
+    secret: the read does not follow it (O_NOFOLLOW), and nothing is stored."""
+    from gitstore.ingest import Ingest, prepare
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "log.log").write_text("an ordinary log\n")
+    secret = tmp_path / "id_rsa"
+    secret.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    _, _, inputs = prepare("s/t", {"out": folder}, None, None, None)
+    (folder / "log.log").unlink()
+    (folder / "log.log").symlink_to(secret)
+    assert disk_store.path is not None
+    ingest = Ingest(disk_store.versions.objects, disk_store.path, fsync=False)
+    with pytest.raises(InputError, match="became a symbolic link"):
+        ingest.store(inputs, None)
+    assert disk_store.heads() == {}
