@@ -23,7 +23,7 @@ from gitstore import Store, Tokens, UsageError
 
 __all__ = ["COMMANDS", "serve", "token"]
 
-SERVER_PACKAGES = ("starlette", "uvicorn", "python_multipart", "anyio")
+SERVER_PACKAGES = ("starlette", "uvicorn", "python_multipart", "anyio", "jinja2", "pygments")
 INSTALL_HINT = "gitstore serve needs the server extra: pip install 'gitstore[server]'"
 
 
@@ -118,6 +118,7 @@ def serve(host: str, port: int, max_upload: str, public_read: bool, jobs_spec: s
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     say(f"gitstore: serving {store.path} at http://{shown}:{bound}/")
+    say(f"gitstore: the web page is http://{shown}:{bound}/ui/")
     if tokens:
         rule = "reads need no token; writes need one" if public_read else "every request needs one"
         say(f"gitstore: {len(tokens.all())} token(s); {rule}")

@@ -743,6 +743,7 @@ def create_app(
     """
     from gitstore.server.compat import COMPAT_OPERATIONS
     from gitstore.server.openapi import openapi_document
+    from gitstore.server.web import web_mount
 
     config = config or ServerConfig()
     ops = tuple(operations) if operations is not None else OPERATIONS + COMPAT_OPERATIONS
@@ -760,6 +761,7 @@ def create_app(
         for op in (*ops, spec_op)
     ]
     routes.extend(mounts)
+    routes.append(web_mount(store, access))  # the web page for people, at /ui
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
