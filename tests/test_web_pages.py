@@ -8,110 +8,24 @@ the page's look) is in test_web_browser.py.
 
 from __future__ import annotations
 
-import contextlib
-import html.parser
 import re
-import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import webdata
-from serving import Server, make_token, serve
+from serving import make_token, serve
+from webhelp import UI, Page, Site, crawl, site_in
 
 from gitstore import Store, Tokens
 from gitstore.server.auth import Access
 from gitstore.server.webauth import COOKIE, SESSION_SECONDS, Sessions
 
-UI = "/ui"
-
-
-class Site:
-    """A server on the demo store with tokens: read, write, and read limited to ``fix-*``."""
-
-    def __init__(self, server: Server, facts: dict[str, object], tokens: dict[str, str]) -> None:
-        self.server = server
-        self.facts = facts
-        self.tokens = tokens
-
-    def client(self, **kw: object) -> httpx.Client:
-        return httpx.Client(base_url=self.server.url, timeout=60, **kw)  # type: ignore[arg-type]
-
-    @contextlib.contextmanager
-    def session(self, who: str = "read") -> Iterator[httpx.Client]:
-        """A client signed in with the token ``who`` through the login form."""
-        with self.client() as c:
-            r = c.post(f"{UI}/login", data={"token": self.tokens[who], "next": f"{UI}/"})
-            assert r.status_code == 303, r.text
-            yield c
-
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    tmp = tmp_path_factory.mktemp("web")
-    facts = webdata.build(tmp)
-    store = Path(str(facts["store"]))
-    tokens = {
-        "read": make_token(store, "reader", "read"),
-        "write": make_token(store, "writer", "write"),
-        "limited": make_token(store, "fixer", "read", spec="fix-*"),
-    }
-    for server in serve(tmp, store=store):
-        yield Site(server, facts, tokens)
-
-
-class Page(html.parser.HTMLParser):
-    """Links, forms and scripts of an HTML page."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.links: list[str] = []
-        self.forms: list[dict[str, str]] = []
-        self.buttons: list[str] = []
-        self.scripts: list[dict[str, str]] = []
-        self.inline_handlers: list[str] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        self.inline_handlers += [k for k in a if k.startswith("on")]
-        if tag == "a" and "href" in a:
-            self.links.append(a["href"])
-        elif tag == "form":
-            self.forms.append(a)
-        elif tag == "button":
-            self.buttons.append(a.get("type", "submit"))
-        elif tag == "script":
-            self.scripts.append(a)
-
-
-def crawl(client: httpx.Client, start: str, limit: int = 400) -> dict[str, httpx.Response]:
-    """Every page of the web page reachable from ``start`` by links (downloads not fetched)."""
-    seen: dict[str, httpx.Response] = {}
-    queue = [start]
-    shapes: set[tuple[str, tuple[str, ...]]] = set()
-    while queue and len(seen) < limit:
-        url = queue.pop(0)
-        if url in seen:
-            continue
-        r = client.get(url)
-        seen[url] = r
-        if "text/html" not in r.headers.get("content-type", ""):
-            continue
-        for href in Page(r.text).links:
-            target = urllib.parse.urljoin(url, href).split("#")[0]
-            parts = urllib.parse.urlsplit(target)
-            if parts.netloc and parts.netloc != urllib.parse.urlsplit(str(client.base_url)).netloc:
-                continue
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
-            # Each line of a log links to itself (?line=N): one page per shape of query will do.
-            shape = (parts.path, tuple(sorted(urllib.parse.parse_qs(parts.query))))
-            if shape in shapes or not path.startswith(f"{UI}/") or "/raw/" in path:
-                continue
-            shapes.add(shape)
-            queue.append(path)
-    return seen
+    yield from site_in(tmp_path_factory.mktemp("web"))
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +291,7 @@ def test_a_bad_filter_says_what_is_wrong_on_the_home_page(site: Site) -> None:
 
 def test_a_big_logs_end_is_fetched_after_its_start(site: Site) -> None:
     with Store.open(site.server.store) as store:
-        store.put("logs/fresh", {"big.log": webdata.big_log_text(3 << 20, seed=9)})
+        store.put("logs/fresh", {"big.log": webdata.big_log_text(webdata.BIG_LOG, seed=9)})
     with site.session() as c:
         page = c.get(f"{UI}/tasks/logs/fresh/versions/latest/artifacts/big.log")
         assert 'id="L1"' in page.text
@@ -385,7 +299,7 @@ def test_a_big_logs_end_is_fetched_after_its_start(site: Site) -> None:
         assert lazy is not None
         url = lazy.group(1).replace("&amp;", "&")
         end = c.get(url)
-        assert end.status_code == 200 and end.text.startswith('<tbody class="win"')
+        assert end.status_code == 200 and end.text.startswith('<div class="win"')
         # Read to the end once, the end is part of the page from then on.
         again = c.get(f"{UI}/tasks/logs/fresh/versions/latest/artifacts/big.log")
         assert "data-lazy" not in again.text and end.text.strip() in again.text
@@ -396,7 +310,7 @@ def test_the_lines_of_a_log_come_in_windows_with_line_numbers(site: Site) -> Non
     base = f"{UI}/tasks/logs/big/versions/latest"
     with site.session() as c:
         tail = c.get(f"{base}/lines/build.log", params={"before": size})
-        numbers = [int(n) for n in re.findall(r'<tr id="L(\d+)">', tail.text)]
+        numbers = [int(n) for n in re.findall(r'<div class="l" id="L(\d+)">', tail.text)]
         last = webdata.big_log_text(size).count(b"\n")
         assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
         assert numbers[-1] in (last, last + 1)

@@ -16,6 +16,7 @@ from pathlib import Path
 from gitstore import Artifact, Store, add_remote, clone, pull, record_task
 
 SPEC = "fix-login"
+BIG_LOG = 3 << 20
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
 HOSTILE_LOG = "<script>alert('log')</script>\n" * 200 + "<b>bold?</b> &amp; <i>done</i>\n"
 SCRIPT_MESSAGE = "<script>alert('message')</script> fixed the <b>login</b>"
@@ -330,8 +331,10 @@ def build(root: Path) -> dict[str, object]:
         store.put(
             "diffs/big", {"change.diff": big_diff()}, run_id="run-45", message="A large refactor"
         )
-        store.put("logs/big", {"build.log": big_log_text(3 << 20)}, run_id="run-45")
-        facts["big_log_size"] = 3 << 20
+        # Big enough for a head, a gap and a tail fetched after (logview reads a log of up to
+        # TAIL_KEEP + WINDOW, 2.25 MiB, whole at once).
+        store.put("logs/big", {"build.log": big_log_text(BIG_LOG)}, run_id="run-45")
+        facts["big_log_size"] = BIG_LOG
     # A merge: the same task moved on two stores, then one pulls the other.
     other = root / "other.git"
     with Store.open(path) as store:

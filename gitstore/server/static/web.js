@@ -16,7 +16,7 @@
     ).then(function (html) {
       var holder = document.createElement("template");
       holder.innerHTML = html;
-      var body = holder.content.querySelector("tbody");
+      var body = holder.content.querySelector("div.win");
       if (!body) {
         throw new Error("the answer held no lines");
       }
@@ -61,8 +61,8 @@
   }
 
   function loadMore(link) {
-    var gap = link.closest("tbody.gap");
-    var table = link.closest("table.lines");
+    var gap = link.closest("div.gap");
+    var table = link.closest("div.lines");
     if (!gap || !table || gap.dataset.busy) return;
     gap.dataset.busy = "1";
     var start = gap.dataset.start;
@@ -97,7 +97,7 @@
       document.documentElement.dataset.tailLoaded = "1";
       search.refresh();
     }).catch(function (error) {
-      failed(lazy.querySelector("td.t"), error);
+      failed(lazy, error);
     });
   }
 
@@ -111,11 +111,15 @@
     refresh: function () {
       if (!this.input) return;
       var query = this.input.value.toLowerCase();
-      var rows = document.querySelectorAll("table.lines tbody.win tr");
+      if (query === "" && this.hits.length === 0) {
+        this.count.textContent = "";
+        return; // nothing marked, nothing to mark: leave thousands of rows alone
+      }
+      var rows = document.querySelectorAll("div.lines div.win div.l");
       this.hits = [];
       for (var i = 0; i < rows.length; i++) {
         var row = rows[i];
-        var cell = row.querySelector("td.t");
+        var cell = row.querySelector(".t");
         var hit = query !== "" && cell !== null && cell.textContent.toLowerCase().indexOf(query) !== -1;
         row.classList.toggle("hit", hit);
         row.classList.remove("current");
@@ -168,7 +172,7 @@
 
   document.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[data-more]");
-    if (link && link.closest("table.lines")) {
+    if (link && link.closest("div.lines")) {
       event.preventDefault();
       loadMore(link);
     }
@@ -176,6 +180,6 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     setUpSearch();
-    document.querySelectorAll("tbody[data-lazy]").forEach(loadLazy);
+    document.querySelectorAll("div[data-lazy]").forEach(loadLazy);
   });
 })();
