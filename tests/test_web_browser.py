@@ -193,7 +193,7 @@ def test_more_of_a_big_log_loads_in_both_directions_until_it_is_whole(
         # event, not a pointer click (Playwright's wait for the link to hold still costs seconds
         # once tens of thousands of lines are shown; people do not wait for that).
         page.locator('a[data-more="down"]').dispatch_event("click")
-        until(lambda n=count: page.locator("div.win").count() > n)  # type: ignore[misc]
+        until(lambda n=count: page.locator("div.win").count() > n)
     assert page.locator("div.gap").count() == 0
     assert rows(page) == list(range(1, last + 1))
 

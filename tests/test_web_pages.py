@@ -217,6 +217,15 @@ def test_hostile_names_and_content_are_shown_as_text(pages: dict[str, httpx.Resp
     assert log.text.count("&lt;script&gt;alert(&#39;log&#39;)&lt;/script&gt;") == 200
 
 
+def test_a_version_page_shows_masked_secrets_and_truncation(site: Site) -> None:
+    with site.session() as c:
+        r = c.get(f"{UI}/tasks/fix-login/t6/versions/latest")
+        assert "1 secret masked" in r.text
+        assert "truncated: kept 64.0 KiB of 256.0 KiB" in r.text
+        log = c.get(f"{UI}/tasks/fix-login/t6/versions/latest/artifacts/log.log")
+        assert webdata.LEAKED not in log.text and "truncated on the way in" in log.text
+
+
 def test_gitstore_uris_on_pages_are_links(site: Site) -> None:
     uri = str(site.facts["plan_uri"])
     commit = uri.split("@")[1].split("/")[0]

@@ -13,11 +13,12 @@ import struct
 import zlib
 from pathlib import Path
 
-from gitstore import Artifact, Store, add_remote, clone, pull, record_task
+from gitstore import Artifact, CapturePolicy, Store, add_remote, clone, pull, record_task
 
 SPEC = "fix-login"
 BIG_LOG = 3 << 20
 HOSTILE_NAME = "<img src=x onerror=alert(1)>"
+LEAKED = "ghp_" + "Zx9" * 12  # the shape of a GitHub token: masked when recorded
 HOSTILE_LOG = "<script>alert('log')</script>\n" * 200 + "<b>bold?</b> &amp; <i>done</i>\n"
 SCRIPT_MESSAGE = "<script>alert('message')</script> fixed the <b>login</b>"
 
@@ -294,6 +295,15 @@ def build(root: Path) -> dict[str, object]:
             files={"reports/junit.xml": Artifact(JUNIT, content_type="application/xml")},
             run_id="run-42",
             message="API tests",
+        )
+        record_task(
+            store,
+            f"{SPEC}/t6",
+            # Capped on the way in (head and tail kept), and a token-shaped secret masked.
+            log=big_log_text(256 << 10) + f"pushing with {LEAKED}\n".encode(),
+            capture_policy=CapturePolicy(max_bytes=64 << 10),
+            run_id="run-44",
+            message="A long run, its log capped",
         )
         store.put(
             f"{SPEC}/t5",
