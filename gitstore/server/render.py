@@ -32,7 +32,7 @@ from typing import Any
 from markupsafe import Markup, escape
 from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_for_filename
-from pygments.token import STANDARD_TYPES, _TokenType
+from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
 __all__ = [
@@ -527,7 +527,7 @@ def _highlight_file(f: FileDiff) -> None:
             dl.html = html
 
 
-def _token_class(ttype: _TokenType) -> str:
+def _token_class(ttype: Any) -> str:  # a pygments token type (its class is private)
     while ttype not in STANDARD_TYPES and ttype.parent is not None:
         ttype = ttype.parent
     return STANDARD_TYPES.get(ttype, "")

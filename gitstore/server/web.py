@@ -283,7 +283,7 @@ class Web:
     def _status(self, version: Version) -> _Status:
         names = {a.name: a for a in version.artifacts}
         if FAILURE_NAME in names:
-            doc = self._small_json(version, names[FAILURE_NAME])
+            doc = self.small_json(names[FAILURE_NAME])
             summary = render.failure_summary(doc)
             kind = summary["kind"] if summary else ""
             message = render.visible(summary["message"])[:200] if summary else ""
@@ -292,11 +292,11 @@ class Web:
             data = self.store.get(names[TEST_NAME].uri)
             report = render.parse_tests(data)
             if report is not None and report.status is not None:
-                detail = report.summary
-                return _Status(report.status, detail)
+                return _Status(report.status, report.summary)
         return _Status(None, "")
 
-    def _small_json(self, version: Version, info: ArtifactInfo) -> object:
+    def small_json(self, info: ArtifactInfo) -> object:
+        """An artifact parsed as JSON; None if it is not JSON or too big to parse here."""
         if info.size > MAX_JSON:
             return None
         try:
@@ -581,7 +581,7 @@ async def version_page(request: Request, web: Web, viewer: Viewer) -> Response:
             tests = render.parse_tests(web.store.get(names[TEST_NAME].uri))
         failure = None
         if FAILURE_NAME in names:
-            failure = render.failure_summary(web._small_json(version, names[FAILURE_NAME]))
+            failure = render.failure_summary(web.small_json(names[FAILURE_NAME]))
         return web.page(
             "version.html",
             viewer=viewer,
