@@ -78,7 +78,8 @@ def is_loopback(host: str) -> bool:
     help="The spec whose tasks are the jobs of the agent-job routes (/api/queue/...).",
 )
 def serve(host: str, port: int, max_upload: str, public_read: bool, jobs_spec: str) -> None:
-    """Serve the store over HTTP: the REST API under /api/v1 and the agent-job routes.
+    """Serve the store over HTTP: the REST API under /api/v1, the agent-job routes, and a
+    read-only web page for people under /ui.
 
     Requests carry a token (gitstore token add) as 'Authorization: Bearer TOKEN'. A store with
     no token is served to everyone who can reach it, so only on loopback; elsewhere it needs

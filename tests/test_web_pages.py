@@ -140,6 +140,7 @@ def test_the_apis_authorization_header_works_on_pages(site: Site) -> None:
         assert ok.status_code == 200 and "fix-login" in ok.text
         bad = c.get(f"{UI}/", headers={"Authorization": "Bearer gst_nope"})
         assert bad.status_code == 401 and "not known" in bad.text
+        assert bad.headers["www-authenticate"] == 'Bearer realm="gitstore"'
 
 
 def test_a_token_limited_to_some_specs_sees_only_those(site: Site) -> None:

@@ -359,7 +359,11 @@ def _error_page(web: Web, exc: BaseException, viewer: Viewer | None) -> Response
         title, detail = type(exc).__name__, str(exc)
     else:
         title, detail = "InternalError", "internal error (see the server's log)"
-    return web.page("error.html", status, viewer=viewer, title=title, detail=detail, status=status)
+    page = web.page("error.html", status, viewer=viewer, title=title, detail=detail, status=status)
+    if status == 401:
+        # Bearer, not Basic: a browser would answer Basic with its own password dialog.
+        page.headers["WWW-Authenticate"] = 'Bearer realm="gitstore"'
+    return page
 
 
 def _page(handler: Page, web: Web) -> Callable[[Request], Awaitable[Response]]:
