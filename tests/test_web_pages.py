@@ -353,3 +353,23 @@ def test_a_5000_line_diff_is_shown_whole(site: Site) -> None:
     assert r.status_code == 200 and hunk_lines >= 4500
     assert r.text.count('<tr class="d-') == hunk_lines
     assert "Cut after" not in r.text
+
+
+def test_the_page_is_served_before_a_mount_that_takes_every_other_path() -> None:
+    # Git's smart HTTP may be mounted at the base URL, taking every path the others leave.
+    import anyio
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount
+
+    from gitstore.server import create_app
+
+    app = create_app(Store.memory(), mounts=[Mount("", app=PlainTextResponse("git"))])
+
+    async def ask() -> tuple[httpx.Response, httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://local") as client:
+            return await client.get(f"{UI}/"), await client.get("/info/refs")
+
+    home, git = anyio.run(ask)
+    assert home.status_code == 303 and home.headers["location"].startswith(f"{UI}/login")
+    assert git.text == "git"

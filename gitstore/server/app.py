@@ -760,8 +760,9 @@ def create_app(
         Route(op.path, _wrap(op, store, config, access, uploads), methods=[op.method])
         for op in (*ops, spec_op)
     ]
+    # The web page for people, at /ui: before the mounts, one of which may take every other path.
+    routes.append(web_mount(store, access))
     routes.extend(mounts)
-    routes.append(web_mount(store, access))  # the web page for people, at /ui
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
