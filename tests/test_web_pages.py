@@ -373,3 +373,31 @@ def test_the_page_is_served_before_a_mount_that_takes_every_other_path() -> None
     home, git = anyio.run(ask)
     assert home.status_code == 303 and home.headers["location"].startswith(f"{UI}/login")
     assert git.text == "git"
+
+
+def _web_routes() -> list[str]:
+    """Every GET path of the web page, from the app itself (a page added later is covered)."""
+    from starlette.routing import Mount
+
+    from gitstore.server import create_app
+
+    sample = {"spec": "fix-login", "task": "t1", "rev": "latest", "name": "log.log"}
+    (mount,) = [r for r in create_app(Store.memory()).routes if isinstance(r, Mount)]
+    out = []
+    for route in mount.routes:
+        if "GET" in (getattr(route, "methods", None) or ()):
+            path = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: sample[m.group(1)], route.path)
+            out.append(mount.path + path)
+    assert len(out) >= 10
+    return out
+
+
+@pytest.mark.parametrize("path", _web_routes())
+def test_every_page_asks_a_stranger_to_sign_in(site: Site, path: str) -> None:
+    with site.client() as c:
+        r = c.get(path)
+    if path == f"{UI}/login" or path.startswith(f"{UI}/static/"):
+        assert r.status_code in (200, 404)  # the form itself, and the page's own files
+    else:
+        assert r.status_code == 303, r.text
+        assert r.headers["location"].startswith(f"{UI}/login?next=")
