@@ -29,7 +29,15 @@ if TYPE_CHECKING:
 
 __all__ = ["COMMANDS", "serve", "token"]
 
-SERVER_PACKAGES = ("starlette", "uvicorn", "python_multipart", "anyio")
+SERVER_PACKAGES = (
+    "starlette",
+    "uvicorn",
+    "python_multipart",
+    "anyio",
+    "a2wsgi",
+    "jinja2",
+    "pygments",
+)
 INSTALL_HINT = "gitstore serve needs the server extra: pip install 'gitstore-artifacts[server]'"
 
 
@@ -86,7 +94,8 @@ def is_loopback(host: str) -> bool:
     help="The spec whose tasks are the jobs of the agent-job routes (/api/queue/...).",
 )
 def serve(host: str, port: int, max_upload: str, public_read: bool, jobs_spec: str) -> None:
-    """Serve the store over HTTP: the REST API under /api/v1 and the agent-job routes.
+    """Serve the store over HTTP: the REST API under /api/v1, the agent-job routes, and a
+    read-only web page for people under /ui.
 
     Requests carry a token (gitstore token add) as 'Authorization: Bearer TOKEN'. A store with
     no token is served to everyone who can reach it, so only on loopback; elsewhere it needs
@@ -128,6 +137,7 @@ def serve(host: str, port: int, max_upload: str, public_read: bool, jobs_spec: s
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     say(f"gitstore: serving {store.path} at http://{shown}:{bound}/")
+    say(f"gitstore: the web page is http://{shown}:{bound}/ui/")
     if tokens:
         rule = "reads need no token; writes need one" if public_read else "every request needs one"
         say(f"gitstore: {len(tokens.all())} token(s); {rule}")

@@ -53,7 +53,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "cli.main",
+                "gitstore",
                 "--store",
                 str(store),
                 "serve",

@@ -654,6 +654,7 @@ def create_app(
     """
     from gitstore.server.compat import COMPAT_OPERATIONS
     from gitstore.server.openapi import openapi_document
+    from gitstore.server.web import web_mount
 
     config = config or ServerConfig()
     ops = tuple(operations) if operations is not None else OPERATIONS + COMPAT_OPERATIONS
@@ -670,6 +671,8 @@ def create_app(
         Route(op.path, _wrap(op, store, config, access, uploads), methods=[op.method])
         for op in (*ops, spec_op)
     ]
+    # The web page for people, at /ui: before the mounts, one of which may take every other path.
+    routes.append(web_mount(store, access))
     if store.path is not None:
         # Git smart HTTP at the base URL: `git clone URL`, `gitstore pull URL` (see git.py).
         from gitstore.server.git import git_routes
