@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from gitstore.backend.objects import BlobReader
     from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
     from gitstore.client import HttpStore
+    from gitstore.failures import FAILURE_NAME
     from gitstore.ingest import guess_type
     from gitstore.model import (
         Artifact,
@@ -79,7 +80,14 @@ if TYPE_CHECKING:
     from gitstore.remote.push import push
     from gitstore.remote.serve import GIT_MAY_WRITE, git_http_app
     from gitstore.remote.sync import clone, sync
-    from gitstore.runner import TaskRecord, artifact_ref, is_artifact_ref, record_task, resolve_ref
+    from gitstore.runner import (
+        TEST_NAME,
+        TaskRecord,
+        artifact_ref,
+        is_artifact_ref,
+        record_task,
+        resolve_ref,
+    )
     from gitstore.secrets import Masker
     from gitstore.store import Store
     from gitstore.tokens import Token, Tokens
@@ -94,6 +102,7 @@ __all__ = [
     "CapturePolicy",
     "Captured",
     "ConflictError",
+    "FAILURE_NAME",
     "GIT_MAY_WRITE",
     "CorruptTransferError",
     "Diff",
@@ -114,6 +123,7 @@ __all__ = [
     "SecretFinding",
     "SecretsFoundError",
     "SpecSummary",
+    "TEST_NAME",
     "TaskDeletion",
     "TaskHead",
     "TaskRecord",
@@ -200,7 +210,9 @@ _LAZY: dict[str, str] = {
         "gitstore.remote.push": ("push",),
         "gitstore.remote.serve": ("GIT_MAY_WRITE", "git_http_app"),
         "gitstore.remote.sync": ("clone", "sync"),
+        "gitstore.failures": ("FAILURE_NAME",),
         "gitstore.runner": (
+            "TEST_NAME",
             "TaskRecord",
             "artifact_ref",
             "is_artifact_ref",

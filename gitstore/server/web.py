@@ -45,6 +45,8 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gitstore import (
+    FAILURE_NAME,
+    TEST_NAME,
     ArtifactInfo,
     GitstoreError,
     NotFoundError,
@@ -70,10 +72,6 @@ log = logging.getLogger("gitstore.server.web")
 T = TypeVar("T")
 
 ROOT = "/ui"
-# The names the runner layer gives a task's test results and failure record
-# (gitstore.runner.TEST_NAME, gitstore.failures.FAILURE_NAME), which gitstore does not export.
-TEST_NAME = "test.json"
-FAILURE_NAME = "failure.json"
 MAX_PARSE = 16 << 20  # test results, JSON and diffs bigger than this are shown as text
 MAX_JSON = 8 << 20
 MAX_COMPARE_BYTES = 2 << 20  # each side of a compared text
