@@ -35,6 +35,7 @@ __all__ = [
     "Problem",
     "Refusal",
     "Remote",
+    "RemovedArtifact",
     "RunDeletion",
     "SecretFinding",
     "Source",
@@ -145,6 +146,28 @@ class ArtifactInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class RemovedArtifact:
+    """An artifact a version no longer holds, or holds as a tombstone: ``kind`` is ``expired``
+    (a retention rule removed it) or ``purged`` (its bytes were replaced); ``size`` and
+    ``sha256`` describe the bytes that were there, ``at`` is when, ``why`` the rule or reason."""
+
+    name: str
+    kind: str
+    size: int
+    sha256: str
+    at: str
+    why: str = ""
+
+    def __str__(self) -> str:
+        why = f" ({self.why})" if self.why else ""
+        return f"{self.name} {self.kind} on {self.at[:10]}{why}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class Version:
     """One version of a task: its number, commit, metadata and artifacts.
 
@@ -163,6 +186,7 @@ class Version:
     artifacts: tuple[ArtifactInfo, ...]
     conflicts: tuple[str, ...] = ()
     created: bool = True
+    removed: tuple[RemovedArtifact, ...] = ()
 
     @property
     def address(self) -> str:
@@ -174,6 +198,9 @@ class Version:
         for a in self.artifacts:
             if a.name == name:
                 return a
+        for r in self.removed:
+            if r.name == name:
+                raise ArtifactNotFoundError(f"{self.spec}/{self.task}@v{self.version}: {r}")
         raise ArtifactNotFoundError(
             f"{self.spec}/{self.task}@v{self.version} has no artifact {name!r}"
         )
@@ -197,6 +224,8 @@ class Version:
         }
         if self.conflicts:
             out["conflicts"] = list(self.conflicts)
+        if self.removed:
+            out["removed"] = [r.to_dict() for r in self.removed]
         if artifacts:
             out["artifacts"] = [a.to_dict() for a in self.artifacts]
         if created:

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.credentials",
     ),
     ("gitstore.backend",),
-    ("gitstore.cas", "gitstore.versions"),
+    ("gitstore.cas", "gitstore.versions", "gitstore.records"),
     (
         "gitstore.ingest",
         "gitstore.validate",
@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.export",
         "gitstore.scan",
         "gitstore.gc",
+        "gitstore.rewrite",
     ),
     # The HTTP client is a Store (a subclass speaking to a served one), so it sits beside it.
     ("gitstore.store", "gitstore.client"),
