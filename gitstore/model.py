@@ -31,6 +31,7 @@ __all__ = [
     "Artifact",
     "ArtifactInfo",
     "Diff",
+    "ExpungeReport",
     "GcReport",
     "Problem",
     "Refusal",
@@ -291,7 +292,13 @@ class TaskDeletion:
 
 @dataclasses.dataclass(frozen=True)
 class GcReport:
-    """What :meth:`gitstore.Store.gc` removed or merged (or would have, with ``dry_run``)."""
+    """What :meth:`gitstore.Store.gc` removed or merged (or would have, with ``dry_run``).
+
+    ``pruned_objects`` / ``pruned_bytes``: objects no ref reaches that were removed (loose
+    files, and pack entries at their compressed size). ``packs_rewritten``: old packs replaced
+    by the new ones. ``bytes_freed``: how much less the files gc touched take on disk now (old
+    packs and loose files minus new packs; with ``dry_run`` an estimate).
+    """
 
     temp_files: int = 0
     stale_locks: int = 0
@@ -299,6 +306,22 @@ class GcReport:
     pruned_objects: int = 0
     pruned_bytes: int = 0
     dry_run: bool = False
+    packs_rewritten: int = 0
+    bytes_freed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpungeReport:
+    """What :meth:`gitstore.Store.expunge` removed: how many of the objects asked for were found
+    (and are now gone), how many packs were rewritten without them, and the bytes given back."""
+
+    objects: int = 0
+    packs_rewritten: int = 0
+    bytes_freed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""

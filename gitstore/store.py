@@ -14,11 +14,12 @@ One :class:`Store` may be shared by threads; any number of processes may open th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gitstore import export as _export
@@ -26,7 +27,7 @@ from gitstore import gc as _gc
 from gitstore import ingest
 from gitstore import names as _names
 from gitstore import verify as _verify
-from gitstore.backend import config, repo
+from gitstore.backend import config, pins, repo
 from gitstore.backend.config import Settings
 from gitstore.backend.objects import (
     BlobReader,
@@ -53,6 +54,7 @@ from gitstore.model import (
     Artifact,
     ArtifactInfo,
     Diff,
+    ExpungeReport,
     GcReport,
     Problem,
     SecretFinding,
@@ -250,6 +252,32 @@ class Store:
         masker = Masker() if mask_secrets is True else (mask_secrets or None)
         if masker is not None:
             message, metadata = ingest.mask_fields(masker, run_id, message, metadata, inputs)
+        # Pinned from the first blob found already stored until the ref has moved: gc and
+        # expunge remove no object meanwhile (see gitstore.backend.pins).
+        with self._pinned():
+            return self._put(
+                spec, task, inputs, run_id, message, metadata, replace, force, progress, masker
+            )
+
+    def _pinned(self) -> contextlib.AbstractContextManager[None]:
+        """A pin on a store on disk (see :mod:`gitstore.backend.pins`); nothing in memory."""
+        if self.path is None or not isinstance(self._objects, DiskObjects):
+            return contextlib.nullcontext()
+        return pins.pinned(self.path)
+
+    def _put(
+        self,
+        spec: str,
+        task: str,
+        inputs: list[ingest.Input],
+        run_id: str | None,
+        message: str | None,
+        metadata: Mapping[str, Any] | None,
+        replace: bool,
+        force: bool,
+        progress: Progress | None,
+        masker: Masker | None,
+    ) -> Version:
         reader = ingest.Ingest(self._objects, self.path, fsync=self.settings.fsync)
         now = now_iso()
         changes = {p.name: p.entry(now) for p in reader.store(inputs, progress, masker)}
@@ -594,6 +622,29 @@ class Store:
         return _gc.collect(
             self.path, self._objects, self._refs, prune_after=prune_after, dry_run=dry_run
         )
+
+    def expunge(self, oids: Iterable[str], *, wait: float = _gc.REMOVE_WAIT) -> ExpungeReport:
+        """Remove objects ``oids``, which no ref may reach, from the store now: no grace period.
+
+        Loose copies are deleted and every pack holding one is rewritten without it (its other
+        entries copied raw), so their bytes are in no file of the store when this returns (see
+        :func:`gitstore.gc.expunge`). Safe beside writers: a put that found one of them stored
+        before this call finishes first, and then its ref reaches it, so it is refused.
+
+        Raises:
+          UsageError: an id that is not 40 lowercase hex digits, or an object a ref reaches
+            (nothing removed).
+          IntegrityError: what the refs reach cannot be read, or a pack that may hold them
+            cannot be (nothing removed).
+          ConflictError: another gc, or writers' pins, kept the store busy for ``wait``
+            seconds (nothing removed).
+        """
+        if isinstance(self._objects, MemoryObjects):
+            return _gc.expunge_memory(self._objects, self._refs.items("refs/"), oids)
+        if not isinstance(self._objects, DiskObjects) or not isinstance(self._refs, DiskRefs):
+            raise UsageError("expunge works on a store on disk or in memory")
+        assert self.path is not None
+        return _gc.expunge(self.path, self._objects, self._refs, oids, wait=wait)
 
 
 # -- helpers ---------------------------------------------------------------------------------
