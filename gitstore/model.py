@@ -45,6 +45,7 @@ __all__ = [
     "TaskUpdate",
     "TransferResult",
     "Version",
+    "human_bytes",
     "redact_url",
 ]
 
@@ -288,6 +289,19 @@ class TaskDeletion:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
         return {"address": self.address, "deleted": True, "commit": self.commit}
+
+
+def human_bytes(n: int) -> str:
+    """``n`` bytes for people, in powers of 1024 as git and du print them: ``512 B``,
+    ``1.5 KiB``, ``12.0 MiB``, ``3.21 GiB``."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            break
+    return f"{value:.2f} {unit}" if value < 10 else f"{value:.1f} {unit}"
 
 
 @dataclasses.dataclass(frozen=True)

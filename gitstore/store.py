@@ -71,6 +71,7 @@ from gitstore.names import (
     check_layout,
     task_ref,
 )
+from gitstore.quota import Quota, StreamCheck
 from gitstore.scan import scan
 from gitstore.secrets import Masker
 from gitstore.versions import Versions
@@ -104,6 +105,7 @@ class Store:
         self._refs = refs
         self.path = path
         self.settings = settings or Settings()
+        self._quota = Quota(path if isinstance(objects, DiskObjects) else None, self.settings)
         self.versions = Versions(
             objects,
             refs,
@@ -249,6 +251,12 @@ class Store:
             head = self.versions.head(spec, task)
             if head is not None:
                 check_layout([*self.versions.manifest(head).artifacts, *names])
+        stream_check = None
+        if self._quota.active:
+            # Quotas refuse before anything is written; streams are checked as they are read.
+            sizes = [(i.name, _known_size(i)) for i in inputs if i.stream is None]
+            self._quota.check_put(sizes)
+            stream_check = self._quota.stream_check(sizes)
         masker = Masker() if mask_secrets is True else (mask_secrets or None)
         if masker is not None:
             message, metadata = ingest.mask_fields(masker, run_id, message, metadata, inputs)
@@ -256,7 +264,17 @@ class Store:
         # expunge remove no object meanwhile (see gitstore.backend.pins).
         with self._pinned():
             return self._put(
-                spec, task, inputs, run_id, message, metadata, replace, force, progress, masker
+                spec,
+                task,
+                inputs,
+                run_id,
+                message,
+                metadata,
+                replace,
+                force,
+                progress,
+                masker,
+                stream_check,
             )
 
     def _pinned(self) -> contextlib.AbstractContextManager[None]:
@@ -277,8 +295,11 @@ class Store:
         force: bool,
         progress: Progress | None,
         masker: Masker | None,
+        stream_check: StreamCheck | None,
     ) -> Version:
-        reader = ingest.Ingest(self._objects, self.path, fsync=self.settings.fsync)
+        reader = ingest.Ingest(
+            self._objects, self.path, fsync=self.settings.fsync, stream_check=stream_check
+        )
         now = now_iso()
         changes = {p.name: p.entry(now) for p in reader.store(inputs, progress, masker)}
 
@@ -303,6 +324,8 @@ class Store:
         )
         # The stat index learns only from puts that landed: a refused put writes nothing.
         reader.save_caches()
+        if self._quota.active and version.created:
+            self._quota.added(sum(e.size for e in changes.values()))
         return version
 
     def rm(
@@ -648,6 +671,14 @@ class Store:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _known_size(item: ingest.Input) -> int:
+    """The size of an input that is not a stream, as the put was given it."""
+    if item.data is not None:
+        return len(item.data)
+    assert item.stat is not None
+    return item.stat.st_size
 
 
 def _valid_component(text: str) -> bool:

@@ -40,6 +40,8 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.export",
         "gitstore.scan",
         "gitstore.gc",
+        "gitstore.quota",
+        "gitstore.du",
     ),
     # The HTTP client is a Store (a subclass speaking to a served one), so it sits beside it.
     ("gitstore.store", "gitstore.client"),

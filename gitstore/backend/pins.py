@@ -6,16 +6,16 @@ objects at that moment (gc's pack rewrite, :func:`gitstore.gc.expunge`) would le
 version pointing at nothing. So a writer *pins* the store for that span, and a remover waits
 until no pin is held before it removes anything, then reads the refs again.
 
-Two flocks in the repository folder make a turnstile (a readers-writer lock that cannot starve
-the remover):
+Two flocks make a turnstile (a readers-writer lock that cannot starve the remover). They are
+taken on folders every store has, so no file is added to the store:
 
-- ``gitstore-pins``: pinned writers hold it shared; a remover takes it exclusively.
-- ``gitstore-gate``: a writer takes it shared only for the instant it takes its pin; a remover
-  holds it exclusively while it waits for the pins and while it removes, so that new writers
-  queue at the gate instead of keeping the pin lock shared forever.
+- ``objects/``: pinned writers hold its flock shared; a remover takes it exclusively.
+- the repository folder itself (the *gate*): a writer takes it shared only for the instant it
+  takes its pin; a remover holds it exclusively while it waits for the pins and while it
+  removes, so that new writers queue at the gate instead of keeping the pins shared forever.
 
 flocks vanish with the process that held them: a writer killed while pinned blocks nobody.
-Stock git neither knows nor needs these files (it never removes objects without a grace period
+Stock git neither knows nor needs these locks (it never removes objects without a grace period
 unless told to).
 """
 
@@ -31,14 +31,14 @@ from gitstore.errors import ConflictError
 
 __all__ = ["GATE", "PINS", "exclusive", "pinned"]
 
-PINS = "gitstore-pins"
-GATE = "gitstore-gate"
+PINS = "objects"
+GATE = "."
 # How often a remover that waits looks again (seconds).
 _POLL = 0.005
 
 
 def _open(gitdir: str, name: str) -> int:
-    return os.open(os.path.join(gitdir, name), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    return os.open(os.path.join(gitdir, name), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
 
 @contextlib.contextmanager
