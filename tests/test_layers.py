@@ -41,6 +41,8 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.scan",
         "gitstore.gc",
         "gitstore.rewrite",
+        "gitstore.quota",
+        "gitstore.du",
     ),
     # The HTTP client is a Store (a subclass speaking to a served one), so it sits beside it.
     ("gitstore.store", "gitstore.client"),
