@@ -33,7 +33,7 @@ from gitstore.errors import (
 from gitstore.meta import ArtifactEntry, Manifest, decode_manifest, now_iso, parse_trailers
 from gitstore.model import MANIFEST_PATH, ArtifactInfo, RemovedArtifact, Version
 from gitstore.names import Address, artifact_uri, task_ref
-from gitstore.records import REWRITES_REF, RecordBook, RewriteRecord
+from gitstore.records import PURGES_REF, REWRITES_REF, PurgeRecord, RecordBook, RewriteRecord
 
 __all__ = ["MANIFEST_CACHE", "Versions", "walk_commits"]
 
@@ -84,6 +84,10 @@ class Versions:
         # Which commits rewrites replaced (retention, purge): resolve consults it.
         self.rewrites = RecordBook(
             objects, refs, REWRITES_REF, RewriteRecord, identity=identity, cas_timeout=cas_timeout
+        )
+        # Which blobs were purged (and their tombstones): purge and pull apply them.
+        self.purges = RecordBook(
+            objects, refs, PURGES_REF, PurgeRecord, identity=identity, cas_timeout=cas_timeout
         )
 
     @property

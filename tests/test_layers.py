@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.scan",
         "gitstore.gc",
         "gitstore.rewrite",
+        "gitstore.purge",
         "gitstore.quota",
         "gitstore.du",
     ),
