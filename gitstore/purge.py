@@ -34,6 +34,7 @@ __all__ = [
     "find_blob",
     "holders",
     "plan",
+    "plans",
     "tombstone_text",
 ]
 
@@ -82,6 +83,25 @@ def holders(versions: Versions, heads: Mapping[str, str], oids: Iterable[str]) -
     return found
 
 
+def plans(
+    versions: Versions, heads: Mapping[str, str], records: Mapping[str, PurgeRecord]
+) -> tuple[dict[str, dict[str, Edit]], str]:
+    """The rewrite plan of every task of ``heads`` holding a blob of ``records`` (blob id ->
+    record): ``SPEC/TASK -> {commit: Edit}``, and the time their removals record (the
+    records' own, not now: two stores applying them write the same commits)."""
+    found = holders(versions, heads, records)
+    out: dict[str, dict[str, Edit]] = {}
+    for h in found:
+        plan = out.setdefault(f"{h.spec}/{h.task}", {})
+        record = records[h.oid]
+        stone = Tombstone(record.tombstone.encode(), record.why or "purged")
+        replace = dict(plan[h.commit].replace) if h.commit in plan else {}
+        replace.update({name: stone for name in h.names})
+        plan[h.commit] = Edit(replace=replace)
+    when = max((records[h.oid].at for h in found), default=now_iso())
+    return out, when
+
+
 def enforce(
     versions: Versions, heads: Mapping[str, str], records: Mapping[str, PurgeRecord]
 ) -> list[Rewritten]:
@@ -89,21 +109,11 @@ def enforce(
     the record's tombstone in its place; the replaced commits are recorded as rewritten by
     ``purge``. Returns what each rewritten task became (tasks holding none are left alone).
     """
-    found = holders(versions, heads, records)
-    plans: dict[str, dict[str, Edit]] = {}
-    for h in found:
-        plan = plans.setdefault(f"{h.spec}/{h.task}", {})
-        record = records[h.oid]
-        stone = Tombstone(record.tombstone.encode(), record.why or "purged")
-        replace = dict(plan[h.commit].replace) if h.commit in plan else {}
-        replace.update({name: stone for name in h.names})
-        plan[h.commit] = Edit(replace=replace)
+    todo, when = plans(versions, heads, records)
     jobs = []
-    for key, plan in sorted(plans.items()):
+    for key, plan in sorted(todo.items()):
         spec, task = key.split("/", 1)
         jobs.append((spec, task, heads[key], plan))
-    # The records' own time, not now: two stores applying them write the same commits.
-    when = max((records[h.oid].at for h in found), default=now_iso())
     return rewrite_chains(versions, jobs, by="purge", at=when)
 
 

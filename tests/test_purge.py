@@ -87,6 +87,39 @@ def test_purge_by_sha256_and_by_blob_with_replacement_text(tmp_path: Path) -> No
             store.purge("s/u", "out.txt", blob=info.oid)
 
 
+def test_purge_records_travel_and_every_store_that_syncs_loses_the_bytes(
+    tmp_path: Path,
+) -> None:
+    """The issue's three stores: b and c pulled from a; a purges; b pulls from a (the secret
+    goes from b too, its own copies included); c, which added a version on top of the old
+    chain, pulls and pushes back to a (nothing brings the secret back, c's version is kept)."""
+    with leaky(tmp_path / "a") as a:
+        assert a.path is not None
+        b, _ = R.clone(a.path, tmp_path / "b")
+        c, _ = R.clone(a.path, tmp_path / "c")
+        c.put("s/t", {"notes.txt": "from c\n"}, message="c's run")
+        a.purge("s/t@v1", "log.log", why="leaked token", apply=True)
+
+        try:
+            R.pull(b)
+            R.pull(c)
+            pushed = R.push(c)
+            assert not pushed.refused, pushed.refused
+            for store in (a, b, c):
+                assert store.path is not None
+                assert not objects_hold(store.path, SECRET.encode()), store.path
+                assert store.scan() == [], store.path
+                fsck(store.path)
+            # c's version, put on the old chain, is kept: rebuilt on the purged one.
+            assert a.get("s/t", "notes.txt") == b"from c\n"
+            assert [v.version for v in a.log("s/t")] == [4, 3, 2, 1]
+            assert a.heads() == c.heads()
+            assert b"purged by gitstore" in b.get("s/t@v1", "log.log")
+        finally:
+            b.close()
+            c.close()
+
+
 def test_purge_output_names_remotes_and_rotation(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
