@@ -221,3 +221,35 @@ def test_a_rewrite_record_cannot_redirect_to_another_tasks_version(
     assert b.show(f"s/t@{v2}").commit == v2
     assert b.get("s/t@v2", "log.log") == b"log 2\n"
     assert [v.version for v in b.log("s/t")] == [4, 3, 2, 1]
+
+
+def test_push_of_a_rewrite_and_a_purge_to_a_served_store(tmp_path: Path) -> None:
+    from serving import Server
+
+    path = tmp_path / "served.git"
+    secret = "ghp_" + "Z1x2C3v4" * 5
+    with Store.open(path, create=True) as s:
+        s.put("s/t", {"log.log": f"token={secret}\n"})
+        for i in range(2, 5):
+            s.put("s/t", {"log.log": f"log {i}\n"})
+    server = Server(path, tmp_path / "server.log")
+    try:
+        mine, _ = R.clone(server.url + "/", tmp_path / "mine.git")
+        with mine:
+            drop_v2(mine)
+            mine.purge("s/t@v1", "log.log", why="leaked", apply=True)
+            pushed = R.push(mine)
+            assert not pushed.refused, pushed.refused
+            with Store.open(path) as served:
+                assert served.heads() == mine.heads()
+                assert [v.version for v in served.log("s/t")] == [4, 3, 1]
+                assert served.scan() == []
+            out = subprocess.run(
+                ["git", f"--git-dir={path}", "cat-file", "--batch-all-objects", "--batch"],
+                capture_output=True,
+                check=True,
+            ).stdout
+            assert secret.encode() not in out
+    finally:
+        server.stop()
+    fsck(path)

@@ -116,6 +116,8 @@ def _check(
         return current, f"this token may not write spec {spec!r}"
     if new == ZERO:
         return current, "a task is not deleted by push; delete it with 'gitstore rm --task'"
+    if current == new:
+        return current, None  # the records pushed with it already brought the task there
     if (old if old != ZERO else None) != current:
         return current, "the task has versions this push did not know of; pull first"
     if (
