@@ -31,7 +31,15 @@ from gitstore.backend.packs import (
     read_index,
 )
 
-__all__ = ["PackEntry", "PackFile", "read_pack", "remove_pack", "with_bases", "write_picked"]
+__all__ = [
+    "PackEntry",
+    "PackFile",
+    "entry_lengths",
+    "read_pack",
+    "remove_pack",
+    "with_bases",
+    "write_picked",
+]
 
 _OFS_DELTA = 6
 _REF_DELTA = 7
@@ -231,3 +239,15 @@ def remove_pack(base: str) -> None:
     for ext in _SIBLINGS:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(base + ext)
+
+
+def entry_lengths(base: str) -> dict[str, int]:
+    """Object id -> bytes of its entry in pack ``base`` (header and compressed data, what it
+    costs in the pack), from the index alone; ValueError or OSError if it cannot be read."""
+    rows, _ = read_index(base)
+    end = os.stat(base + ".pack").st_size - 20
+    out: dict[str, int] = {}
+    for i, (off, sha, _crc) in enumerate(rows):
+        stop = rows[i + 1][0] if i + 1 < len(rows) else end
+        out[sha.hex()] = stop - off
+    return out
