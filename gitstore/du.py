@@ -23,11 +23,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+import msgspec
+
 from gitstore.backend.objects import DiskObjects, ObjectBackend
 from gitstore.backend.repack import entry_lengths
-from gitstore.backend.trees import reachable
-from gitstore.model import DiskUsage, UsagePart
-from gitstore.names import task_ref
+from gitstore.backend.trees import MODE_GITLINK, MODE_TREE, read_blob, read_commit, read_tree
+from gitstore.meta import decode_manifest
+from gitstore.model import MANIFEST_PATH, DiskUsage, UsagePart
 from gitstore.quota import disk_usage
 from gitstore.versions import Versions
 
@@ -62,10 +64,8 @@ def du(versions: Versions, heads: Mapping[str, str], scope: str | None) -> DiskU
     tasks: dict[str, _Tally] = {}
     types: dict[str, _Tally] = {}
     for key in sorted(heads):
-        spec, task = key.split("/", 1)
-        new = reachable(objects, {task_ref(spec, task): heads[key]}, seen)
-        seen |= new
-        kinds = _artifact_types(versions, heads[key], new)
+        spec = key.split("/", 1)[0]
+        new, kinds = _walk(objects, heads[key], seen)
         spec_tally = specs.setdefault(spec, _Tally())
         task_tally = tasks.setdefault(key, _Tally())
         for oid in new:
@@ -94,17 +94,55 @@ def du(versions: Versions, heads: Mapping[str, str], scope: str | None) -> DiskU
     )
 
 
-def _artifact_types(versions: Versions, head: str, new: set[str]) -> dict[str, tuple[str, int]]:
-    """Blob id -> (content type, size) for the artifacts among ``new``, from the manifests of
-    the task's versions, newest first (a version already seen is skipped)."""
-    out: dict[str, tuple[str, int]] = {}
-    for commit in versions.walk([head]):
-        if commit not in new:
+def _walk(
+    objects: ObjectBackend, head: str, seen: set[str]
+) -> tuple[list[str], dict[str, tuple[str, int]]]:
+    """The objects ``head``'s history reaches that are not in ``seen`` (added to it), and
+    blob id -> (content type, size) from its versions' manifests, newest first.
+
+    One read per commit and tree and one per manifest: what :func:`reachable` and the manifests
+    cost together, without reading a commit or a tree twice. IntegrityError if one cannot be
+    read.
+    """
+    new: list[str] = []
+    kinds: dict[str, tuple[str, int]] = {}
+    commits = [head]
+    while commits:
+        commit = commits.pop()
+        if commit in seen:
             continue
-        for entry in versions.manifest(commit).artifacts.values():
-            if entry.oid in new and entry.oid not in out:
-                out[entry.oid] = (entry.content_type, entry.size)
-    return out
+        seen.add(commit)
+        new.append(commit)
+        info = read_commit(objects, commit)
+        commits.extend(reversed(info.parents))  # the first parent next: newest first
+        manifest = None
+        trees = [(info.tree, "")]
+        while trees:
+            tree, prefix = trees.pop()
+            if tree in seen:
+                continue
+            seen.add(tree)
+            new.append(tree)
+            for entry in read_tree(objects, tree):
+                path = prefix + entry.name.decode("utf-8", "replace")
+                if entry.mode == MODE_TREE:
+                    trees.append((entry.oid, path + "/"))
+                    continue
+                if entry.mode == MODE_GITLINK:
+                    continue  # another repository's commit: not here
+                if path == MANIFEST_PATH:
+                    manifest = entry.oid
+                if entry.oid not in seen:
+                    seen.add(entry.oid)
+                    new.append(entry.oid)
+        if manifest is not None:
+            try:
+                artifacts = decode_manifest(read_blob(objects, manifest)).artifacts
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue  # not a manifest gitstore can read: its blobs count as untyped
+            for a in artifacts.values():
+                kinds.setdefault(a.oid, (a.content_type, a.size))
+    return new, kinds
 
 
 def _object_sizes(objects: ObjectBackend) -> dict[str, int]:
