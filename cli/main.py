@@ -741,8 +741,10 @@ def verify(scope: str | None, as_json: bool) -> None:
 )
 @json_option
 def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
-    """Clean up after crashed writers: temp files, stale locks, small packs, unreachable objects.
+    """Give back the space of what no ref reaches; clean up after crashed writers.
 
+    Packs are rewritten without the objects no ref reaches once they are older than
+    --prune-after days (live entries copied as they are); temp files and stale locks go too.
     Safe while other processes write to the store.
     """
     report = _open().gc(prune_after=prune_after * 86400, dry_run=dry_run)

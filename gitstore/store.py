@@ -242,6 +242,9 @@ class Store:
           ConflictError: the ref stayed contended for ``gitstore.casTimeout`` seconds.
           SecretsFoundError: with ``mask_secrets``, ``run_id`` holds a secret (nothing is
             written).
+          QuotaExceededError: the put would pass ``gitstore.maxSize`` (StoreFullError) or an
+            artifact ``gitstore.maxArtifactSize`` (ArtifactTooLargeError); nothing is written
+            (see :mod:`gitstore.quota`).
         """
         spec, task, inputs = ingest.prepare(
             address, artifacts, content_type, tags, metadata, follow_symlinks
