@@ -749,8 +749,10 @@ def verify(scope: str | None, as_json: bool) -> None:
 )
 @json_option
 def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
-    """Clean up after crashed writers: temp files, stale locks, small packs, unreachable objects.
+    """Give back the space of what no ref reaches; clean up after crashed writers.
 
+    Packs are rewritten without the objects no ref reaches once they are older than
+    --prune-after days (live entries copied as they are); temp files and stale locks go too.
     Safe while other processes write to the store.
     """
     report = _open().gc(prune_after=prune_after * 86400, dry_run=dry_run)
@@ -764,10 +766,11 @@ def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
     from .lifecycle_purge import COMMANDS as PURGE_COMMANDS
+    from .lifecycle_space import COMMANDS as SPACE_COMMANDS
     from .runner import COMMANDS
     from .serve import COMMANDS as SERVE_COMMANDS
 
-    for command in [*COMMANDS, *SERVE_COMMANDS, *PURGE_COMMANDS]:
+    for command in [*COMMANDS, *SERVE_COMMANDS, *SPACE_COMMANDS, *PURGE_COMMANDS]:
         cli.add_command(command)
 
 

@@ -77,6 +77,7 @@ from gitstore.model import (
     Artifact,
     ArtifactInfo,
     Diff,
+    DiskUsage,
     ExpungeReport,
     GcReport,
     Problem,
@@ -544,6 +545,10 @@ class HttpStore(Store):
     def gc(self, *, prune_after: float = 14 * 86400, dry_run: bool = False) -> GcReport:
         """Refused: gc cleans the store's files, on the machine that holds them."""
         self._local_only("gc")
+
+    def du(self, scope: str | None = None) -> DiskUsage:
+        """Refused: du measures the store's files, on the machine that holds them."""
+        self._local_only("du")
 
     def expunge(self, oids: Iterable[str], *, wait: float = 120.0) -> ExpungeReport:
         """Refused: expunge rewrites the store's files, on the machine that holds them."""

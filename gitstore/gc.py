@@ -115,6 +115,8 @@ def collect(
                 packs_rewritten=len(plan.rewrite),
                 bytes_freed=sum(n for _, n in doomed.values()) + plan.estimate_freed(),
             )
+        if not plan.rewrite and not doomed:
+            return GcReport(temp, locks, 0, 0, 0, dry_run)  # nothing to remove: writers go on
         written = plan.write(objects.pack_dir, objects.fsync)
         before = sum(p.size for p in plan.rewrite) + sum(n for _, n in doomed.values())
         try:

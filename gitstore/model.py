@@ -31,6 +31,7 @@ __all__ = [
     "Artifact",
     "ArtifactInfo",
     "Diff",
+    "DiskUsage",
     "ExpungeReport",
     "GcReport",
     "Problem",
@@ -47,6 +48,7 @@ __all__ = [
     "TaskHead",
     "TaskUpdate",
     "TransferResult",
+    "UsagePart",
     "Version",
     "human_bytes",
     "redact_url",
@@ -357,6 +359,63 @@ class GcReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class UsagePart:
+    """The bytes of one spec, task or content type in :class:`DiskUsage`.
+
+    ``disk``: bytes on disk of the objects attributed to it (a packed object: its compressed
+    entry in the pack; a loose one: its file). ``logical``: the artifacts' own sizes, each
+    distinct blob once. ``objects``: how many objects that is.
+    """
+
+    name: str
+    disk: int
+    logical: int
+    objects: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiskUsage:
+    """What :meth:`gitstore.Store.du` measured: bytes on disk and logical bytes of a scope,
+    per spec, per task and per content type, every object counted once.
+
+    An object several tasks share is attributed to the first of them in ``SPEC/TASK`` order
+    (and its content type is the one that task's newest version gives it); commits, trees and
+    manifests count under their task and under the type ``(versions)``.
+
+    ``total`` is the bytes on disk: for the whole store, every file under ``objects/`` (what
+    ``git count-objects -v`` adds up), so it also holds ``unreachable`` (objects no ref reaches,
+    waiting for gc) and ``other`` (pack headers and indexes, a second copy of an object, temp
+    files of writes in flight); for a spec or a task, the sum of its parts.
+    """
+
+    scope: str | None
+    total: int
+    logical: int
+    unreachable: int
+    other: int
+    specs: tuple[UsagePart, ...]
+    tasks: tuple[UsagePart, ...]
+    types: tuple[UsagePart, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "scope": self.scope,
+            "total": self.total,
+            "logical": self.logical,
+            "unreachable": self.unreachable,
+            "other": self.other,
+            "specs": [p.to_dict() for p in self.specs],
+            "tasks": [p.to_dict() for p in self.tasks],
+            "types": [p.to_dict() for p in self.types],
+        }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from gitstore import du as _du
 from gitstore import export as _export
 from gitstore import gc as _gc
 from gitstore import ingest
@@ -55,6 +56,7 @@ from gitstore.model import (
     Artifact,
     ArtifactInfo,
     Diff,
+    DiskUsage,
     ExpungeReport,
     GcReport,
     Problem,
@@ -242,6 +244,9 @@ class Store:
           ConflictError: the ref stayed contended for ``gitstore.casTimeout`` seconds.
           SecretsFoundError: with ``mask_secrets``, ``run_id`` holds a secret (nothing is
             written).
+          QuotaExceededError: the put would pass ``gitstore.maxSize`` (StoreFullError) or an
+            artifact ``gitstore.maxArtifactSize`` (ArtifactTooLargeError); nothing is written
+            (see :mod:`gitstore.quota`).
         """
         spec, task, inputs = ingest.prepare(
             address, artifacts, content_type, tags, metadata, follow_symlinks
@@ -647,6 +652,18 @@ class Store:
         return _gc.collect(
             self.path, self._objects, self._refs, prune_after=prune_after, dry_run=dry_run
         )
+
+    def du(self, scope: str | None = None) -> DiskUsage:
+        """Bytes on disk and logical bytes of the store (or of ``SPEC`` or ``SPEC/TASK``),
+        per spec, task and content type, every object counted once (see :mod:`gitstore.du`
+        for what "on disk" means for a packed object and to whom a shared one is attributed).
+        A store in memory has no bytes on disk: only its logical bytes are counted.
+
+        Raises:
+          NotFoundError: ``scope`` names a spec or task that has no version.
+          IntegrityError: something the refs reach cannot be read.
+        """
+        return _du.du(self.versions, self.heads_in(scope), scope)
 
     def expunge(self, oids: Iterable[str], *, wait: float = _gc.REMOVE_WAIT) -> ExpungeReport:
         """Remove objects ``oids``, which no ref may reach, from the store now: no grace period.

@@ -365,3 +365,37 @@ def test_a_put_that_reuses_an_old_object_during_gc_keeps_it(
         assert store.get("s/new", "reused.bin", verify=True) == data
         assert store.verify() == []
     fsck(store_path)
+
+
+@pytest.mark.slow
+def test_writers_lose_nothing_while_gc_runs_with_no_grace_period(
+    store_path: Path, tmp_path: Path
+) -> None:
+    """Four writer processes (small, big, file and folder puts) while gc runs over and over
+    with no grace period: every acknowledged put is whole afterwards, and git agrees."""
+    from test_robust_concurrency import check_history, run_writers
+
+    with Store.open(store_path, create=True) as store:
+        store.put("old/t", {"a.txt": b"deleted before the writers start\n"})
+        store.rm_task("old/t")
+    stop = threading.Event()
+    runs: list[object] = []
+
+    def collect() -> None:
+        with Store.open(store_path) as s:
+            while not stop.is_set():
+                runs.append(s.gc(prune_after=0))
+
+    gc = threading.Thread(target=collect)
+    gc.start()
+    try:
+        jobs = [("race/shared", "s0", 12), ("race/shared", "s1", 12), ("race/own", "o0", 12)]
+        acks = run_writers(store_path, tmp_path, jobs, mix="mixed")
+    finally:
+        stop.set()
+        gc.join(120)
+    assert len(runs) >= 2, "gc did not run beside the writers"
+    with Store.open(store_path) as store:
+        check_history(store, acks)
+        assert store.verify() == []
+    fsck(store_path)

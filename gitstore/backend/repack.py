@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
 
+from gitstore._fs import write_all
 from gitstore.backend.packs import (
     Entry,
     PackWriter,
@@ -31,7 +32,15 @@ from gitstore.backend.packs import (
     read_index,
 )
 
-__all__ = ["PackEntry", "PackFile", "read_pack", "remove_pack", "with_bases", "write_picked"]
+__all__ = [
+    "PackEntry",
+    "PackFile",
+    "entry_lengths",
+    "read_pack",
+    "remove_pack",
+    "with_bases",
+    "write_picked",
+]
 
 _OFS_DELTA = 6
 _REF_DELTA = 7
@@ -162,6 +171,19 @@ def with_bases(
 class _CopyWriter(PackWriter):
     """A pack writer that copies entries from other packs in chunks."""
 
+    def _write(self, data: bytes) -> None:
+        if len(data) < _CHUNK:
+            super()._write(data)
+            return
+        # A whole chunk goes straight to the file: copying it into the buffer first would
+        # cost as much as the write.
+        self.sha.update(data)
+        if self.buf:
+            write_all(self.fd, bytes(self.buf))
+            self.buf.clear()
+        write_all(self.fd, data)
+        self.offset += len(data)
+
     def copy(self, f: BinaryIO, entry: PackEntry, sha: bytes, where: str) -> None:
         """Append ``entry`` (of the open pack ``f``) byte for byte, an offset delta rewritten
         as a reference delta; ValueError if its bytes fail the CRC of its index."""
@@ -169,7 +191,8 @@ class _CopyWriter(PackWriter):
         f.seek(entry.offset)
         head = f.read(entry.head)
         crc_in = zlib.crc32(head)
-        if entry.kind == _OFS_DELTA:
+        rewritten = entry.kind == _OFS_DELTA
+        if rewritten:
             assert entry.base is not None
             head = entry_header(_REF_DELTA, entry.size) + entry.base
         crc_out = zlib.crc32(head)
@@ -181,11 +204,12 @@ class _CopyWriter(PackWriter):
                 raise ValueError(f"{where}: entry {sha.hex()} is cut short")
             left -= len(chunk)
             crc_in = zlib.crc32(chunk, crc_in)
-            crc_out = zlib.crc32(chunk, crc_out)
+            if rewritten:
+                crc_out = zlib.crc32(chunk, crc_out)
             self._write(chunk)
         if crc_in != entry.crc:
             raise ValueError(f"{where}: entry {sha.hex()} fails its CRC")
-        self.rows.append((sha, crc_out, start))
+        self.rows.append((sha, crc_out if rewritten else crc_in, start))
 
 
 def write_picked(
@@ -231,3 +255,15 @@ def remove_pack(base: str) -> None:
     for ext in _SIBLINGS:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(base + ext)
+
+
+def entry_lengths(base: str) -> dict[str, int]:
+    """Object id -> bytes of its entry in pack ``base`` (header and compressed data, what it
+    costs in the pack), from the index alone; ValueError or OSError if it cannot be read."""
+    rows, _ = read_index(base)
+    end = os.stat(base + ".pack").st_size - 20
+    out: dict[str, int] = {}
+    for i, (off, sha, _crc) in enumerate(rows):
+        stop = rows[i + 1][0] if i + 1 < len(rows) else end
+        out[sha.hex()] = stop - off
+    return out

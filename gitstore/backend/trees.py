@@ -224,7 +224,8 @@ def reachable(
         except IntegrityError as e:
             raise IntegrityError(f"{e}, reached from {ref}") from None
         todo.extend((o, ref) for o in _children(obj, seen))
-    return seen
+    # Blobs go into seen as their trees are read, known or not.
+    return seen - known if known else seen
 
 
 def _children(obj: ShaFile, blobs: set[str]) -> Iterable[str]:
