@@ -25,11 +25,11 @@ from typing import Generic, TypeVar
 import msgspec
 
 from gitstore import cas
-from gitstore.backend.chains import new_commit, sharded_entries, sharded_tree
+from gitstore.backend.chains import blob_id, new_commit, sharded_entries, sharded_tree
 from gitstore.backend.config import DEFAULT_IDENTITY
 from gitstore.backend.objects import ObjectBackend
 from gitstore.backend.refs import RefBackend
-from gitstore.backend.trees import MODE_FILE, lookup, read_blob, read_commit
+from gitstore.backend.trees import MODE_FILE, MODE_TREE, read_blob, read_commit, read_tree
 from gitstore.errors import IntegrityError
 
 __all__ = [
@@ -48,6 +48,8 @@ REWRITES_REF = "refs/gitstore/rewrites"
 PURGES_REF = "refs/gitstore/purges"
 # One record is a few hundred bytes; a tombstone's text is at most 4 KiB.
 MAX_RECORD_BYTES = 8192
+# Records trees kept parsed (a root and its 256 fan-out trees, twice over).
+TREE_CACHE = 512
 
 
 class RewriteRecord(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -116,6 +118,7 @@ class RecordBook(Generic[R]):
         self.identity = identity
         self.cas_timeout = cas_timeout
         self._tree: tuple[str, str] | None = None
+        self._trees: dict[str, dict[str, tuple[int, str]]] = {}
         self._lock = threading.Lock()
 
     def head(self) -> str | None:
@@ -140,13 +143,38 @@ class RecordBook(Generic[R]):
         tree = self.tree()
         if tree is None or len(key) != 40:
             return None
-        entry = lookup(self._objects, tree, f"{key[:2]}/{key[2:]}")
-        if entry is None or entry.mode != MODE_FILE:
+        oid = self._stored(tree, key)
+        if oid is None:
             return None
         try:
-            return decode_record(read_blob(self._objects, entry.oid), self.kind)
+            return decode_record(read_blob(self._objects, oid), self.kind)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             raise IntegrityError(f"{self.ref}: the record of {key} is damaged ({e})") from None
+
+    def _stored(self, tree: str, key: str) -> str | None:
+        """The blob of ``key``'s record in records tree ``tree`` (trees read once, cached:
+        resolve and sync look many keys up, and a tree never changes)."""
+        root = self._entries(tree)
+        shard = root.get(key[:2])
+        if shard is None or shard[0] != MODE_TREE:
+            return None
+        entry = self._entries(shard[1]).get(key[2:])
+        return entry[1] if entry is not None and entry[0] == MODE_FILE else None
+
+    def _entries(self, tree: str) -> dict[str, tuple[int, str]]:
+        with self._lock:
+            cached = self._trees.get(tree)
+        if cached is not None:
+            return cached
+        entries = {
+            e.name.decode("utf-8", "replace"): (e.mode, e.oid)
+            for e in read_tree(self._objects, tree)
+        }
+        with self._lock:
+            self._trees[tree] = entries
+            if len(self._trees) > TREE_CACHE:
+                self._trees.pop(next(iter(self._trees)))
+        return entries
 
     def keys(self, prefix: str = "") -> list[str]:
         """The keys recorded (those starting with ``prefix``), sorted."""
@@ -184,7 +212,7 @@ class RecordBook(Generic[R]):
             changed = {
                 k: data
                 for k, data in encoded.items()
-                if base is None or _stored(self._objects, base, k) != data
+                if base is None or self._stored(base, k) != blob_id(data)
             }
             if not changed and (merge_from is None or merge_from == head):
                 return (None,)
@@ -211,8 +239,3 @@ class RecordBook(Generic[R]):
 def encode_record(record: RewriteRecord | PurgeRecord) -> bytes:
     """A record as stored: JSON with sorted keys and a trailing newline."""
     return _encoder.encode(record) + b"\n"
-
-
-def _stored(objects: ObjectBackend, tree: str, key: str) -> bytes | None:
-    entry = lookup(objects, tree, f"{key[:2]}/{key[2:]}")
-    return read_blob(objects, entry.oid) if entry is not None else None

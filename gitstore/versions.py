@@ -30,7 +30,14 @@ from gitstore.errors import (
     TaskNotFoundError,
     VersionNotFoundError,
 )
-from gitstore.meta import ArtifactEntry, Manifest, decode_manifest, now_iso, parse_trailers
+from gitstore.meta import (
+    ArtifactEntry,
+    Manifest,
+    Removal,
+    decode_manifest,
+    now_iso,
+    parse_trailers,
+)
 from gitstore.model import MANIFEST_PATH, ArtifactInfo, RemovedArtifact, Version
 from gitstore.names import Address, artifact_uri, task_ref
 from gitstore.records import PURGES_REF, REWRITES_REF, PurgeRecord, RecordBook, RewriteRecord
@@ -419,6 +426,8 @@ class Versions:
                 metadata=dict(metadata),
                 artifacts=artifacts,
             )
+            if base is not None and base.removals():
+                manifest.removed = _carried(base, artifacts)
             parents = [head] if head else []
             commit = self.write(manifest, parents, summary, carry=pending)
             pending.clear()
@@ -428,6 +437,20 @@ class Versions:
             return self.version(commit, manifest, parents=parents)
 
         return self.retry(ref, attempt)
+
+
+def _carried(base: Manifest, artifacts: Mapping[str, ArtifactEntry]) -> dict[str, Removal]:
+    """The base version's removal records that still describe the new set: a tombstone carried
+    along unchanged, a name expired and not put again (a reader of the new version still sees
+    why the bytes are not there)."""
+    out = {}
+    for name, r in base.removals().items():
+        entry = artifacts.get(name)
+        if (r.kind == "purged" and entry is not None and entry == base.artifacts.get(name)) or (
+            r.kind == "expired" and entry is None
+        ):
+            out[name] = r
+    return out
 
 
 def _same_set(a: Mapping[str, ArtifactEntry], b: Mapping[str, ArtifactEntry]) -> bool:

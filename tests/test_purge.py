@@ -152,3 +152,13 @@ def test_show_and_ls_say_what_was_purged(tmp_path: Path) -> None:
             assert result.exit_code == 0, result.output
             assert "out.txt purged on " in result.output
             assert "(leaked token)" in result.output
+
+
+def test_a_put_after_a_purge_still_says_what_was_purged(tmp_path: Path) -> None:
+    with leaky(tmp_path / "a") as a:
+        a.purge("s/u", "out.txt", why="leaked token", apply=True)
+        v2 = a.put("s/u", {"more.txt": "later\n"})
+        (gone,) = v2.removed
+        assert (gone.name, gone.kind) == ("out.txt", "purged")
+        a.put("s/u", {"out.txt": "fresh\n"})
+        assert a.show("s/u").removed == ()

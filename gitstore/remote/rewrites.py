@@ -287,6 +287,9 @@ def settle_fetched(store: Store, heads: Mapping[str, str]) -> dict[str, str]:
     done: list[Rewritten] = []
     for key, head in heads.items():
         spec, task = key.split("/", 1)
+        if head == versions.head(spec, task):
+            out[key] = head  # what we hold: our own chain is settled already
+            continue
         moved = translate(versions, spec, task, head)
         new_head = moved.new_head
         done.append(moved)
