@@ -95,6 +95,8 @@ LOCAL_ONLY = [
     ["init"],
     ["verify"],
     ["gc"],
+    ["du"],
+    ["purge", "--blob", "0" * 40],
     ["scan"],
     ["remote", "ls"],
     ["clone", "http://127.0.0.1:1/", "elsewhere"],
