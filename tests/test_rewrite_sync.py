@@ -253,3 +253,46 @@ def test_push_of_a_rewrite_and_a_purge_to_a_served_store(tmp_path: Path) -> None
     finally:
         server.stop()
     fsck(path)
+
+
+def _rewrite_record(**over: object) -> bytes:
+    record: dict[str, object] = {
+        "spec": "s",
+        "task": "t",
+        "version": 2,
+        "new": None,
+        "at": "2026-01-01T00:00:00.000000Z",
+        "by": "retention",
+    }
+    record.update(over)
+    return json.dumps(record).encode()
+
+
+HOSTILE_REWRITES: dict[str, bytes] = {
+    "a task name that escapes": _rewrite_record(task="../x"),
+    "a version of zero": _rewrite_record(version=0),
+    "a new commit that is no id": _rewrite_record(new="HEAD~1"),
+    "a time that is no time": _rewrite_record(at="yesterday"),
+    "a verb with a newline": _rewrite_record(by="retention\nx"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_REWRITES))
+def test_hostile_rewrite_records_are_refused_exit_15_in_one_line(
+    pair: tuple[Store, Store], case: str
+) -> None:
+    from click.testing import CliRunner
+
+    from gitstore.cli.main import cli
+
+    a, b = pair
+    assert a.path is not None and b.path is not None
+    commit = _records_commit(a.path, [("ab", "c" * 38, HOSTILE_REWRITES[case])])
+    git(a.path, "update-ref", "refs/gitstore/rewrites", commit)
+    heads = b.heads()
+    result = CliRunner().invoke(cli, ["--store", b.path, "pull"])
+    assert result.exit_code == 15, result.output
+    (line,) = [ln for ln in result.output.splitlines() if ln.startswith("gitstore:")]
+    assert "refs/gitstore/rewrites: entry 'ab/" in line
+    assert b.heads() == heads
+    assert b.versions.rewrites.head() is None
