@@ -426,8 +426,9 @@ class Versions:
                 metadata=dict(metadata),
                 artifacts=artifacts,
             )
-            if base is not None and base.removals():
-                manifest.removed = _carried(base, artifacts)
+            carried = _carried(base, artifacts) if base is not None else {}
+            if carried:
+                manifest.removed = carried
             parents = [head] if head else []
             commit = self.write(manifest, parents, summary, carry=pending)
             pending.clear()
