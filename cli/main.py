@@ -603,19 +603,25 @@ def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> N
     if as_json:
         _emit_json([v.to_dict(artifacts=False) for v in versions])
         return
-    _table(
+    rows = [
         [
-            [
-                f"v{v.version}",
-                v.commit[:12],
-                _when(v.created_at),
-                v.run_id or "-",
-                _plural(len(v.artifacts), "artifact"),
-                _first_line(v.message),
-            ]
-            for v in versions
+            f"v{v.version}",
+            v.commit[:12],
+            _when(v.created_at),
+            v.run_id or "-",
+            _plural(len(v.artifacts), "artifact"),
+            # Aliases first, as git shows its decorations: "(best, shipped) message".
+            (f"({', '.join(v.aliases)}) " if v.aliases else "") + _first_line(v.message),
         ]
-    )
+        for v in versions
+    ]
+    if any(len(v.parents) > 1 for v in versions):
+        # Merges: draw the history's shape (lanes, forks, joins) so duplicate numbers make sense.
+        from .lifecycle_alias import graph
+
+        lanes = graph([(v.commit, v.parents) for v in versions])
+        rows = [[p, *(rows[i] if i is not None else [""] * 6)] for p, i in lanes]
+    _table(rows)
 
 
 @cli.command()
@@ -646,6 +652,7 @@ def show(address: str, name: str | None, as_json: bool) -> None:
             "run_id": version.run_id or "-",
             "message": _first_line(version.message) or "-",
             "metadata": " ".join(f"{k}={v}" for k, v in version.metadata.items()) or "-",
+            **({"aliases": " ".join(version.aliases)} if version.aliases else {}),
             # A merge made by pull names what both sides changed (the newer side kept it).
             **({"conflicts": " ".join(version.conflicts)} if version.conflicts else {}),
             "artifacts": len(version.artifacts),
@@ -769,6 +776,9 @@ _register()
 from .remote import register as _register_remote  # noqa: E402 - needs the helpers above
 
 _register_remote(cli)
+from .lifecycle_alias import register as _register_alias  # noqa: E402 - after the group exists
+
+_register_alias(cli)
 
 
 def main() -> None:

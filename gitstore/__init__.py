@@ -23,6 +23,7 @@ import types
 from typing import TYPE_CHECKING
 
 from gitstore.errors import (
+    AmbiguousRevisionError,
     ArtifactNotFoundError,
     ConflictError,
     CorruptTransferError,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from gitstore.failures import FAILURE_NAME
     from gitstore.ingest import guess_type
     from gitstore.model import (
+        Alias,
         Artifact,
         ArtifactInfo,
         Diff,
@@ -95,6 +97,8 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alias",
+    "AmbiguousRevisionError",
     "Artifact",
     "ArtifactInfo",
     "ArtifactNotFoundError",
@@ -179,6 +183,7 @@ _LAZY: dict[str, str] = {
     for module, names in {
         "gitstore.capture": ("Captured", "CapturePolicy", "Excerpt", "capture"),
         "gitstore.model": (
+            "Alias",
             "Artifact",
             "ArtifactInfo",
             "Diff",

@@ -74,6 +74,7 @@ from gitstore.errors import (
 from gitstore.export import plan as export_plan
 from gitstore.ingest import Input, guess_type, mask_fields, prepare
 from gitstore.model import (
+    Alias,
     Artifact,
     ArtifactInfo,
     Diff,
@@ -542,6 +543,18 @@ class HttpStore(Store):
     def gc(self, *, prune_after: float = 14 * 86400, dry_run: bool = False) -> GcReport:
         """Refused: gc cleans the store's files, on the machine that holds them."""
         self._local_only("gc")
+
+    def alias(self, address: str, name: str) -> Alias:
+        """Refused: aliases are set where the store is (``SPEC/TASK@NAME`` reads work here)."""
+        self._local_only("alias")
+
+    def unalias(self, address: str, name: str) -> Alias:
+        """Refused, as :meth:`alias`."""
+        self._local_only("alias")
+
+    def aliases(self, scope: str | None = None) -> list[Alias]:
+        """Refused, as :meth:`alias`."""
+        self._local_only("alias")
 
     def _local_only(self, operation: str) -> NoReturn:
         raise UsageError(

@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from gitstore import aliases as _aliases
 from gitstore import export as _export
 from gitstore import gc as _gc
 from gitstore import ingest
@@ -50,6 +51,7 @@ from gitstore.meta import (
     now_iso,
 )
 from gitstore.model import (
+    Alias,
     Artifact,
     ArtifactInfo,
     Diff,
@@ -74,6 +76,7 @@ from gitstore.secrets import Masker
 from gitstore.versions import Versions
 
 __all__ = [
+    "Alias",
     "Artifact",
     "ArtifactInfo",
     "Diff",
@@ -398,19 +401,90 @@ class Store:
         ]
 
     def show(self, address: str) -> Version:
-        """The version ``SPEC/TASK[@REV]`` with its metadata and artifacts."""
+        """The version ``SPEC/TASK[@REV]`` with its metadata, artifacts and aliases."""
         addr = _names.parse_address(address, need_task=True)
-        return self.versions.version(self.versions.resolve(addr))
+        assert addr.task is not None
+        version = self.versions.version(self.versions.resolve(addr))
+        return _with_aliases([version], self.versions.aliases(addr.spec, addr.task))[0]
 
     def log(self, address: str, *, limit: int | None = None) -> list[Version]:
         """Versions of ``SPEC/TASK`` newest first: the first-parent chain, then merged-in sides.
 
         Every version reachable from the head is listed once, ordered by version number then
-        creation time (newest first).
+        creation time (newest first), each with the aliases that name it.
         """
         addr = _names.parse_address(address, need_task=True)
+        assert addr.task is not None
         found = self.versions.history(self.versions.resolve(addr))
-        return found[:limit] if limit is not None else found
+        found = found[:limit] if limit is not None else found
+        return _with_aliases(found, self.versions.aliases(addr.spec, addr.task))
+
+    # -- aliases -------------------------------------------------------------------------------
+
+    def alias(self, address: str, name: str) -> Alias:
+        """Name version ``SPEC/TASK[@REV]`` ``name``, so that ``SPEC/TASK@name`` resolves to it.
+
+        An alias already set is moved (by compare-and-swap, like every ref move). The name must
+        not read as a revision (:func:`gitstore.names.check_alias`: not ``vN``, not only hex
+        digits, not ``HEAD``/``latest``). An aliased version is never dropped by retention, and
+        aliases travel with push, pull and bundles (see :mod:`gitstore.aliases` for how two
+        stores that disagree agree).
+
+        Raises InvalidNameError for a bad name, the resolve errors for a bad address.
+        """
+        addr = _names.parse_address(address, need_task=True)
+        assert addr.task is not None
+        _names.check_alias(name)
+        commit = self.versions.resolve(addr)
+        value, _ = _aliases.set_alias(
+            self._objects,
+            self._refs,
+            addr.spec,
+            addr.task,
+            name,
+            commit,
+            identity=self.settings.identity,
+            timeout=self.settings.cas_timeout,
+        )
+        return self._alias(value)
+
+    def unalias(self, address: str, name: str) -> Alias:
+        """Remove alias ``name`` of ``SPEC/TASK``; return what it named.
+
+        Raises NotFoundError when the task has no such alias.
+        """
+        addr = _names.parse_address(address, need_task=True, allow_rev=False)
+        assert addr.task is not None
+        _names.check_alias(name)
+        before = _aliases.remove(
+            self._objects,
+            self._refs,
+            addr.spec,
+            addr.task,
+            name,
+            identity=self.settings.identity,
+            timeout=self.settings.cas_timeout,
+        )
+        return self._alias(before)
+
+    def aliases(self, scope: str | None = None) -> list[Alias]:
+        """Every alias of the store, of ``SPEC`` or of ``SPEC/TASK``, by spec, task and name."""
+        spec = task = None
+        if scope is not None:
+            addr = _names.parse_address(scope, allow_rev=False)
+            spec, task = addr.spec, addr.task
+        return [self._alias(v) for v in _aliases.scan(self._objects, self._refs, spec, task)]
+
+    def _alias(self, value: _aliases.AliasValue) -> Alias:
+        return Alias(
+            spec=value.spec,
+            task=value.task,
+            name=value.name,
+            commit=value.commit,
+            version=self.versions.number(value.commit),
+            set_at=_aliases.set_at(value.tag),
+            tag=value.tag.oid,
+        )
 
     def iter_versions(self, address: str) -> Iterator[Version]:
         """First-parent chain of ``SPEC/TASK[@REV]``, newest first, read lazily."""
@@ -597,6 +671,17 @@ class Store:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _with_aliases(found: list[Version], names: Mapping[str, str]) -> list[Version]:
+    """``found`` with each version's aliases (``names``: alias -> commit) filled in."""
+    by_commit: dict[str, list[str]] = {}
+    for name, commit in sorted(names.items()):
+        by_commit.setdefault(commit, []).append(name)
+    return [
+        dataclasses.replace(v, aliases=tuple(by_commit[v.commit])) if v.commit in by_commit else v
+        for v in found
+    ]
 
 
 def _valid_component(text: str) -> bool:

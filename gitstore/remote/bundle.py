@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from typing import IO
 
 from dulwich.bundle import create_bundle_from_repo, write_bundle
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from gitstore._fs import atomic_write
 from gitstore.errors import CorruptTransferError, InputError, NotFoundError, RemoteError
 from gitstore.model import TaskUpdate, TransferResult
+from gitstore.remote import aliases as _aliases
 from gitstore.remote.config import store_gitdir
 from gitstore.remote.pull import integrate_all
 from gitstore.remote.scope import Scope, ref_of, task_of
@@ -39,7 +41,15 @@ def bundle_create(
     result = TransferResult("bundle", target)
     repo = Repo(gitdir)
     try:
-        bundle = create_bundle_from_repo(repo, refs=[ref_of(k) for k in heads], version=2)
+        carried = _aliases.local(store, sel)
+        bundle = create_bundle_from_repo(
+            repo, refs=[ref_of(k) for k in heads] + [Ref(r.encode()) for r in carried], version=2
+        )
+        for ref, tag in carried.items():
+            # dulwich records a ref's peeled value when it knows one (a ref packed by `git
+            # pack-refs`): the commit, not the alias's tag, which an import would refuse.
+            if bundle.references.get(Ref(ref.encode())) != tag.encode():
+                bundle.references.pop(Ref(ref.encode()), None)
         try:
             with atomic_write(target, fsync=store.settings.fsync) as f:
                 write_bundle(f, bundle)
@@ -89,7 +99,8 @@ def bundle_import(
         finally:
             repo.close()
     result.objects, result.bytes = new_pack_stats(gitdir, before)
-    integrate_all(store, heads, result, progress)
+    aliases = {r: refs[r] for r in _aliases.wanted(refs, Scope(()))}
+    integrate_all(store, heads, result, progress, aliases)
     return result
 
 
