@@ -529,16 +529,23 @@ def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
 @cli.command()
 @click.argument("address", metavar="SPEC/TASK[@REV]")
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
-def export(address: str, dest: Path) -> None:
-    """Write every artifact of SPEC/TASK[@REV] into folder DIR (created if missing).
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Export only this artifact (or folder); repeatable.",
+)
+def export(address: str, dest: Path, names: tuple[str, ...]) -> None:
+    """Write every artifact of SPEC/TASK[@REV] (or only each --name) into folder DIR.
 
-    Each file is written whole or not at all; existing files of the same names are replaced. A
-    name that could leave DIR (.., .git, a leading /, a path through a symbolic link already in
-    DIR) is refused, exit 3, before anything is written.
+    DIR is created if missing. Each file is written whole or not at all; existing files of the
+    same names are replaced. A name that could leave DIR (.., .git, a leading /, a path through
+    a symbolic link already in DIR) is refused, exit 3, before anything is written.
     """
     store = _open()
     with _progress("exporting", lambda: sum(a.size for a in store.show(address).artifacts)) as tick:
-        written = store.export(address, dest, progress=tick)
+        written = store.export(address, dest, progress=tick, names=names or None)
     say(f"exported {_plural(len(written), 'artifact')} to {dest}")
 
 

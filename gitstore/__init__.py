@@ -50,9 +50,9 @@ if TYPE_CHECKING:
     # What type checkers and readers see; at run time __getattr__ below loads each name from the
     # module _LAZY gives for it, on first use (a test keeps the two lists the same).
     from gitstore.backend.objects import BlobReader
-    from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
+    from gitstore.capture import Captured, CaptureDigest, CapturePolicy, Excerpt, capture
     from gitstore.client import HttpStore
-    from gitstore.failures import FAILURE_NAME
+    from gitstore.failures import FAILURE_NAME, render_failure
     from gitstore.ingest import guess_type
     from gitstore.model import (
         Alias,
@@ -103,6 +103,7 @@ __all__ = [
     "ArtifactInfo",
     "ArtifactNotFoundError",
     "BlobReader",
+    "CaptureDigest",
     "CapturePolicy",
     "Captured",
     "ConflictError",
@@ -168,6 +169,7 @@ __all__ = [
     "record_task",
     "remotes",
     "remove_remote",
+    "render_failure",
     "resolve_ref",
     "sync",
     "write_jsonl",
@@ -181,7 +183,7 @@ __all__ = [
 _LAZY: dict[str, str] = {
     name: module
     for module, names in {
-        "gitstore.capture": ("Captured", "CapturePolicy", "Excerpt", "capture"),
+        "gitstore.capture": ("CaptureDigest", "Captured", "CapturePolicy", "Excerpt", "capture"),
         "gitstore.model": (
             "Alias",
             "Artifact",
@@ -215,7 +217,7 @@ _LAZY: dict[str, str] = {
         "gitstore.remote.push": ("push",),
         "gitstore.remote.serve": ("GIT_MAY_WRITE", "git_http_app"),
         "gitstore.remote.sync": ("clone", "sync"),
-        "gitstore.failures": ("FAILURE_NAME",),
+        "gitstore.failures": ("FAILURE_NAME", "render_failure"),
         "gitstore.runner": (
             "TEST_NAME",
             "TaskRecord",

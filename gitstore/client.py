@@ -91,7 +91,7 @@ from gitstore.model import (
 from gitstore.secrets import Masker
 
 # put's and export's own checks, shared with the local store so that both refuse alike.
-from gitstore.store import Store
+from gitstore.store import Store, pick
 
 if TYPE_CHECKING:
     import urllib3
@@ -485,10 +485,11 @@ class HttpStore(Store):
         dest: str | os.PathLike[str],
         *,
         progress: Progress | None = None,
+        names: Sequence[str] | None = None,
     ) -> list[str]:
         """:meth:`Store.export` of a served version into folder ``dest`` here, with the same
         checks before anything is written and the same whole-or-absent files."""
-        version = self.show(address)
+        version = pick(self.show(address), names)
         root = os.path.abspath(os.fspath(dest))
         if os.path.exists(root) and not os.path.isdir(root):
             raise UsageError(f"{root} exists and is not a folder")

@@ -14,6 +14,7 @@ One :class:`Store` may be shared by threads; any number of processes may open th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -84,6 +85,7 @@ __all__ = [
     "Problem",
     "Store",
     "Version",
+    "pick",
 ]
 
 
@@ -163,6 +165,13 @@ class Store:
 
     def __enter__(self) -> Store:
         return self
+
+    def __del__(self) -> None:
+        # A store dropped without close() (a runner that forgot, an exception on the way) closes
+        # its pack files here, quietly: left to dulwich, each open pack warns at garbage
+        # collection or at interpreter exit ("unclosed Pack ..."), on a runner's stderr.
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -569,8 +578,14 @@ class Store:
         dest: str | os.PathLike[str],
         *,
         progress: Progress | None = None,
+        names: Sequence[str] | None = None,
     ) -> list[str]:
         """Write every artifact of ``SPEC/TASK[@REV]`` under folder ``dest``; return the paths.
+
+        ``names`` limits it to those artifacts (a folder name takes every file under it), each
+        written to ``dest/NAME`` the same way; a name the version lacks raises
+        ArtifactNotFoundError before anything is written. (One artifact to a file of any name:
+        :meth:`save_artifact`.)
 
         Files are written to a temp name and renamed, so a file is either whole or absent;
         executable bits are restored; existing files of the same names are replaced.
@@ -585,8 +600,9 @@ class Store:
           UsageError: ``dest`` exists and is not a folder.
           OSError: a file or folder that cannot be written.
         """
+        version = pick(self.show(address), names)
         return _export.export(
-            self._objects, self.show(address), dest, fsync=self.settings.fsync, progress=progress
+            self._objects, version, dest, fsync=self.settings.fsync, progress=progress
         )
 
     def save_artifact(
@@ -671,6 +687,23 @@ class Store:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def pick(version: Version, names: Sequence[str] | None) -> Version:
+    """``version`` with only the artifacts ``names`` name (a folder name: every file under it);
+    all of them when ``names`` is None. ArtifactNotFoundError for a name that matches none."""
+    if names is None:
+        return version
+    picked: list[ArtifactInfo] = []
+    for n in names:
+        check_artifact_name(n)
+        hit = [a for a in version.artifacts if a.name == n or a.name.startswith(n + "/")]
+        if not hit:
+            raise ArtifactNotFoundError(
+                f"{version.spec}/{version.task}@v{version.version} has no artifact {n!r}"
+            )
+        picked += [a for a in hit if a not in picked]
+    return dataclasses.replace(version, artifacts=tuple(picked))
 
 
 def _with_aliases(found: list[Version], names: Mapping[str, str]) -> list[Version]:
