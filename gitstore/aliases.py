@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from gitstore import cas
 from gitstore.backend.objects import ObjectBackend
@@ -26,7 +26,7 @@ from gitstore.backend.tags import TagInfo, read_tag, write_tag
 from gitstore.errors import GitstoreError, IntegrityError, NotFoundError
 from gitstore.names import ALIASES_PREFIX, alias_ref, check_alias, check_component
 
-__all__ = ["AliasValue", "later", "lookup", "remove", "scan", "set_alias", "set_at"]
+__all__ = ["AliasValue", "follow", "later", "lookup", "remove", "scan", "set_alias", "set_at"]
 
 # The tag's own name field for aliases (stock git shows it in `git cat-file -p`).
 _KIND_COMMIT = "commit"
@@ -195,3 +195,51 @@ def remove(
     )
     assert before is not None  # must_exist
     return before
+
+
+def follow(
+    objects: ObjectBackend,
+    refs: RefBackend,
+    spec: str,
+    task: str,
+    mapping: Mapping[str, str | None],
+    *,
+    identity: bytes,
+    timeout: float,
+) -> list[str]:
+    """Move the aliases of ``spec/task`` after a rewrite of its chain (``mapping``: old commit
+    -> the commit that holds that version now, None when it was dropped); return their names.
+
+    An alias naming a replaced commit is set to its new commit (a new tag, stamped like a set),
+    one naming a dropped version is removed (retention never drops an aliased version; a forced
+    drop takes the name with it), so no alias keeps what a rewrite removed (a purged secret)
+    reachable. An alias moved meanwhile by someone else is left as they set it.
+    """
+    moved = []
+    for value in list(scan(objects, refs, spec, task)):
+        old = value.commit
+        if old not in mapping:
+            continue
+        new = mapping[old]
+        ref = alias_ref(spec, task, value.name)
+
+        def attempt(
+            ref: str = ref, old: str = old, new: str | None = new, name: str = value.name
+        ) -> bool | None:
+            current = refs.get(ref)
+            tag = None if current is None else read_tag(objects, current)
+            if tag is None or tag.kind != _KIND_COMMIT or tag.target != old:
+                return False  # moved or removed meanwhile: theirs stands
+            oid = write_tag(
+                objects,
+                name,
+                target=new,
+                message=_message(spec, task, name, new),
+                identity=identity,
+                when=max(int(time.time()), tag.time + 1),
+            )
+            return True if refs.cas(ref, current, oid) else None
+
+        if cas.retry(attempt, ref=ref, timeout=timeout, doing="to follow a rewrite"):
+            moved.append(value.name)
+    return moved

@@ -78,6 +78,7 @@ from gitstore.model import (
     Artifact,
     ArtifactInfo,
     Diff,
+    ExpungeReport,
     GcReport,
     Problem,
     SecretFinding,
@@ -556,6 +557,10 @@ class HttpStore(Store):
     def aliases(self, scope: str | None = None) -> list[Alias]:
         """Refused, as :meth:`alias`."""
         self._local_only("alias")
+
+    def expunge(self, oids: Iterable[str], *, wait: float = 120.0) -> ExpungeReport:
+        """Refused: expunge rewrites the store's files, on the machine that holds them."""
+        self._local_only("expunge")
 
     def _local_only(self, operation: str) -> NoReturn:
         raise UsageError(

@@ -33,8 +33,9 @@ from gitstore.errors import (
     VersionNotFoundError,
 )
 from gitstore.meta import ArtifactEntry, Manifest, decode_manifest, now_iso, parse_trailers
-from gitstore.model import MANIFEST_PATH, ArtifactInfo, Version
+from gitstore.model import MANIFEST_PATH, ArtifactInfo, RemovedArtifact, Version
 from gitstore.names import Address, artifact_uri, task_ref
+from gitstore.records import REWRITES_REF, RecordBook, RewriteRecord
 
 __all__ = ["MANIFEST_CACHE", "Versions", "walk_commits"]
 
@@ -82,6 +83,10 @@ class Versions:
         self.cas_timeout = cas_timeout
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # Which commits rewrites replaced (retention, purge): resolve consults it.
+        self.rewrites = RecordBook(
+            objects, refs, REWRITES_REF, RewriteRecord, identity=identity, cas_timeout=cas_timeout
+        )
 
     @property
     def objects(self) -> ObjectBackend:
@@ -205,6 +210,10 @@ class Versions:
             artifacts=arts,
             conflicts=tuple(m.conflicts),
             created=created,
+            removed=tuple(
+                RemovedArtifact(name, r.kind, r.size, r.sha256, r.at, r.why)
+                for name, r in sorted(m.removals().items())
+            ),
         )
 
     # -- history ---------------------------------------------------------------------------
@@ -236,6 +245,11 @@ class Versions:
         where = f"{addr.spec}/{addr.task}"
         rev = addr.rev
         if rev.kind == "commit" and isinstance(rev.value, str) and len(rev.value) == 40:
+            # A rewritten version resolves to the commit that holds it now (the old one may still
+            # hold what the rewrite removed), a dropped one is refused as gone.
+            moved = self.rewritten(addr.spec, addr.task, rev.value)
+            if moved is not None:
+                return moved
             # A pinned commit resolves for as long as the object exists, even if the ref is gone.
             try:
                 self.commit(rev.value)
@@ -253,6 +267,9 @@ class Versions:
                 )
             except NotFoundError:
                 raise VersionNotFoundError(f"{where} has no alias {rev.value!r}") from None
+            # An alias still naming a commit a rewrite replaced (one pulled from a store that
+            # had not seen the rewrite) names the version, where it is now.
+            commit = self.rewritten(addr.spec, addr.task, commit) or commit
             m = self.manifest(commit)
             if (m.spec, m.task) != (addr.spec, addr.task):
                 raise IntegrityError(
@@ -283,6 +300,14 @@ class Versions:
             raise VersionNotFoundError(f"{where} has no version {rev}")
         prefix = str(rev.value)
         found = sorted(c for c in self.walk([head]) if c.startswith(prefix))
+        if not found:
+            # A prefix of a commit a rewrite replaced: the version it was, if still kept.
+            replaced = self.rewrites.keys(prefix)
+            if len(replaced) == 1:
+                moved = self.rewritten(addr.spec, addr.task, replaced[0])
+                if moved is not None:
+                    return moved
+            found = sorted(replaced)
         if len(found) == 1:
             return found[0]
         if found:
@@ -293,6 +318,34 @@ class Versions:
                 tuple(found),
             )
         raise VersionNotFoundError(f"{where} has no version {prefix}")
+
+    def rewritten(self, spec: str, task: str, commit: str) -> str | None:
+        """The commit that holds version ``commit`` of ``spec/task`` since a rewrite replaced
+        it (following rewrites of rewrites), or None when no rewrite replaced it.
+
+        Raises VersionNotFoundError when the version was dropped (naming when and why), or when
+        the record is of another task.
+        """
+        where = f"{spec}/{task}"
+        seen: set[str] = set()
+        current = commit
+        record: RewriteRecord | None = None
+        while True:
+            found = self.rewrites.get(current)
+            if found is None or current in seen:
+                break
+            seen.add(current)
+            record = found
+            if (record.spec, record.task) != (spec, task):
+                raise VersionNotFoundError(f"{where} has no version {commit}")
+            if record.new is None:
+                why = f" ({record.why})" if record.why else ""
+                raise VersionNotFoundError(
+                    f"{where}@{commit[:12]} (v{record.version}) is gone: dropped by "
+                    f"{record.by} on {record.at[:10]}{why}"
+                )
+            current = record.new
+        return None if record is None else current
 
     def numbered(self, head: str, number: int) -> tuple[list[str], dict[str, int]]:
         """Every version numbered ``number`` reachable from ``head`` (sorted), and the number of
@@ -361,6 +414,19 @@ class Versions:
         dropped); tombstones of removed aliases are not listed.
         """
         return {a.name: a.commit for a in _aliases.scan(self._objects, self._refs, spec, task)}
+
+    def follow_aliases(self, spec: str, task: str, mapping: Mapping[str, str | None]) -> list[str]:
+        """Move the aliases of ``spec/task`` after a rewrite replaced commits (``mapping``: old
+        -> new, None for dropped); see :func:`gitstore.aliases.follow`. Returns their names."""
+        return _aliases.follow(
+            self._objects,
+            self._refs,
+            spec,
+            task,
+            mapping,
+            identity=self.identity,
+            timeout=self.cas_timeout,
+        )
 
     # -- writing ---------------------------------------------------------------------------
 

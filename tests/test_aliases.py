@@ -365,3 +365,43 @@ def test_alias_refs_with_names_gitstore_refuses_are_ignored(s3: Store, tmp_path:
         assert result.aliases == []
         assert c.show("s/t@v1").commit == v1
         assert git(c.path or "", "for-each-ref", "refs/gitstore").stdout == ""
+
+
+# -- after a rewrite of the chain ----------------------------------------------------------------
+
+
+def test_an_alias_follows_its_version_through_a_rewrite(s3: Store) -> None:
+    from gitstore.rewrite import Edit, rewrite_chain
+
+    s3.put("s/t", {"log.log": "secret-ish"})  # v4
+    v1, v4 = s3.show("s/t@v1").commit, s3.show("s/t@v4").commit
+    s3.alias("s/t@v4", "best")
+    done = rewrite_chain(
+        s3.versions,
+        "s",
+        "t",
+        expect=s3.show("s/t").commit,
+        plan={v1: Edit(expire={"x": "test"}), v4: Edit(expire={"log.log": "test"})},
+        by="test",
+    )
+    new = done.mapping[v4]
+    assert new is not None and new != v4
+    assert s3.show("s/t@best").commit == new
+    # Stock git: the alias holds the new commit, so it no longer keeps the old one alive.
+    path = s3.path or ""
+    assert git(path, "rev-parse", f"{alias_ref('best')}^{{commit}}").stdout.strip() == new
+    reach = git(path, "rev-list", "--all").stdout.split()
+    assert v4 not in reach and new in reach
+    fsck(path)
+
+
+def test_an_alias_of_a_dropped_version_goes_with_it(s3: Store) -> None:
+    from gitstore.rewrite import Edit, rewrite_chain
+
+    v2 = s3.show("s/t@v2").commit
+    s3.alias("s/t@v2", "old")
+    rewrite_chain(
+        s3.versions, "s", "t", expect=s3.show("s/t").commit, plan={v2: Edit(drop=True)}, by="test"
+    )
+    assert s3.aliases() == []
+    assert v2 not in git(s3.path or "", "rev-list", "--all").stdout.split()

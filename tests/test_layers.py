@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.credentials",
     ),
     ("gitstore.backend",),
-    ("gitstore.cas", "gitstore.aliases", "gitstore.versions"),
+    ("gitstore.cas", "gitstore.aliases", "gitstore.versions", "gitstore.records"),
     (
         "gitstore.ingest",
         "gitstore.validate",
@@ -40,6 +40,9 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.export",
         "gitstore.scan",
         "gitstore.gc",
+        "gitstore.rewrite",
+        "gitstore.quota",
+        "gitstore.du",
     ),
     # The HTTP client is a Store (a subclass speaking to a served one), so it sits beside it.
     ("gitstore.store", "gitstore.client"),
