@@ -405,3 +405,12 @@ def test_an_alias_of_a_dropped_version_goes_with_it(s3: Store) -> None:
     )
     assert s3.aliases() == []
     assert v2 not in git(s3.path or "", "rev-list", "--all").stdout.split()
+
+
+def test_pull_says_which_aliases_it_moved(s3: Store, tmp_path: Path) -> None:
+    b, _ = R.clone(s3.path or "", tmp_path / "b.git")
+    s3.alias("s/t@v2", "best")
+    code, out, _ = run(tmp_path / "b.git", "pull")
+    assert code == 0
+    assert "alias        s/t@best" in out.splitlines()
+    b.close()
