@@ -43,6 +43,7 @@ from gitstore.errors import (
     ConflictError,
     InvalidNameError,
     NotFoundError,
+    SecretsFoundError,
     TaskNotFoundError,
     UsageError,
 )
@@ -489,11 +490,15 @@ class Store:
         aliases travel with push, pull and bundles (see :mod:`gitstore.aliases` for how two
         stores that disagree agree).
 
-        Raises InvalidNameError for a bad name, the resolve errors for a bad address.
+        Raises InvalidNameError for a bad name, SecretsFoundError for a name shaped like a
+        token (a name is shown, listed and pushed everywhere, and cannot be masked), the resolve
+        errors for a bad address.
         """
         addr = _names.parse_address(address, need_task=True)
         assert addr.task is not None
         _names.check_alias(name)
+        if Masker(env={}).mask(name.encode())[1]:
+            raise SecretsFoundError(f"alias {name[:4]}... is shaped like a secret; pick a name")
         commit = self.versions.resolve(addr)
         value, _ = _aliases.set_alias(
             self._objects,

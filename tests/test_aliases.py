@@ -414,3 +414,10 @@ def test_pull_says_which_aliases_it_moved(s3: Store, tmp_path: Path) -> None:
     assert code == 0
     assert "alias        s/t@best" in out.splitlines()
     b.close()
+
+
+def test_a_name_shaped_like_a_token_is_refused(s3: Store) -> None:
+    token = "ghp_" + "a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8"
+    code, _, err = run(s3.path or "", "alias", "s/t@v1", token)
+    assert code == 20 and token not in err
+    assert s3.aliases() == []

@@ -104,6 +104,7 @@ LOCAL_ONLY = [
     ["bundle", "create", "x.bundle"],
     ["serve"],
     ["token", "ls"],
+    ["alias", "ls"],
 ]
 
 
