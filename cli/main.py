@@ -529,16 +529,23 @@ def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
 @cli.command()
 @click.argument("address", metavar="SPEC/TASK[@REV]")
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
-def export(address: str, dest: Path) -> None:
-    """Write every artifact of SPEC/TASK[@REV] into folder DIR (created if missing).
+@click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Export only this artifact (or folder); repeatable.",
+)
+def export(address: str, dest: Path, names: tuple[str, ...]) -> None:
+    """Write every artifact of SPEC/TASK[@REV] (or only each --name) into folder DIR.
 
-    Each file is written whole or not at all; existing files of the same names are replaced. A
-    name that could leave DIR (.., .git, a leading /, a path through a symbolic link already in
-    DIR) is refused, exit 3, before anything is written.
+    DIR is created if missing. Each file is written whole or not at all; existing files of the
+    same names are replaced. A name that could leave DIR (.., .git, a leading /, a path through
+    a symbolic link already in DIR) is refused, exit 3, before anything is written.
     """
     store = _open()
     with _progress("exporting", lambda: sum(a.size for a in store.show(address).artifacts)) as tick:
-        written = store.export(address, dest, progress=tick)
+        written = store.export(address, dest, progress=tick, names=names or None)
     say(f"exported {_plural(len(written), 'artifact')} to {dest}")
 
 
@@ -604,19 +611,25 @@ def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> N
     if as_json:
         _emit_json([v.to_dict(artifacts=False) for v in versions])
         return
-    _table(
+    rows = [
         [
-            [
-                f"v{v.version}",
-                v.commit[:12],
-                _when(v.created_at),
-                v.run_id or "-",
-                _plural(len(v.artifacts), "artifact"),
-                _first_line(v.message),
-            ]
-            for v in versions
+            f"v{v.version}",
+            v.commit[:12],
+            _when(v.created_at),
+            v.run_id or "-",
+            _plural(len(v.artifacts), "artifact"),
+            # Aliases first, as git shows its decorations: "(best, shipped) message".
+            (f"({', '.join(v.aliases)}) " if v.aliases else "") + _first_line(v.message),
         ]
-    )
+        for v in versions
+    ]
+    if any(len(v.parents) > 1 for v in versions):
+        # Merges: draw the history's shape (lanes, forks, joins) so duplicate numbers make sense.
+        from .lifecycle_alias import graph
+
+        lanes = graph([(v.commit, v.parents) for v in versions])
+        rows = [[p, *(rows[i] if i is not None else [""] * 6)] for p, i in lanes]
+    _table(rows)
 
 
 @cli.command()
@@ -647,6 +660,7 @@ def show(address: str, name: str | None, as_json: bool) -> None:
             "run_id": version.run_id or "-",
             "message": _first_line(version.message) or "-",
             "metadata": " ".join(f"{k}={v}" for k, v in version.metadata.items()) or "-",
+            **({"aliases": " ".join(version.aliases)} if version.aliases else {}),
             # A merge made by pull names what both sides changed (the newer side kept it).
             **({"conflicts": " ".join(version.conflicts)} if version.conflicts else {}),
             "artifacts": len(version.artifacts),
@@ -781,6 +795,9 @@ _register()
 from .remote import register as _register_remote  # noqa: E402 - needs the helpers above
 
 _register_remote(cli)
+from .lifecycle_alias import register as _register_alias  # noqa: E402 - after the group exists
+
+_register_alias(cli)
 
 
 def main() -> None:

@@ -150,6 +150,8 @@ def _report(verb: str, result: TransferResult, as_json: bool) -> None:
             say(f"{'merged':<12} {u.task}  -> {_short(u.new)}{note}")
         for r in result.refused:
             say(f"{'refused':<12} {r.task}  {r.reason}")
+        for name in result.aliases:
+            say(f"{'alias':<12} {name}")
         say(
             f"{verb} {result.remote}: {len(result.updated)} updated, {len(result.merged)} merged, "
             f"{len(result.refused)} refused, {result.up_to_date} up to date; "

@@ -74,6 +74,9 @@ def scan(scope: str | None, as_json: bool) -> None:
 @click.option("--since", metavar="TIME", help="Created at or after TIME (ISO 8601, UTC).")
 @click.option("--until", metavar="TIME", help="Created before TIME (ISO 8601, UTC).")
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="At most this many (newest).")
+@click.option(
+    "--latest", is_flag=True, help="Only each task's latest version (listed when it matches)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def find_command(
     run_id: str | None,
@@ -83,6 +86,7 @@ def find_command(
     since: str | None,
     until: str | None,
     limit: int | None,
+    latest: bool,
     as_json: bool,
 ) -> None:
     """Versions matching every condition given, across the store, newest first.
@@ -101,6 +105,7 @@ def find_command(
         until=until,
         limit=limit,
         artifacts=False,  # neither output shows them: answer from the index alone
+        latest=latest,
     )
     if as_json:
         click.echo(json.dumps([v.to_dict(artifacts=False) for v in versions], indent=2))

@@ -23,6 +23,7 @@ import types
 from typing import TYPE_CHECKING
 
 from gitstore.errors import (
+    AmbiguousRevisionError,
     ArtifactNotFoundError,
     ArtifactTooLargeError,
     ConflictError,
@@ -52,11 +53,12 @@ if TYPE_CHECKING:
     # What type checkers and readers see; at run time __getattr__ below loads each name from the
     # module _LAZY gives for it, on first use (a test keeps the two lists the same).
     from gitstore.backend.objects import BlobReader
-    from gitstore.capture import Captured, CapturePolicy, Excerpt, capture
+    from gitstore.capture import Captured, CaptureDigest, CapturePolicy, Excerpt, capture
     from gitstore.client import HttpStore
-    from gitstore.failures import FAILURE_NAME
+    from gitstore.failures import FAILURE_NAME, render_failure
     from gitstore.ingest import guess_type
     from gitstore.model import (
+        Alias,
         Artifact,
         ArtifactInfo,
         Diff,
@@ -105,11 +107,14 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "Alias",
+    "AmbiguousRevisionError",
     "Artifact",
     "ArtifactInfo",
     "ArtifactNotFoundError",
     "ArtifactTooLargeError",
     "BlobReader",
+    "CaptureDigest",
     "CapturePolicy",
     "Captured",
     "ConflictError",
@@ -184,6 +189,7 @@ __all__ = [
     "record_task",
     "remotes",
     "remove_remote",
+    "render_failure",
     "resolve_ref",
     "sync",
     "write_jsonl",
@@ -197,8 +203,9 @@ __all__ = [
 _LAZY: dict[str, str] = {
     name: module
     for module, names in {
-        "gitstore.capture": ("Captured", "CapturePolicy", "Excerpt", "capture"),
+        "gitstore.capture": ("CaptureDigest", "Captured", "CapturePolicy", "Excerpt", "capture"),
         "gitstore.model": (
+            "Alias",
             "Artifact",
             "ArtifactInfo",
             "Diff",
@@ -237,7 +244,7 @@ _LAZY: dict[str, str] = {
         "gitstore.remote.push": ("push",),
         "gitstore.remote.serve": ("GIT_MAY_WRITE", "git_http_app"),
         "gitstore.remote.sync": ("clone", "sync"),
-        "gitstore.failures": ("FAILURE_NAME",),
+        "gitstore.failures": ("FAILURE_NAME", "render_failure"),
         "gitstore.runner": (
             "TEST_NAME",
             "TaskRecord",

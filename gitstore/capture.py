@@ -36,7 +36,7 @@ from gitstore.meta import Truncation
 from gitstore.model import Artifact, Source
 from gitstore.secrets import BINARY_WINDOW, Masker, is_binary, read_head
 
-__all__ = ["CapturePolicy", "Captured", "Excerpt", "capture", "is_binary"]
+__all__ = ["CaptureDigest", "CapturePolicy", "Captured", "Excerpt", "capture", "is_binary"]
 
 CHUNK = 1 << 20
 
@@ -88,6 +88,14 @@ class Excerpt:
     size: int
 
     @property
+    def code(self) -> str:
+        """What the excerpt is, for a program: ``"binary"`` (binary content: no excerpt),
+        ``"truncated"`` (head and tail, something left out between) or ``"whole"``."""
+        if self.binary:
+            return "binary"
+        return "truncated" if self.truncated else "whole"
+
+    @property
     def note(self) -> str:
         """One line saying what the excerpt is (for a UI or a model's prompt)."""
         if self.binary:
@@ -105,8 +113,24 @@ class Excerpt:
             "truncated": self.truncated,
             "binary": self.binary,
             "size": self.size,
+            "code": self.code,
             "note": self.note,
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class CaptureDigest:
+    """The identity of the bytes a capture will store, known before the put: their ``size``,
+    ``sha256`` (what the manifest will record) and ``oid`` (the Git blob id the store will
+    give them, so ``gitstore://`` URIs and dedup can be reasoned about up front)."""
+
+    size: int
+    sha256: str
+    oid: str
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready form (for a runner's state)."""
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass
@@ -122,6 +146,19 @@ class Captured:
     masked_secrets: int
     truncated: Truncation | None
     _resources: contextlib.ExitStack = dataclasses.field(default_factory=contextlib.ExitStack)
+
+    _digest: CaptureDigest | None = dataclasses.field(default=None, repr=False)
+
+    def digest(self) -> CaptureDigest:
+        """Size, sha256 and Git blob id of the bytes :attr:`artifact` will store (masked, cut).
+
+        Computed once: bytes held in memory (a cut log) are hashed at once; otherwise the stored
+        copy (or the source file) is read once more, in chunks, and a stream is left where it
+        was, ready for the put. Call it before the put (and before :meth:`close`).
+        """
+        if self._digest is None:
+            self._digest = _digest_of(self.artifact.source)
+        return self._digest
 
     def close(self) -> None:
         """Remove the temp file, if any."""
@@ -207,6 +244,34 @@ def capture(
 
 
 # -- internals -------------------------------------------------------------------------------
+
+
+def _digest_of(source: Source) -> CaptureDigest:
+    """Size, sha256 and blob id of what ``source`` holds (a stream is rewound afterwards)."""
+    if isinstance(source, str):
+        source = source.encode("utf-8")
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        blob = hashlib.sha1(b"blob %d\0" % len(data))
+        blob.update(data)
+        return CaptureDigest(len(data), hashlib.sha256(data).hexdigest(), blob.hexdigest())
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, os.PathLike):
+            f: IO[bytes] = stack.enter_context(open(source, "rb"))
+            start = 0
+        else:
+            f = source
+            start = f.tell()
+        # The blob id hashes a header holding the size first: measure, then read.
+        size = f.seek(0, os.SEEK_END) - start
+        f.seek(start)
+        sha256 = hashlib.sha256()
+        blob = hashlib.sha1(b"blob %d\0" % size)
+        while chunk := f.read(CHUNK):
+            sha256.update(chunk)
+            blob.update(chunk)
+        f.seek(start)
+    return CaptureDigest(size, sha256.hexdigest(), blob.hexdigest())
 
 
 @dataclasses.dataclass

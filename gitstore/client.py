@@ -74,6 +74,7 @@ from gitstore.errors import (
 from gitstore.export import plan as export_plan
 from gitstore.ingest import Input, guess_type, mask_fields, prepare
 from gitstore.model import (
+    Alias,
     Artifact,
     ArtifactInfo,
     Diff,
@@ -93,7 +94,7 @@ from gitstore.model import (
 from gitstore.secrets import Masker
 
 # put's and export's own checks, shared with the local store so that both refuse alike.
-from gitstore.store import Store
+from gitstore.store import Store, pick
 
 if TYPE_CHECKING:
     import urllib3
@@ -487,10 +488,11 @@ class HttpStore(Store):
         dest: str | os.PathLike[str],
         *,
         progress: Progress | None = None,
+        names: Sequence[str] | None = None,
     ) -> list[str]:
         """:meth:`Store.export` of a served version into folder ``dest`` here, with the same
         checks before anything is written and the same whole-or-absent files."""
-        version = self.show(address)
+        version = pick(self.show(address), names)
         root = os.path.abspath(os.fspath(dest))
         if os.path.exists(root) and not os.path.isdir(root):
             raise UsageError(f"{root} exists and is not a folder")
@@ -549,6 +551,18 @@ class HttpStore(Store):
     def du(self, scope: str | None = None) -> DiskUsage:
         """Refused: du measures the store's files, on the machine that holds them."""
         self._local_only("du")
+
+    def alias(self, address: str, name: str) -> Alias:
+        """Refused: aliases are set where the store is (``SPEC/TASK@NAME`` reads work here)."""
+        self._local_only("alias")
+
+    def unalias(self, address: str, name: str) -> Alias:
+        """Refused, as :meth:`alias`."""
+        self._local_only("alias")
+
+    def aliases(self, scope: str | None = None) -> list[Alias]:
+        """Refused, as :meth:`alias`."""
+        self._local_only("alias")
 
     def expunge(self, oids: Iterable[str], *, wait: float = 120.0) -> ExpungeReport:
         """Refused: expunge rewrites the store's files, on the machine that holds them."""

@@ -5,6 +5,7 @@
     GitstoreError                 1   root; never raised bare
     ├── UsageError                2   arguments that do not fit together
     ├── InvalidNameError          3   a spec, task, artifact name, address or URI that is refused
+    │   └── AmbiguousRevisionError 17   a revision naming several versions (``@v3`` after a merge)
     ├── NotFoundError             4   something asked for is not there
     │   ├── StoreNotFoundError    4     no store at that path
     │   ├── TaskNotFoundError     4     no ref for that spec/task
@@ -42,6 +43,7 @@ exits 70.
 from __future__ import annotations
 
 __all__ = [
+    "AmbiguousRevisionError",
     "ArtifactNotFoundError",
     "ArtifactTooLargeError",
     "ConflictError",
@@ -84,6 +86,22 @@ class InvalidNameError(GitstoreError, ValueError):
     """A spec, task or artifact name, an address or a URI that gitstore refuses."""
 
     exit_code = 3
+
+
+class AmbiguousRevisionError(InvalidNameError):
+    """A revision that names more than one version: ``@v3`` once a pull merged two histories that
+    each had a v3, or a commit prefix several versions share. The message names every candidate
+    (its commit and the side of the merge it is on) and how to pick one (``@<commit>``).
+
+    A subclass of InvalidNameError (the address cannot be used as given) with its own exit code,
+    so a script can tell "pick one" from "no such name".
+    """
+
+    exit_code = 17
+
+    def __init__(self, message: str, candidates: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.candidates = candidates
 
 
 class NotFoundError(GitstoreError):

@@ -28,6 +28,7 @@ from gitstore.meta import MANIFEST_DIR, MANIFEST_FILE, Truncation
 __all__ = [
     "MANIFEST_PATH",
     "Action",
+    "Alias",
     "Artifact",
     "ArtifactInfo",
     "Diff",
@@ -192,6 +193,7 @@ class Version:
     artifacts: tuple[ArtifactInfo, ...]
     conflicts: tuple[str, ...] = ()
     created: bool = True
+    aliases: tuple[str, ...] = ()
     removed: tuple[RemovedArtifact, ...] = ()
 
     @property
@@ -230,6 +232,8 @@ class Version:
         }
         if self.conflicts:
             out["conflicts"] = list(self.conflicts)
+        if self.aliases:
+            out["aliases"] = list(self.aliases)
         if self.removed:
             out["removed"] = [r.to_dict() for r in self.removed]
         if artifacts:
@@ -237,6 +241,27 @@ class Version:
         if created:
             out["created"] = self.created
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Alias:
+    """A name for one version of a task (``best``, ``shipped``): ``SPEC/TASK@NAME``.
+
+    ``set_at`` is when it was last set (the time two stores compare when they disagree),
+    ``tag`` the annotated tag object that records it.
+    """
+
+    spec: str
+    task: str
+    name: str
+    commit: str
+    version: int
+    set_at: str
+    tag: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (``gitstore alias ls --json``)."""
+        return dataclasses.asdict(self)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -540,6 +565,8 @@ class TransferResult:
     for a push and locally for a pull. ``merged``: local merge versions made by a pull (with the
     names both sides changed). ``refused``: tasks push left alone. ``objects``/``bytes``: what
     crossed the wire (a push counts uncompressed object bytes, a pull the pack bytes received).
+    ``aliases``: ``SPEC/TASK@NAME`` of each alias whose value moved (set, moved or removed) on
+    the remote for a push, locally for a pull.
     """
 
     remote: str
@@ -550,11 +577,13 @@ class TransferResult:
     up_to_date: int = 0
     objects: int = 0
     bytes: int = 0
+    aliases: list[str] = dataclasses.field(default_factory=list)
 
     def absorb(self, other: TransferResult) -> None:
         """Add ``other``'s work to this result (sync sums its rounds)."""
         self.updated += other.updated
         self.merged += other.merged
+        self.aliases += other.aliases
         self.refused = other.refused
         self.objects += other.objects
         self.bytes += other.bytes
@@ -571,6 +600,7 @@ class TransferResult:
             "up_to_date": self.up_to_date,
             "objects": self.objects,
             "bytes": self.bytes,
+            "aliases": list(self.aliases),
         }
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from gitstore.errors import InvalidNameError
 
 __all__ = [
+    "ALIASES_PREFIX",
     "MAX_ARTIFACT_NAME_BYTES",
     "MAX_REF_COMPONENT",
     "REFS_PREFIX",
@@ -24,7 +25,9 @@ __all__ = [
     "Address",
     "ArtifactURI",
     "Rev",
+    "alias_ref",
     "artifact_uri",
+    "check_alias",
     "check_artifact_name",
     "check_component",
     "check_layout",
@@ -40,10 +43,16 @@ RESERVED_PREFIX = ".gitstore"
 URI_SCHEME = "gitstore://"
 # Every task ref lives below this prefix: refs/artifacts/<spec>/<task>.
 REFS_PREFIX = "refs/artifacts/"
+# Every alias lives below this prefix: refs/gitstore/aliases/<spec>/<task>/<name>.
+ALIASES_PREFIX = "refs/gitstore/aliases/"
 
 _COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HEX = re.compile(r"[0-9a-f]{4,40}\Z")
+# Words that read as a revision in git or here: an alias may not be one of them (any case).
+_REVISION_WORDS = frozenset(
+    {"head", "latest", "fetch_head", "orig_head", "merge_head", "cherry_pick_head", "stash"}
+)
 
 
 def check_component(value: str, what: str = "name") -> str:
@@ -113,11 +122,38 @@ def check_artifact_name(name: str, *, allow_reserved: bool = False) -> str:
     return name
 
 
+def check_alias(name: str) -> str:
+    """Return ``name`` if it may name an alias (``best``, ``shipped``), else raise InvalidNameError.
+
+    An alias is a spec/task-like component (it becomes the last component of its ref) that can
+    never be read as another revision: not ``vN`` (any case), not only hex digits (a commit id
+    prefix, whatever its length: ``cafe`` or ``abc`` could become one), not ``~...`` (the
+    component rule already refuses it), and not a word git or gitstore reads as a revision
+    (``HEAD``, ``latest``, ``FETCH_HEAD`` ... in any case).
+    """
+    check_component(name, "alias")
+    if re.fullmatch(r"[vV][0-9]+", name):
+        raise InvalidNameError(f"alias {name!r} reads as a version number; pick another name")
+    if re.fullmatch(r"[0-9a-fA-F]+", name):
+        raise InvalidNameError(
+            f"alias {name!r} holds only hex digits and reads as a commit id; pick another name"
+        )
+    if name.casefold() in _REVISION_WORDS:
+        raise InvalidNameError(f"alias {name!r} reads as a revision word; pick another name")
+    return name
+
+
+def alias_ref(spec: str, task: str, name: str) -> str:
+    """The ref that holds alias ``name`` of ``spec/task``."""
+    return f"{ALIASES_PREFIX}{spec}/{task}/{name}"
+
+
 @dataclass(frozen=True, slots=True)
 class Rev:
-    """A revision of one task: the latest, ``vN``, ``~N`` (steps back), or a commit prefix."""
+    """A revision of one task: the latest, ``vN``, ``~N`` (steps back), a commit prefix, or an
+    alias (``best``)."""
 
-    kind: str  # "latest" | "number" | "back" | "commit"
+    kind: str  # "latest" | "number" | "back" | "commit" | "alias"
     value: int | str | None = None
 
     def __str__(self) -> str:
@@ -134,7 +170,8 @@ LATEST = Rev("latest")
 
 
 def parse_rev(text: str) -> Rev:
-    """Parse the part after ``@``: ``vN``, ``~N``, or a commit id prefix of 4 to 40 hex digits."""
+    """Parse the part after ``@``: ``vN``, ``~N``, a commit id prefix of 4 to 40 hex digits, or
+    an alias name (:func:`check_alias`; the three others never pass it, so none is ambiguous)."""
     if re.fullmatch(r"v[0-9]+", text):
         n = int(text[1:])
         if n < 1:
@@ -147,8 +184,12 @@ def parse_rev(text: str) -> Rev:
     lowered = text.lower()
     if _HEX.match(lowered):
         return Rev("commit", lowered)
+    try:
+        return Rev("alias", check_alias(text))
+    except InvalidNameError:
+        pass
     raise InvalidNameError(
-        f"revision {text!r} is not vN, ~N or a commit id prefix (4 to 40 hex digits)"
+        f"revision {text!r} is not vN, ~N, a commit id prefix (4 to 40 hex digits) or an alias"
     )
 
 
@@ -189,7 +230,8 @@ def parse_address(text: str, *, need_task: bool = False, allow_rev: bool = True)
 
 @dataclass(frozen=True, slots=True)
 class ArtifactURI:
-    """A parsed ``gitstore://SPEC/TASK@COMMIT/NAME``."""
+    """A parsed ``gitstore://SPEC/TASK[@REV]/NAME``: ``rev`` is the latest version when the URI
+    names none (an unpinned URI, which follows the task's newest version)."""
 
     spec: str
     task: str
@@ -203,15 +245,21 @@ def artifact_uri(spec: str, task: str, commit: str, name: str) -> str:
 
 
 def parse_uri(text: str) -> ArtifactURI:
-    """Parse ``gitstore://SPEC/TASK@REV/NAME`` (NAME percent-encoded as by :func:`artifact_uri`)."""
+    """Parse ``gitstore://SPEC/TASK@REV/NAME`` (NAME percent-encoded as by :func:`artifact_uri`).
+
+    Without ``@REV`` (``gitstore://SPEC/TASK/NAME``) the URI is unpinned: it names the artifact
+    of the task's latest version, whichever that is when it is read.
+    """
     if not isinstance(text, str) or not text.startswith(URI_SCHEME):
         raise InvalidNameError(f"URI {text!r} does not start with {URI_SCHEME!r}")
     rest = text[len(URI_SCHEME) :]
     spec, slash, rest = rest.partition("/")
-    task, at, rest = rest.partition("@")
-    rev_text, slash2, quoted = rest.partition("/")
-    if not slash or not at or not slash2 or not quoted:
-        raise InvalidNameError(f"URI {text!r} is not gitstore://SPEC/TASK@COMMIT/NAME")
+    # The task (and its revision) end at the next "/": neither may hold one, while a name may
+    # hold an "@" (artifact_uri escapes it, a hand-written unpinned URI may not).
+    task_rev, slash2, quoted = rest.partition("/")
+    task, at, rev_text = task_rev.partition("@")
+    if not slash or not slash2 or not quoted or (at and not rev_text):
+        raise InvalidNameError(f"URI {text!r} is not gitstore://SPEC/TASK[@COMMIT]/NAME")
     try:
         name = urllib.parse.unquote(quoted, errors="strict")
     except UnicodeDecodeError:
@@ -219,7 +267,7 @@ def parse_uri(text: str) -> ArtifactURI:
     return ArtifactURI(
         check_component(spec, "spec"),
         check_component(task, "task"),
-        parse_rev(rev_text),
+        parse_rev(rev_text) if at else LATEST,
         check_artifact_name(name),
     )
 

@@ -222,6 +222,7 @@ def find(
     until: str | None = None,
     limit: int | None = None,
     artifacts: bool = True,
+    latest: bool = False,
 ) -> list[Version]:
     """Versions matching every condition given, newest first.
 
@@ -236,7 +237,26 @@ def find(
       limit: at most this many (the newest).
       artifacts: False returns versions without their artifacts (``artifacts=()``), built from
         the index alone: no manifest is read, so a query matching thousands stays fast.
+      latest: only each task's latest version (its head) is considered: a task is listed once,
+        at its head, when the head matches (an older version that matches does not count).
     """
+    if latest:
+        if limit is not None and limit < 1:
+            raise UsageError("limit must be at least 1")
+        # The heads are read after the query: a version that lands between the two is no head
+        # the query saw, and is left out rather than listed with a stale answer.
+        everything = find(
+            store,
+            run=run,
+            tags=tags,
+            content_type=content_type,
+            pattern=pattern,
+            since=since,
+            until=until,
+            artifacts=artifacts,
+        )
+        heads = set(store.heads().values())
+        return [v for v in everything if v.commit in heads][:limit]
     if isinstance(store, HttpStore):
         # A served store's server answers from its own index: one request, not one per version.
         return store.find(

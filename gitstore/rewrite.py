@@ -152,6 +152,8 @@ def rewrite_chain(
         return done
 
     done = versions.retry(ref, attempt, doing="to rewrite its chain")
+    # Aliases follow their versions to the new commits (and stop holding the old ones).
+    versions.follow_aliases(spec, task, done.mapping)
     if record:
         record_rewrites(versions, [done], by=by, at=when)
     return done

@@ -26,8 +26,8 @@ from gitstore.errors import (
     UsageError,
 )
 from gitstore.failures import FAILURE_NAME, failure_record
-from gitstore.model import Artifact, Source, Version
-from gitstore.names import URI_SCHEME
+from gitstore.model import Artifact, ArtifactInfo, Source, Version
+from gitstore.names import URI_SCHEME, parse_uri
 from gitstore.secrets import Masker
 from gitstore.store import Store
 
@@ -257,11 +257,34 @@ def record_task(
 # -- references inside run state ---------------------------------------------------------------
 
 
-def artifact_ref(uri: str) -> dict[str, str]:
-    """``{"$artifact": uri}``: what a runner keeps in its JSON state instead of the bytes."""
-    if not isinstance(uri, str) or not uri.startswith(URI_SCHEME):
-        raise InvalidNameError(f"{uri!r} is not a gitstore:// URI")
-    return {REF_KEY: uri}
+def artifact_ref(target: str | Version | ArtifactInfo, name: str | None = None) -> dict[str, str]:
+    """``{"$artifact": uri}``: what a runner keeps in its JSON state instead of the bytes.
+
+    ``target`` is what runners pass around: a ``gitstore://`` URI, an :class:`ArtifactInfo`
+    (its pinned URI), or a :class:`Version` with the artifact's ``name``.
+
+    Raises:
+      InvalidNameError: a string that is no gitstore URI.
+      ArtifactNotFoundError: the version has no artifact ``name``.
+      UsageError: a ``name`` where none applies, or none where one is needed.
+    """
+    return {REF_KEY: _uri_of(target, name)}
+
+
+def _uri_of(target: object, name: str | None) -> str:
+    """The URI that ``target`` (and ``name``) designate; see :func:`artifact_ref`."""
+    if isinstance(target, Version):
+        if name is None:
+            raise UsageError(f"{target.address}: which artifact? (give a name)")
+        return target.artifact(name).uri
+    if name is not None:
+        raise UsageError("a name goes with a Version, not with a URI or an artifact")
+    if isinstance(target, ArtifactInfo):
+        return target.uri
+    if isinstance(target, str) and target.startswith(URI_SCHEME):
+        parse_uri(target)  # refused here, not later when the ref is resolved
+        return target
+    raise InvalidNameError(f"{target!r} is not a gitstore:// URI")
 
 
 def is_artifact_ref(value: object) -> TypeGuard[dict[str, str]]:
@@ -276,25 +299,28 @@ def is_artifact_ref(value: object) -> TypeGuard[dict[str, str]]:
 
 def resolve_ref(
     store: Store,
-    ref: Mapping[str, str] | str,
+    ref: Mapping[str, str] | str | Version | ArtifactInfo,
+    name: str | None = None,
     *,
     as_: Literal["bytes", "text", "json"] = "bytes",
     missing_ok: bool = False,
 ) -> Any:
-    """The bytes (or text, or parsed JSON) a ref or URI points at.
+    """The bytes (or text, or parsed JSON) a ref points at.
 
-    A ref pins one version: it resolves to the same bytes after later versions of the task.
+    ``ref`` is an artifact ref (``{"$artifact": uri}``), a URI, an :class:`ArtifactInfo`, or a
+    :class:`Version` with the artifact's ``name``. A pinned URI resolves to the same bytes after
+    later versions of the task; an unpinned one (``gitstore://SPEC/TASK/NAME``) to the latest.
 
     Raises:
       NotFoundError: the version or artifact is gone (``missing_ok=True`` returns None instead).
       InvalidNameError: ``ref`` is not a ref or a URI.
     """
-    if isinstance(ref, str):
-        uri = ref
-    elif is_artifact_ref(ref):
-        uri = ref[REF_KEY]
+    if isinstance(ref, Mapping):
+        if not is_artifact_ref(ref):
+            raise InvalidNameError(f"{ref!r} is not an artifact ref ({{{REF_KEY!r}: uri}})")
+        uri = _uri_of(ref[REF_KEY], name)
     else:
-        raise InvalidNameError(f"{ref!r} is not an artifact ref ({{{REF_KEY!r}: uri}})")
+        uri = _uri_of(ref, name)
     try:
         if as_ == "json":
             return store.json(uri)

@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from gitstore import aliases as _aliases
 from gitstore import du as _du
 from gitstore import export as _export
 from gitstore import gc as _gc
@@ -44,6 +45,7 @@ from gitstore.errors import (
     ConflictError,
     InvalidNameError,
     NotFoundError,
+    SecretsFoundError,
     TaskNotFoundError,
     UsageError,
 )
@@ -53,6 +55,7 @@ from gitstore.meta import (
     now_iso,
 )
 from gitstore.model import (
+    Alias,
     Artifact,
     ArtifactInfo,
     Diff,
@@ -81,6 +84,7 @@ from gitstore.secrets import Masker
 from gitstore.versions import Versions
 
 __all__ = [
+    "Alias",
     "Artifact",
     "ArtifactInfo",
     "Diff",
@@ -88,6 +92,7 @@ __all__ = [
     "Problem",
     "Store",
     "Version",
+    "pick",
 ]
 
 
@@ -168,6 +173,13 @@ class Store:
 
     def __enter__(self) -> Store:
         return self
+
+    def __del__(self) -> None:
+        # A store dropped without close() (a runner that forgot, an exception on the way) closes
+        # its pack files here, quietly: left to dulwich, each open pack warns at garbage
+        # collection or at interpreter exit ("unclosed Pack ..."), on a runner's stderr.
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
@@ -456,19 +468,94 @@ class Store:
         ]
 
     def show(self, address: str) -> Version:
-        """The version ``SPEC/TASK[@REV]`` with its metadata and artifacts."""
+        """The version ``SPEC/TASK[@REV]`` with its metadata, artifacts and aliases."""
         addr = _names.parse_address(address, need_task=True)
-        return self.versions.version(self.versions.resolve(addr))
+        assert addr.task is not None
+        version = self.versions.version(self.versions.resolve(addr))
+        return _with_aliases([version], self.versions.aliases(addr.spec, addr.task))[0]
 
     def log(self, address: str, *, limit: int | None = None) -> list[Version]:
         """Versions of ``SPEC/TASK`` newest first: the first-parent chain, then merged-in sides.
 
         Every version reachable from the head is listed once, ordered by version number then
-        creation time (newest first).
+        creation time (newest first), each with the aliases that name it.
         """
         addr = _names.parse_address(address, need_task=True)
+        assert addr.task is not None
         found = self.versions.history(self.versions.resolve(addr))
-        return found[:limit] if limit is not None else found
+        found = found[:limit] if limit is not None else found
+        return _with_aliases(found, self.versions.aliases(addr.spec, addr.task))
+
+    # -- aliases -------------------------------------------------------------------------------
+
+    def alias(self, address: str, name: str) -> Alias:
+        """Name version ``SPEC/TASK[@REV]`` ``name``, so that ``SPEC/TASK@name`` resolves to it.
+
+        An alias already set is moved (by compare-and-swap, like every ref move). The name must
+        not read as a revision (:func:`gitstore.names.check_alias`: not ``vN``, not only hex
+        digits, not ``HEAD``/``latest``). An aliased version is never dropped by retention, and
+        aliases travel with push, pull and bundles (see :mod:`gitstore.aliases` for how two
+        stores that disagree agree).
+
+        Raises InvalidNameError for a bad name, SecretsFoundError for a name shaped like a
+        token (a name is shown, listed and pushed everywhere, and cannot be masked), the resolve
+        errors for a bad address.
+        """
+        addr = _names.parse_address(address, need_task=True)
+        assert addr.task is not None
+        _names.check_alias(name)
+        if Masker(env={}).mask(name.encode())[1]:
+            raise SecretsFoundError(f"alias {name[:4]}... is shaped like a secret; pick a name")
+        commit = self.versions.resolve(addr)
+        value, _ = _aliases.set_alias(
+            self._objects,
+            self._refs,
+            addr.spec,
+            addr.task,
+            name,
+            commit,
+            identity=self.settings.identity,
+            timeout=self.settings.cas_timeout,
+        )
+        return self._alias(value)
+
+    def unalias(self, address: str, name: str) -> Alias:
+        """Remove alias ``name`` of ``SPEC/TASK``; return what it named.
+
+        Raises NotFoundError when the task has no such alias.
+        """
+        addr = _names.parse_address(address, need_task=True, allow_rev=False)
+        assert addr.task is not None
+        _names.check_alias(name)
+        before = _aliases.remove(
+            self._objects,
+            self._refs,
+            addr.spec,
+            addr.task,
+            name,
+            identity=self.settings.identity,
+            timeout=self.settings.cas_timeout,
+        )
+        return self._alias(before)
+
+    def aliases(self, scope: str | None = None) -> list[Alias]:
+        """Every alias of the store, of ``SPEC`` or of ``SPEC/TASK``, by spec, task and name."""
+        spec = task = None
+        if scope is not None:
+            addr = _names.parse_address(scope, allow_rev=False)
+            spec, task = addr.spec, addr.task
+        return [self._alias(v) for v in _aliases.scan(self._objects, self._refs, spec, task)]
+
+    def _alias(self, value: _aliases.AliasValue) -> Alias:
+        return Alias(
+            spec=value.spec,
+            task=value.task,
+            name=value.name,
+            commit=value.commit,
+            version=self.versions.number(value.commit),
+            set_at=_aliases.set_at(value.tag),
+            tag=value.tag.oid,
+        )
 
     def iter_versions(self, address: str) -> Iterator[Version]:
         """First-parent chain of ``SPEC/TASK[@REV]``, newest first, read lazily."""
@@ -553,8 +640,14 @@ class Store:
         dest: str | os.PathLike[str],
         *,
         progress: Progress | None = None,
+        names: Sequence[str] | None = None,
     ) -> list[str]:
         """Write every artifact of ``SPEC/TASK[@REV]`` under folder ``dest``; return the paths.
+
+        ``names`` limits it to those artifacts (a folder name takes every file under it), each
+        written to ``dest/NAME`` the same way; a name the version lacks raises
+        ArtifactNotFoundError before anything is written. (One artifact to a file of any name:
+        :meth:`save_artifact`.)
 
         Files are written to a temp name and renamed, so a file is either whole or absent;
         executable bits are restored; existing files of the same names are replaced.
@@ -569,8 +662,9 @@ class Store:
           UsageError: ``dest`` exists and is not a folder.
           OSError: a file or folder that cannot be written.
         """
+        version = pick(self.show(address), names)
         return _export.export(
-            self._objects, self.show(address), dest, fsync=self.settings.fsync, progress=progress
+            self._objects, version, dest, fsync=self.settings.fsync, progress=progress
         )
 
     def save_artifact(
@@ -737,6 +831,34 @@ class Store:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def pick(version: Version, names: Sequence[str] | None) -> Version:
+    """``version`` with only the artifacts ``names`` name (a folder name: every file under it);
+    all of them when ``names`` is None. ArtifactNotFoundError for a name that matches none."""
+    if names is None:
+        return version
+    picked: list[ArtifactInfo] = []
+    for n in names:
+        check_artifact_name(n)
+        hit = [a for a in version.artifacts if a.name == n or a.name.startswith(n + "/")]
+        if not hit:
+            raise ArtifactNotFoundError(
+                f"{version.spec}/{version.task}@v{version.version} has no artifact {n!r}"
+            )
+        picked += [a for a in hit if a not in picked]
+    return dataclasses.replace(version, artifacts=tuple(picked))
+
+
+def _with_aliases(found: list[Version], names: Mapping[str, str]) -> list[Version]:
+    """``found`` with each version's aliases (``names``: alias -> commit) filled in."""
+    by_commit: dict[str, list[str]] = {}
+    for name, commit in sorted(names.items()):
+        by_commit.setdefault(commit, []).append(name)
+    return [
+        dataclasses.replace(v, aliases=tuple(by_commit[v.commit])) if v.commit in by_commit else v
+        for v in found
+    ]
 
 
 def _known_size(item: ingest.Input) -> int:

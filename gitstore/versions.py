@@ -19,14 +19,16 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from gitstore import aliases as _aliases
 from gitstore import cas
 from gitstore.backend.config import DEFAULT_IDENTITY
 from gitstore.backend.objects import ObjectBackend
 from gitstore.backend.refs import RefBackend
 from gitstore.backend.trees import CommitInfo, lookup, read_blob, read_commit, write_version
 from gitstore.errors import (
+    AmbiguousRevisionError,
     IntegrityError,
-    InvalidNameError,
+    NotFoundError,
     TaskNotFoundError,
     VersionNotFoundError,
 )
@@ -241,8 +243,14 @@ class Versions:
     def resolve(self, addr: Address) -> str:
         """The commit id that ``addr`` (``SPEC/TASK@REV``) names.
 
-        Raises TaskNotFoundError, VersionNotFoundError, or InvalidNameError for a commit prefix
-        that several versions share.
+        ``@vN`` is the version numbered N anywhere in the task's history, not only on the
+        first-parent chain: after a pull merged two histories that each had a v3, ``@v3`` names
+        two versions and is refused as ambiguous rather than quietly meaning one of them (which
+        one the first-parent chain reaches depends on the merge, so it could change meaning).
+
+        Raises TaskNotFoundError, VersionNotFoundError, AmbiguousRevisionError (a number or a
+        commit prefix that several versions share, naming each), or IntegrityError (an alias
+        whose ref holds something else than a version of this task).
         """
         assert addr.task is not None
         where = f"{addr.spec}/{addr.task}"
@@ -262,6 +270,23 @@ class Versions:
             if (m.spec, m.task) == (addr.spec, addr.task):
                 return rev.value
             raise VersionNotFoundError(f"{where} has no version {rev.value}")
+        if rev.kind == "alias":
+            # An alias keeps its version reachable, so it resolves even after `rm --task`.
+            try:
+                commit = _aliases.lookup(
+                    self._objects, self._refs, addr.spec, addr.task, str(rev.value)
+                )
+            except NotFoundError:
+                raise VersionNotFoundError(f"{where} has no alias {rev.value!r}") from None
+            # An alias still naming a commit a rewrite replaced (one pulled from a store that
+            # had not seen the rewrite) names the version, where it is now.
+            commit = self.rewritten(addr.spec, addr.task, commit) or commit
+            m = self.manifest(commit)
+            if (m.spec, m.task) != (addr.spec, addr.task):
+                raise IntegrityError(
+                    f"{where}@{rev.value}: the alias names {commit}, a version of {m.spec}/{m.task}"
+                )
+            return commit
         head = self.head(addr.spec, addr.task)
         if head is None:
             raise TaskNotFoundError(f"no task {where}")
@@ -277,30 +302,32 @@ class Versions:
                 commit = parents[0]
             return commit
         if rev.kind == "number":
-            commit_or_none: str | None = head
-            while commit_or_none:
-                number = self.number(commit_or_none)
-                if number == rev.value:
-                    return commit_or_none
-                if number < int(rev.value or 0):
-                    break
-                parents = self.parents(commit_or_none)
-                commit_or_none = parents[0] if parents else None
+            assert isinstance(rev.value, int)
+            matches, walked = self.numbered(head, rev.value)
+            if len(matches) == 1:
+                return matches[0]
+            if matches:
+                raise self._ambiguous(where, rev.value, matches, walked)
             raise VersionNotFoundError(f"{where} has no version {rev}")
         prefix = str(rev.value)
-        matches = [c for c in self.walk([head]) if c.startswith(prefix)]
-        if not matches:
+        found = sorted(c for c in self.walk([head]) if c.startswith(prefix))
+        if not found:
             # A prefix of a commit a rewrite replaced: the version it was, if still kept.
             replaced = self.rewrites.keys(prefix)
             if len(replaced) == 1:
                 moved = self.rewritten(addr.spec, addr.task, replaced[0])
                 if moved is not None:
                     return moved
-            matches = replaced
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            raise InvalidNameError(f"{where}@{prefix} is ambiguous ({len(matches)} versions match)")
+            found = sorted(replaced)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            shown = ", ".join(f"{c[:12]} (v{self.number(c)})" for c in found)
+            raise AmbiguousRevisionError(
+                f"{where}@{prefix} is ambiguous: {len(found)} versions' commits start with it: "
+                f"{shown}; give more digits of the commit id",
+                tuple(found),
+            )
         raise VersionNotFoundError(f"{where} has no version {prefix}")
 
     def follow(self, spec: str, task: str, commit: str) -> tuple[str | None, RewriteRecord] | None:
@@ -351,6 +378,87 @@ class Versions:
                 "which this store does not have (pull it)"
             )
         return current
+
+    def numbered(self, head: str, number: int) -> tuple[list[str], dict[str, int]]:
+        """Every version numbered ``number`` reachable from ``head`` (sorted), and the number of
+        each commit the walk visited.
+
+        Numbers grow along every parent edge (a merge is its larger parent's + 1, which pull
+        checks of every version it brings in), so the walk stops at versions numbered below
+        the one looked for instead of visiting the whole history.
+        """
+        found: list[str] = []
+        walked: dict[str, int] = {}
+        todo = [head]
+        while todo:
+            c = todo.pop()
+            if c in walked:
+                continue
+            n = walked[c] = self.number(c)
+            if n == number:
+                found.append(c)
+            elif n > number:
+                todo.extend(self.parents(c))
+        return sorted(found), walked
+
+    def _ambiguous(
+        self, where: str, number: int, matches: list[str], walked: dict[str, int]
+    ) -> AmbiguousRevisionError:
+        """The error for ``@vN`` naming several versions: each with the side of the merge that
+        joined it to the others, and how to pick one."""
+        merges = sorted(
+            (c for c, n in walked.items() if n > number and len(self.parents(c)) > 1),
+            key=lambda c: (walked[c], c),
+        )
+        reach: dict[str, set[str]] = {}
+
+        def below(start: str) -> set[str]:
+            # The candidates reachable from ``start`` (memoised: merges share their sides).
+            if start not in reach:
+                reach[start] = set(self.numbered(start, number)[0])
+            return reach[start]
+
+        parts = []
+        for c in matches:
+            side = ""
+            for m in merges:
+                sides = [i for i, p in enumerate(self.parents(m)) if c in below(p)]
+                others = set().union(*(below(p) for p in self.parents(m))) - {c}
+                if len(sides) == 1 and others:
+                    which = "first" if sides[0] == 0 else "second" if sides[0] == 1 else "another"
+                    side = f", on the {which} parent's side of merge {m[:12]} (v{walked[m]})"
+                    break
+            created = self.manifest(c).created_at
+            parts.append(f"{c} (made {created}{side})")
+        return AmbiguousRevisionError(
+            f"{where}@v{number} is ambiguous: {len(matches)} versions are numbered {number} "
+            f"(a pull merged histories that each had one): {'; '.join(parts)}; "
+            f"pick one with {where}@<commit>",
+            tuple(matches),
+        )
+
+    # -- aliases ---------------------------------------------------------------------------
+
+    def aliases(self, spec: str, task: str) -> dict[str, str]:
+        """``name -> commit`` for every alias of ``spec/task`` (refs and tags read, no manifest).
+
+        The commits are the versions that retention must keep (an aliased version is never
+        dropped); tombstones of removed aliases are not listed.
+        """
+        return {a.name: a.commit for a in _aliases.scan(self._objects, self._refs, spec, task)}
+
+    def follow_aliases(self, spec: str, task: str, mapping: Mapping[str, str | None]) -> list[str]:
+        """Move the aliases of ``spec/task`` after a rewrite replaced commits (``mapping``: old
+        -> new, None for dropped); see :func:`gitstore.aliases.follow`. Returns their names."""
+        return _aliases.follow(
+            self._objects,
+            self._refs,
+            spec,
+            task,
+            mapping,
+            identity=self.identity,
+            timeout=self.cas_timeout,
+        )
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -106,6 +106,7 @@ LOCAL_ONLY = [
     ["bundle", "create", "x.bundle"],
     ["serve"],
     ["token", "ls"],
+    ["alias", "ls"],
 ]
 
 

@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.credentials",
     ),
     ("gitstore.backend",),
-    ("gitstore.cas", "gitstore.versions", "gitstore.records"),
+    ("gitstore.cas", "gitstore.aliases", "gitstore.versions", "gitstore.records"),
     (
         "gitstore.ingest",
         "gitstore.validate",

@@ -154,7 +154,9 @@ def test_rev_parses_numbers_steps_back_and_commit_prefixes(text: str, rev: Rev) 
     assert parse_rev(text) == rev
 
 
-@pytest.mark.parametrize("text", ["v0", "", "v", "vx", "~x", "-1", "abc", COMMIT + "0", "ghij"])
+@pytest.mark.parametrize(
+    "text", ["v0", "", "V3", "~x", "-1", "abc", COMMIT + "0", "HEAD", "latest", ".x", "a/b"]
+)
 def test_rev_refuses_anything_else(text: str) -> None:
     with pytest.raises(InvalidNameError):
         parse_rev(text)
@@ -244,7 +246,8 @@ def test_uri_encodes_spaces_and_percent_but_keeps_slashes() -> None:
     "text",
     [
         "http://s/t@abcd/x",
-        "gitstore://s/t/x",
+        "gitstore://s/t",
+        "gitstore://s/t@/x",
         "gitstore://s/t@abcd",
         "gitstore://s/t@abcd/",
         "gitstore://s@abcd/x",

@@ -132,7 +132,8 @@ CORPUS = [
     C("rev-v99", "get spec/task@v99 a.txt", 4, "v99"),
     C("rev-back-50", "get spec/task@~50 a.txt", 4, "~50"),
     C("rev-unknown-commit", "get spec/task@deadbeef a.txt", 4, "deadbeef"),
-    C("rev-vX", "get spec/task@vX a.txt", 3, "'vX'"),
+    C("rev-head-word", "get spec/task@HEAD a.txt", 3, "'HEAD'"),
+    C("rev-unknown-alias", "get spec/task@vX a.txt", 4, "'vX'"),
     C("rev-v0", "get spec/task@v0 a.txt", 3, "'v0'"),
     C("rev-empty", "show spec/task@", 3, "revision ''"),
     C("rev-short-hex", "show spec/task@abc", 3, "'abc'"),
@@ -144,7 +145,7 @@ CORPUS = [
     # -- URIs --------------------------------------------------------------------------------
     C("uri-missing-name", "get gitstore://spec/task@{C}/nope.txt", 4, "'nope.txt'"),
     C("uri-unknown-commit", "get gitstore://spec/task@deadbeef/a.txt", 4, "deadbeef"),
-    C("uri-no-rev", "get gitstore://spec/task/a.txt", 3, "gitstore://spec/task/a.txt"),
+    C("uri-empty-rev", "get gitstore://spec/task@/a.txt", 3, "gitstore://spec/task@/a.txt"),
     C("uri-no-name", "get gitstore://spec/task@{C}", 3, "gitstore://spec/task@"),
     C("uri-traversal-spec", "get gitstore://../task@{C}/a.txt", 3, "'..'"),
     C("uri-escaped-traversal", "get gitstore://spec/task@{C}/..%2Fa.txt", 3, "'../a.txt'"),

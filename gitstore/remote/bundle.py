@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from typing import IO
 
 from dulwich.bundle import create_bundle_from_repo, write_bundle
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from gitstore._fs import atomic_write
 from gitstore.errors import CorruptTransferError, InputError, NotFoundError, RemoteError
 from gitstore.model import TaskUpdate, TransferResult
+from gitstore.remote import aliases as _aliases
 from gitstore.remote import rewrites
 from gitstore.remote.config import store_gitdir
 from gitstore.remote.pull import integrate_all
@@ -40,8 +42,16 @@ def bundle_create(
     result = TransferResult("bundle", target)
     repo = Repo(gitdir)
     try:
+        carried = _aliases.local(store, sel)
         refs = [ref_of(k) for k in heads] + rewrites.record_refs(store.versions)
-        bundle = create_bundle_from_repo(repo, refs=refs, version=2)
+        bundle = create_bundle_from_repo(
+            repo, refs=refs + [Ref(r.encode()) for r in carried], version=2
+        )
+        for ref, tag in carried.items():
+            # dulwich records a ref's peeled value when it knows one (a ref packed by `git
+            # pack-refs`): the commit, not the alias's tag, which an import would refuse.
+            if bundle.references.get(Ref(ref.encode())) != tag.encode():
+                bundle.references.pop(Ref(ref.encode()), None)
         try:
             with atomic_write(target, fsync=store.settings.fsync) as f:
                 write_bundle(f, bundle)
@@ -91,7 +101,8 @@ def bundle_import(
         finally:
             repo.close()
     result.objects, result.bytes = new_pack_stats(gitdir, before)
-    integrate_all(store, heads, result, progress, rewrites.records_of(refs))
+    aliases = {r: refs[r] for r in _aliases.wanted(refs, Scope(()))}
+    integrate_all(store, heads, result, progress, rewrites.records_of(refs), aliases)
     return result
 
 

@@ -15,6 +15,7 @@ from dulwich.refs import Ref
 
 from gitstore.errors import CorruptTransferError, NotAStoreError, RemoteAuthError, RemoteError
 from gitstore.model import TransferResult, redact_url
+from gitstore.remote import aliases as _aliases
 from gitstore.remote import rewrites
 from gitstore.remote.config import resolve_remote, store_gitdir
 from gitstore.remote.merge import integrate
@@ -70,6 +71,7 @@ def pull_url(
     client, path = client_for(url, "pull", ssh_key)
     remote_heads: dict[str, str] = {}
     records: dict[str, str] = {}  # refs/gitstore/{rewrites,purges} offered
+    alias_heads: dict[str, str] = {}
     repo = StoreRepo(gitdir)
     try:
 
@@ -92,6 +94,9 @@ def pull_url(
                     local = store.versions.head(*key.split("/"))
                     if local is not None:
                         haves.append(ObjectID(local.encode()))
+            found, missing = _aliases.fetch_wants(store, refs, scope)
+            alias_heads.update(found)
+            wants.extend(missing)
             if repo.walker is not None:
                 repo.walker.heads = set(haves)
             return sorted(set(wants))
@@ -122,7 +127,7 @@ def pull_url(
     finally:
         repo.close()
     result.objects, result.bytes = new_pack_stats(gitdir, before)
-    integrate_all(store, remote_heads, result, progress, records)
+    integrate_all(store, remote_heads, result, progress, records, alias_heads)
     return result
 
 
@@ -132,8 +137,10 @@ def integrate_all(
     result: TransferResult,
     progress: Progress | None,
     records: Mapping[str, str] | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> None:
-    """Bring every fetched head in, once each has been checked to be a version of its task."""
+    """Bring every fetched head in, once each has been checked to be a version of its task;
+    then the fetched ``aliases`` (alias ref -> tag id, see :mod:`gitstore.remote.aliases`)."""
     # Checked before any ref moves, so a remote with one bad ref changes nothing here.
     for key, sha in sorted(heads.items()):
         spec, task = key.split("/")
@@ -145,6 +152,7 @@ def integrate_all(
             local_head=store.versions.head(spec, task),
             known_number=store.versions.number,
         )
+    _aliases.check(store, aliases or {})
     # Rewrite and purge records: merged, applied here, and to the fetched chains.
     heads = rewrites.settle(store, heads, records or {})
     for key, sha in sorted(heads.items()):
@@ -158,4 +166,5 @@ def integrate_all(
             result.up_to_date += 1
         if progress is not None and update.action == "merged" and update.conflicts:
             progress(f"merged {key}: {len(update.conflicts)} conflicting name(s)")
+    _aliases.integrate(store, aliases or {}, result)
     rewrites.expunge_purged(store)

@@ -18,6 +18,7 @@ from dulwich.repo import Repo
 
 from gitstore.model import Refusal, TaskUpdate, TransferResult
 from gitstore.names import REFS_PREFIX
+from gitstore.remote import aliases as _aliases
 from gitstore.remote import rewrites
 from gitstore.remote.config import resolve_remote, store_gitdir
 from gitstore.remote.merge import ancestors, is_ancestor
@@ -82,9 +83,11 @@ def push_url(
     planned: dict[Ref, tuple[str | None, str]] = {}
     records: dict[str, tuple[str | None, str]] = {}  # rewrite and purge records sent
     relevant_haves: set[ObjectID] = set()
+    alias_refs: dict[str, str] = {}
 
     def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
         planned.clear()
+        alias_refs.clear()
         result.refused.clear()
         result.up_to_date = 0
         out: dict[Ref, ObjectID] = {}
@@ -126,6 +129,15 @@ def push_url(
         records.clear()
         records.update(rewrites.record_updates(store.versions, refs))
         out.update({Ref(r.encode()): ObjectID(new.encode()) for r, (_, new) in records.items()})
+        # Aliases of the tasks in scope, by their rule (never a remote value we have not seen);
+        # the remote's task heads are haves, so an alias alone sends only its tag.
+        remote_refs = {r.decode("utf-8", "replace"): v.decode() for r, v in refs.items()}
+        alias_refs.update(_aliases.to_push(store, scope, remote_refs))
+        for ref_name, mine in alias_refs.items():
+            out[Ref(ref_name.encode())] = ObjectID(mine.encode())
+            task_head = refs.get(_aliases.task_ref_of(ref_name))
+            if task_head is not None:
+                relevant_haves.add(task_head)
         return out
 
     repo = Repo(gitdir)
@@ -194,6 +206,8 @@ def push_url(
                 TaskUpdate(key, "created" if old is None else "fast-forward", old, new)
             )
     result.refused.sort(key=lambda r: r.task)
+    # An alias the remote refused (a served store takes task refs only) is simply not there.
+    result.aliases += _aliases.landed(alias_refs, status)
     return result
 
 
