@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
+import mmap
 import os
 import zlib
 from collections.abc import Iterable, Sequence
@@ -35,6 +37,7 @@ from gitstore.backend.packs import (
 __all__ = [
     "PackEntry",
     "PackFile",
+    "PackedReader",
     "entry_lengths",
     "read_pack",
     "remove_pack",
@@ -267,3 +270,71 @@ def entry_lengths(base: str) -> dict[str, int]:
         stop = rows[i + 1][0] if i + 1 < len(rows) else end
         out[sha.hex()] = stop - off
     return out
+
+
+_KINDS = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
+
+
+class PackedReader:
+    """Reads the whole (non-delta) objects of every pack in a folder straight from the files,
+    for a reader that visits most of the store once (du): each pack's index is read once, and
+    an object is one slice of a mapped pack and one inflate, checked against its id.
+
+    :attr:`sizes` is object id -> bytes of its entry (its first copy, packs in name order).
+    :meth:`read` returns None for what it cannot read this way (a delta, an object that is not
+    packed): the caller asks the object store instead.
+    """
+
+    def __init__(self, pack_dir: str) -> None:
+        self.sizes: dict[str, int] = {}
+        self._where: dict[str, tuple[int, int, int]] = {}
+        self._maps: list[mmap.mmap] = []
+        try:
+            names = sorted(os.listdir(pack_dir))
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            if not (name.endswith(".idx") and name[:-4] + ".pack" in names):
+                continue
+            base = os.path.join(pack_dir, name[:-4])
+            try:
+                rows, _ = read_index(base)
+                with open(base + ".pack", "rb") as f:
+                    mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except (OSError, ValueError):
+                continue  # unreadable: the caller's object store says why, if it matters
+            n = len(self._maps)
+            self._maps.append(mapped)
+            end = len(mapped) - 20
+            for i, (off, sha, _crc) in enumerate(rows):
+                stop = rows[i + 1][0] if i + 1 < len(rows) else end
+                oid = sha.hex()
+                if oid not in self.sizes:
+                    self.sizes[oid] = stop - off
+                    self._where[oid] = (n, off, stop)
+
+    def read(self, oid: str) -> tuple[bytes, bytes] | None:
+        """(kind, raw bytes) of packed object ``oid``, or None (see the class). ValueError if
+        the entry is damaged or its bytes do not hash to ``oid``."""
+        where = self._where.get(oid)
+        if where is None:
+            return None
+        n, off, stop = where
+        mapped = self._maps[n]
+        kind, size, head, _base = _parse_header(mapped[off : min(off + 64, stop)])
+        if kind not in _KINDS:
+            return None
+        try:
+            raw = zlib.decompress(mapped[off + head : stop])
+        except zlib.error as e:
+            raise ValueError(f"object {oid}: its pack entry does not inflate ({e})") from None
+        name = _KINDS[kind]
+        if len(raw) != size or hashlib.sha1(b"%s %d\0" % (name, size) + raw).hexdigest() != oid:
+            raise ValueError(f"object {oid}: its pack entry holds other bytes")
+        return name, raw
+
+    def close(self) -> None:
+        """Unmap the packs."""
+        for mapped in self._maps:
+            mapped.close()
+        self._maps.clear()
