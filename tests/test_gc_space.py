@@ -399,3 +399,43 @@ def test_writers_lose_nothing_while_gc_runs_with_no_grace_period(
         check_history(store, acks)
         assert store.verify() == []
     fsck(store_path)
+
+
+@pytest.mark.slow
+def test_a_long_pinned_writer_does_not_keep_other_writers_out_while_gc_waits(
+    store_path: Path, tmp_path: Path
+) -> None:
+    """gc waits for a paused writer's pin; meanwhile the gate opens again and again, so other
+    puts land before the paused writer is released."""
+    with _store(store_path) as store:
+        store.put("s/a", {"a.txt": b"a\n"})
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    spec = '{"x.txt": {"text": "paused\\n"}}'
+    writer = wp.spawn("pause", store_path, "s/paused", "before-cas", ready, release, spec)
+    try:
+        wp.wait_for_file(ready, [writer])
+        done = threading.Event()
+
+        def run() -> None:
+            with Store.open(store_path) as s:
+                s.gc(prune_after=0)
+            done.set()
+
+        gc = threading.Thread(target=run)
+        gc.start()
+        gc.join(0.5)
+        with Store.open(store_path) as store:
+            for i in range(3):
+                store.put(f"s/other{i}", {"b.txt": f"{i}\n"})
+        assert not done.is_set(), "gc finished while a writer was still pinned"
+        assert writer.poll() is None  # the paused writer is still paused
+        release.touch()
+        rc, _, err = wp.finish(writer)
+        assert rc == 0, err
+        gc.join(60)
+        assert done.is_set()
+    finally:
+        wp.kill(writer)
+    with Store.open(store_path) as store:
+        assert sorted(store.heads()) == ["s/a", "s/other0", "s/other1", "s/other2", "s/paused"]
+    fsck(store_path)
