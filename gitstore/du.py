@@ -47,11 +47,6 @@ class _Tally:
         self.logical = 0
         self.objects = 0
 
-    def add(self, disk: int, logical: int) -> None:
-        self.disk += disk
-        self.logical += logical
-        self.objects += 1
-
     def part(self, name: str) -> UsagePart:
         return UsagePart(name, self.disk, self.logical, self.objects)
 
@@ -72,18 +67,30 @@ def _measure(reader: _Reader, heads: Mapping[str, str], scope: str | None) -> Di
     seen: set[str] = set()
     specs: dict[str, _Tally] = {}
     tasks: dict[str, _Tally] = {}
-    types: dict[str, _Tally] = {}
+    by_type: dict[str, _Tally] = {}
+    sizes_get = sizes.get
+    untyped = (VERSIONS_TYPE, 0)
     for key in sorted(heads):
         spec = key.split("/", 1)[0]
         new, kinds = _walk(reader, heads[key], seen)
-        spec_tally = specs.setdefault(spec, _Tally())
+        kinds_get = kinds.get
         task_tally = tasks.setdefault(key, _Tally())
         for oid in new:
-            disk = sizes.get(oid, 0)
-            kind, logical = kinds.get(oid, (VERSIONS_TYPE, 0))
-            spec_tally.add(disk, logical)
-            task_tally.add(disk, logical)
-            types.setdefault(kind, _Tally()).add(disk, logical)
+            disk = sizes_get(oid, 0)
+            kind, logical = kinds_get(oid, untyped) if kinds else untyped
+            task_tally.disk += disk
+            task_tally.logical += logical
+            tally = by_type.get(kind)
+            if tally is None:
+                tally = by_type[kind] = _Tally()
+            tally.disk += disk
+            tally.logical += logical
+            tally.objects += 1
+        task_tally.objects += len(new)
+        spec_tally = specs.setdefault(spec, _Tally())
+        spec_tally.disk += task_tally.disk
+        spec_tally.logical += task_tally.logical
+        spec_tally.objects += task_tally.objects
     reached = sum(t.disk for t in tasks.values())
     logical = sum(t.logical for t in tasks.values())
     unreachable = other = 0
@@ -100,7 +107,7 @@ def _measure(reader: _Reader, heads: Mapping[str, str], scope: str | None) -> Di
         other=other,
         specs=tuple(t.part(n) for n, t in sorted(specs.items())),
         tasks=tuple(t.part(n) for n, t in sorted(tasks.items())),
-        types=tuple(t.part(n) for n, t in sorted(types.items(), key=lambda kv: -kv[1].disk)),
+        types=tuple(t.part(n) for n, t in sorted(by_type.items(), key=lambda kv: -kv[1].disk)),
     )
 
 

@@ -16,11 +16,13 @@ changes, the compressed delta data is copied unchanged.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import hashlib
 import mmap
 import os
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from typing import BinaryIO
@@ -275,6 +277,36 @@ def entry_lengths(base: str) -> dict[str, int]:
 _KINDS = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 
 
+def _index_columns(base: str) -> tuple[bytes, array.array[int]]:
+    """The ids (20 bytes each, index order) and pack offsets of pack ``base``, read in bulk:
+    what :func:`read_index` gives entry by entry, at a fraction of the cost for 100k objects.
+    ValueError if the index is damaged."""
+    with open(base + ".idx", "rb") as f:
+        idx = f.read()
+    if idx[:8] != b"\xfftOc\x00\x00\x00\x02" or len(idx) < 8 + 1024 + 40:
+        raise ValueError(f"{base}.idx: not a version-2 index")
+    if hashlib.sha1(idx[:-20]).digest() != idx[-20:]:
+        raise ValueError(f"{base}.idx: damaged (its checksum does not match)")
+    n = int.from_bytes(idx[8 + 255 * 4 : 8 + 256 * 4], "big")
+    shas_at = 8 + 1024
+    offs_at = shas_at + 24 * n
+    if len(idx) < offs_at + 4 * n + 40:
+        raise ValueError(f"{base}.idx: shorter than its {n} entries")
+    offsets = array.array("I")
+    offsets.frombytes(idx[offs_at : offs_at + 4 * n])
+    if sys.byteorder == "little":
+        offsets.byteswap()
+    if any(o & 0x80000000 for o in offsets):
+        # A pack over 2 GiB: its large offsets live in a table of their own.
+        rows, _ = read_index(base)
+        by_sha = {sha: off for off, sha, _ in rows}
+        wide = array.array(
+            "Q", (by_sha[idx[shas_at + 20 * i : shas_at + 20 * i + 20]] for i in range(n))
+        )
+        return idx[shas_at : shas_at + 20 * n], wide
+    return idx[shas_at : shas_at + 20 * n], offsets
+
+
 class PackedReader:
     """Reads the whole (non-delta) objects of every pack in a folder straight from the files,
     for a reader that visits most of the store once (du): each pack's index is read once, and
@@ -298,7 +330,7 @@ class PackedReader:
                 continue
             base = os.path.join(pack_dir, name[:-4])
             try:
-                rows, _ = read_index(base)
+                shas, offsets = _index_columns(base)
                 with open(base + ".pack", "rb") as f:
                     mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
             except (OSError, ValueError):
@@ -306,12 +338,19 @@ class PackedReader:
             n = len(self._maps)
             self._maps.append(mapped)
             end = len(mapped) - 20
-            for i, (off, sha, _crc) in enumerate(rows):
-                stop = rows[i + 1][0] if i + 1 < len(rows) else end
-                oid = sha.hex()
-                if oid not in self.sizes:
-                    self.sizes[oid] = stop - off
-                    self._where[oid] = (n, off, stop)
+            order = sorted(range(len(offsets)), key=offsets.__getitem__)
+            order.append(-1)
+            if end > 0xFFFFFFFF and offsets.typecode == "I":
+                offsets = array.array("Q", offsets)
+            offsets.append(end)  # offsets[-1]: where the last entry stops
+            sizes, where = self.sizes, self._where
+            for i in range(len(order) - 1):
+                j = order[i]
+                off, stop = offsets[j], offsets[order[i + 1]]
+                oid = shas[20 * j : 20 * j + 20].hex()
+                if oid not in sizes:
+                    sizes[oid] = stop - off
+                    where[oid] = (n, off, stop)
 
     def read(self, oid: str) -> tuple[bytes, bytes] | None:
         """(kind, raw bytes) of packed object ``oid``, or None (see the class). ValueError if
