@@ -3,17 +3,21 @@ bytes no ref reaches are gone from disk, both beside live writers, with stock gi
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import writer_proc as wp
+from click.testing import CliRunner
 from support import fsck, git
 
 from gitstore import Store, UsageError
 from gitstore.backend.objects import hash_bytes
+from gitstore.cli.main import cli
 
 
 def _store(path: Path) -> Store:
@@ -270,8 +274,6 @@ def test_gc_merges_packs_of_8_mib_and_more(store_path: Path) -> None:
     # Two packs of 9 MiB and more, made by stock git from each task's objects.
     for name in ("a", "b"):
         objs = git(store_path, "rev-list", "--objects", f"refs/artifacts/s/{name}").stdout
-        import subprocess
-
         subprocess.run(
             [
                 "git",
@@ -438,4 +440,47 @@ def test_a_long_pinned_writer_does_not_keep_other_writers_out_while_gc_waits(
         wp.kill(writer)
     with Store.open(store_path) as store:
         assert sorted(store.heads()) == ["s/a", "s/other0", "s/other1", "s/other2", "s/paused"]
+    fsck(store_path)
+
+
+def test_expunging_a_whole_version_leaves_git_s_commit_graph_and_midx_consistent(
+    store_path: Path,
+) -> None:
+    """The old commit, trees, manifest and blob of a deleted task go; git's commit-graph and
+    multi-pack-index, which named them, go too, and fsck stays clean."""
+    with _store(store_path) as store:
+        gone = store.put("s/leak", {"log.txt": SECRET})
+        store.put("s/live", {"a.txt": b"live\n"})
+    git(store_path, "commit-graph", "write", "--reachable")
+    git(store_path, "multi-pack-index", "write")
+    objs = git(store_path, "rev-list", "--objects", "refs/artifacts/s/leak").stdout.split()
+    leaked = sorted(
+        {w for w in objs if len(w) == 40}
+        - set(git(store_path, "rev-list", "--objects", "refs/artifacts/s/live").stdout.split())
+    )
+    assert gone.commit in leaked and hash_bytes(SECRET).oid in leaked
+    with Store.open(store_path) as store:
+        store.rm_task("s/leak")
+        report = store.expunge(leaked)
+        assert report.objects == len(leaked)
+        assert store.get("s/live", "a.txt") == b"live\n"
+    for oid in leaked:
+        assert not _has(store_path, oid)
+    assert _files_holding(store_path, SECRET) == []
+    fsck(store_path)
+    git(store_path, "commit-graph", "verify")
+
+
+def test_cli_gc_json_reports_the_bytes_freed(store_path: Path) -> None:
+    with _store(store_path) as store:
+        store.put("s/live", {"a.txt": b"live\n"})
+        store.put("s/gone", {"log.txt": SECRET * 1000})
+    run = CliRunner().invoke
+    assert run(cli, ["--store", str(store_path), "rm", "s/gone", "--task"]).exit_code == 0
+    result = run(cli, ["--store", str(store_path), "gc", "--prune-after", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["bytes_freed"] >= len(SECRET) * 1000
+    assert doc["packs_rewritten"] >= 1 and doc["pruned_objects"] >= 4
+    assert _files_holding(store_path / "objects", SECRET) == []
     fsck(store_path)
