@@ -95,6 +95,7 @@ LOCAL_ONLY = [
     ["init"],
     ["verify"],
     ["gc"],
+    ["du"],
     ["scan"],
     ["remote", "ls"],
     ["clone", "http://127.0.0.1:1/", "elsewhere"],

@@ -177,17 +177,20 @@ class _CopyWriter(PackWriter):
     """A pack writer that copies entries from other packs in chunks."""
 
     def _write(self, data: bytes) -> None:
+        self.sha.update(data)
+        self.offset += len(data)
         if len(data) < _CHUNK:
-            super()._write(data)
-            return
+            self.buf += data
+            if len(self.buf) < _CHUNK:
+                return
+            data = b""
         # A whole chunk goes straight to the file: copying it into the buffer first would
         # cost as much as the write.
-        self.sha.update(data)
         if self.buf:
             write_all(self.fd, bytes(self.buf))
             self.buf.clear()
-        write_all(self.fd, data)
-        self.offset += len(data)
+        if data:
+            write_all(self.fd, data)
 
     def copy(self, f: BinaryIO, entry: PackEntry, sha: bytes, where: str) -> None:
         """Append ``entry`` (of the open pack ``f``) byte for byte, an offset delta rewritten
