@@ -463,7 +463,8 @@ def _unlink(doomed: dict[str, tuple[str, int]]) -> tuple[int, int]:
 
 def _drop_indexes(pack_dir: str) -> None:
     """Remove git's multi-pack-index and commit-graph: they may name what was just removed, and
-    git rebuilds them when it wants them (``git gc`` does)."""
+    git rebuilds them when it wants them (``git gc`` does). Rewrite ``objects/info/packs``
+    if there is one."""
     info = os.path.join(os.path.dirname(pack_dir), "info")
     for path in (
         os.path.join(pack_dir, "multi-pack-index"),
@@ -475,6 +476,14 @@ def _drop_indexes(pack_dir: str) -> None:
     for name in _listdir(graphs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(graphs, name))
+    # The pack list dumb-HTTP clients read (git update-server-info): name what is there now.
+    listing = os.path.join(info, "packs")
+    if os.path.exists(listing):
+        names = sorted(n for n in _listdir(pack_dir) if n.endswith(".pack"))
+        with contextlib.suppress(OSError):
+            with open(listing + ".gitstore-tmp", "w") as f:
+                f.write("".join(f"P {n}\n" for n in names) + "\n")
+            os.replace(listing + ".gitstore-tmp", listing)
 
 
 def _reach(

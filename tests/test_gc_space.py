@@ -484,3 +484,49 @@ def test_cli_gc_json_reports_the_bytes_freed(store_path: Path) -> None:
     assert doc["packs_rewritten"] >= 1 and doc["pruned_objects"] >= 4
     assert _files_holding(store_path / "objects", SECRET) == []
     fsck(store_path)
+
+
+def test_gc_stops_on_a_damaged_entry_it_would_copy_and_removes_nothing(store_path: Path) -> None:
+    """A live blob whose bytes in the pack were flipped (its CRC no longer matches): gc must not
+    rewrite the pack without noticing, nor remove the pack that still holds the other copies."""
+    live = os.urandom(64 << 10)
+    with _store(store_path) as store:
+        store.put("s/live", {"b.bin": live})
+        store.put("s/gone", {"log.txt": SECRET})
+    git(store_path, "repack", "-a", "-d", "-q")
+    with Store.open(store_path) as store:
+        store.rm_task("s/gone")  # after the repack: its objects stay in the one pack
+    (pack,) = store_path.glob("objects/pack/*.pack")
+    oid = hash_bytes(live).oid
+    listed = git(store_path, "verify-pack", "-v", str(pack.with_suffix(".idx"))).stdout
+    offset = int(next(line for line in listed.splitlines() if line.startswith(oid)).split()[4])
+    data = bytearray(pack.read_bytes())
+    data[offset + 100] ^= 0xFF  # inside the blob's compressed data
+    os.chmod(pack, 0o644)
+    pack.write_bytes(bytes(data))
+    _age_all(store_path, 30 * 86400)
+    before = sorted(p.name for p in (store_path / "objects").rglob("*") if p.is_file())
+    with Store.open(store_path) as store, pytest.raises(Exception, match="CRC") as caught:
+        store.gc()
+    assert caught.value.exit_code == 6  # type: ignore[attr-defined]
+    after = sorted(p.name for p in (store_path / "objects").rglob("*") if p.is_file())
+    assert after == before
+
+
+def test_gc_after_git_repack_leaves_git_s_pack_list_naming_the_packs_there(
+    store_path: Path,
+) -> None:
+    with _store(store_path) as store:
+        store.put("s/live", {"a.txt": b"live\n"})
+        store.put("s/gone", {"log.txt": SECRET})
+    git(store_path, "repack", "-a", "-d", "-q")
+    git(store_path, "update-server-info")
+    with Store.open(store_path) as store:
+        store.rm_task("s/gone")
+        _age_all(store_path, 30 * 86400)
+        assert store.gc().packs_rewritten == 1
+    listed = (store_path / "objects" / "info" / "packs").read_text().split()
+    there = sorted(p.name for p in store_path.glob("objects/pack/*.pack"))
+    assert [w for w in listed if w.endswith(".pack")] == there
+    assert not list(store_path.glob("objects/pack/*.bitmap"))  # the old pack's bitmap went too
+    fsck(store_path)
