@@ -20,14 +20,16 @@ among content types, as ``(versions)``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 
 import msgspec
 
 from gitstore.backend.objects import DiskObjects, ObjectBackend
-from gitstore.backend.repack import entry_lengths
+from gitstore.backend.repack import PackedReader
 from gitstore.backend.trees import MODE_GITLINK, MODE_TREE, read_blob, read_commit, read_tree
+from gitstore.errors import IntegrityError
 from gitstore.meta import decode_manifest
 from gitstore.model import MANIFEST_PATH, DiskUsage, UsagePart
 from gitstore.quota import disk_usage
@@ -45,11 +47,6 @@ class _Tally:
         self.logical = 0
         self.objects = 0
 
-    def add(self, disk: int, logical: int) -> None:
-        self.disk += disk
-        self.logical += logical
-        self.objects += 1
-
     def part(self, name: str) -> UsagePart:
         return UsagePart(name, self.disk, self.logical, self.objects)
 
@@ -57,23 +54,43 @@ class _Tally:
 def du(versions: Versions, heads: Mapping[str, str], scope: str | None) -> DiskUsage:
     """Measure the tasks ``heads`` (``SPEC/TASK -> head``, the scope ``scope``: None for the
     whole store). Raises IntegrityError if something a head reaches cannot be read."""
-    objects = versions.objects
-    sizes = _object_sizes(objects)
+    reader = _Reader(versions.objects)
+    try:
+        return _measure(reader, heads, scope)
+    finally:
+        reader.close()
+
+
+def _measure(reader: _Reader, heads: Mapping[str, str], scope: str | None) -> DiskUsage:
+    objects = reader.objects
+    sizes = reader.sizes()
     seen: set[str] = set()
     specs: dict[str, _Tally] = {}
     tasks: dict[str, _Tally] = {}
-    types: dict[str, _Tally] = {}
+    by_type: dict[str, _Tally] = {}
+    sizes_get = sizes.get
+    untyped = (VERSIONS_TYPE, 0)
     for key in sorted(heads):
         spec = key.split("/", 1)[0]
-        new, kinds = _walk(objects, heads[key], seen)
-        spec_tally = specs.setdefault(spec, _Tally())
+        new, kinds = _walk(reader, heads[key], seen)
+        kinds_get = kinds.get
         task_tally = tasks.setdefault(key, _Tally())
         for oid in new:
-            disk = sizes.get(oid, 0)
-            kind, logical = kinds.get(oid, (VERSIONS_TYPE, 0))
-            spec_tally.add(disk, logical)
-            task_tally.add(disk, logical)
-            types.setdefault(kind, _Tally()).add(disk, logical)
+            disk = sizes_get(oid, 0)
+            kind, logical = kinds_get(oid, untyped) if kinds else untyped
+            task_tally.disk += disk
+            task_tally.logical += logical
+            tally = by_type.get(kind)
+            if tally is None:
+                tally = by_type[kind] = _Tally()
+            tally.disk += disk
+            tally.logical += logical
+            tally.objects += 1
+        task_tally.objects += len(new)
+        spec_tally = specs.setdefault(spec, _Tally())
+        spec_tally.disk += task_tally.disk
+        spec_tally.logical += task_tally.logical
+        spec_tally.objects += task_tally.objects
     reached = sum(t.disk for t in tasks.values())
     logical = sum(t.logical for t in tasks.values())
     unreachable = other = 0
@@ -90,12 +107,12 @@ def du(versions: Versions, heads: Mapping[str, str], scope: str | None) -> DiskU
         other=other,
         specs=tuple(t.part(n) for n, t in sorted(specs.items())),
         tasks=tuple(t.part(n) for n, t in sorted(tasks.items())),
-        types=tuple(t.part(n) for n, t in sorted(types.items(), key=lambda kv: -kv[1].disk)),
+        types=tuple(t.part(n) for n, t in sorted(by_type.items(), key=lambda kv: -kv[1].disk)),
     )
 
 
 def _walk(
-    objects: ObjectBackend, head: str, seen: set[str]
+    reader: _Reader, head: str, seen: set[str]
 ) -> tuple[list[str], dict[str, tuple[str, int]]]:
     """The objects ``head``'s history reaches that are not in ``seen`` (added to it), and
     blob id -> (content type, size) from its versions' manifests, newest first.
@@ -113,31 +130,31 @@ def _walk(
             continue
         seen.add(commit)
         new.append(commit)
-        info = read_commit(objects, commit)
-        commits.extend(reversed(info.parents))  # the first parent next: newest first
+        root, parents = reader.commit(commit)
+        commits.extend(reversed(parents))  # the first parent next: newest first
         manifest = None
-        trees = [(info.tree, "")]
+        trees = [(root, "")]
         while trees:
             tree, prefix = trees.pop()
             if tree in seen:
                 continue
             seen.add(tree)
             new.append(tree)
-            for entry in read_tree(objects, tree):
-                path = prefix + entry.name.decode("utf-8", "replace")
-                if entry.mode == MODE_TREE:
-                    trees.append((entry.oid, path + "/"))
+            for name, mode, oid in reader.tree(tree):
+                path = prefix + name.decode("utf-8", "replace")
+                if mode == MODE_TREE:
+                    trees.append((oid, path + "/"))
                     continue
-                if entry.mode == MODE_GITLINK:
+                if mode == MODE_GITLINK:
                     continue  # another repository's commit: not here
                 if path == MANIFEST_PATH:
-                    manifest = entry.oid
-                if entry.oid not in seen:
-                    seen.add(entry.oid)
-                    new.append(entry.oid)
+                    manifest = oid
+                if oid not in seen:
+                    seen.add(oid)
+                    new.append(oid)
         if manifest is not None:
             try:
-                artifacts = decode_manifest(read_blob(objects, manifest)).artifacts
+                artifacts = decode_manifest(reader.blob(manifest)).artifacts
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue  # not a manifest gitstore can read: its blobs count as untyped
             for a in artifacts.values():
@@ -145,35 +162,88 @@ def _walk(
     return new, kinds
 
 
-def _object_sizes(objects: ObjectBackend) -> dict[str, int]:
-    """Object id -> bytes on disk of its first copy (packs first, then loose files); empty for
-    a store in memory, which has no disk."""
-    if not isinstance(objects, DiskObjects):
-        return {}
-    sizes: dict[str, int] = {}
-    try:
-        names = sorted(os.listdir(objects.pack_dir))
-    except FileNotFoundError:
-        names = []
-    for name in names:
-        if name.endswith(".idx") and name[:-4] + ".pack" in names:
-            try:
-                lengths = entry_lengths(os.path.join(objects.pack_dir, name[:-4]))
-            except (OSError, ValueError):
-                continue  # unreadable: its bytes stay in the total, as "other"
-            for oid, n in lengths.items():
-                sizes.setdefault(oid, n)
-    for sub in sorted(os.listdir(objects.path)):
-        if len(sub) != 2:
-            continue
+class _Reader:
+    """Commits, trees and manifests as du reads them: straight from the packs where it can
+    (:class:`~gitstore.backend.repack.PackedReader`), through the object store otherwise (loose
+    objects, deltas, a store in memory)."""
+
+    def __init__(self, objects: ObjectBackend) -> None:
+        self.objects = objects
+        self.packed = PackedReader(objects.pack_dir) if isinstance(objects, DiskObjects) else None
+
+    def close(self) -> None:
+        if self.packed is not None:
+            self.packed.close()
+
+    def _raw(self, oid: str, kind: bytes) -> bytes | None:
+        if self.packed is None:
+            return None
         try:
-            with os.scandir(os.path.join(objects.path, sub)) as it:
-                for entry in it:
-                    if len(entry.name) == 38 and sub + entry.name not in sizes:
-                        try:
-                            sizes[sub + entry.name] = entry.stat(follow_symlinks=False).st_size
-                        except FileNotFoundError:
-                            continue
-        except NotADirectoryError:
-            continue
-    return sizes
+            found = self.packed.read(oid)
+        except ValueError as e:
+            raise IntegrityError(str(e)) from None
+        if found is None:
+            return None
+        if found[0] != kind:
+            raise IntegrityError(f"object {oid} is a {found[0].decode()}, not a {kind.decode()}")
+        return found[1]
+
+    def commit(self, oid: str) -> tuple[str, list[str]]:
+        """The tree and parents of commit ``oid``."""
+        raw = self._raw(oid, b"commit")
+        if raw is None:
+            info = read_commit(self.objects, oid)
+            return info.tree, list(info.parents)
+        tree, parents = "", []
+        for line in raw.split(b"\n\n", 1)[0].split(b"\n"):
+            key, _, value = line.partition(b" ")
+            if key == b"tree":
+                tree = value.decode("ascii", "replace")
+            elif key == b"parent":
+                parents.append(value.decode("ascii", "replace"))
+        return tree, parents
+
+    def tree(self, oid: str) -> list[tuple[bytes, int, str]]:
+        """(name, mode, id) of every entry of tree ``oid``."""
+        raw = self._raw(oid, b"tree")
+        if raw is None:
+            return [(e.name, e.mode, e.oid) for e in read_tree(self.objects, oid)]
+        out = []
+        i = 0
+        try:
+            while i < len(raw):
+                space = raw.index(b" ", i)
+                nul = raw.index(b"\0", space)
+                sha = raw[nul + 1 : nul + 21]
+                if len(sha) != 20:
+                    raise ValueError
+                out.append((raw[space + 1 : nul], int(raw[i:space], 8), sha.hex()))
+                i = nul + 21
+        except ValueError:
+            raise IntegrityError(f"object {oid}: a tree that does not parse") from None
+        return out
+
+    def blob(self, oid: str) -> bytes:
+        """The bytes of (small) blob ``oid``."""
+        raw = self._raw(oid, b"blob")
+        return raw if raw is not None else read_blob(self.objects, oid)
+
+    def sizes(self) -> dict[str, int]:
+        """Object id -> bytes on disk of its first copy (packs first, then loose files);
+        empty for a store in memory, which has no disk."""
+        if self.packed is None or not isinstance(self.objects, DiskObjects):
+            return {}
+        sizes = dict(self.packed.sizes)
+        path = self.objects.path
+        for sub in sorted(os.listdir(path)):
+            if len(sub) != 2:
+                continue
+            try:
+                with os.scandir(os.path.join(path, sub)) as it:
+                    for entry in it:
+                        if len(entry.name) == 38 and sub + entry.name not in sizes:
+                            with contextlib.suppress(FileNotFoundError):
+                                sizes[sub + entry.name] = entry.stat(follow_symlinks=False).st_size
+            except NotADirectoryError:
+                continue
+        return sizes

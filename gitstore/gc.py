@@ -119,14 +119,18 @@ def collect(
             return GcReport(temp, locks, 0, 0, 0, dry_run)  # nothing to remove: writers go on
         written = plan.write(objects.pack_dir, objects.fsync)
         before = sum(p.size for p in plan.rewrite) + sum(n for _, n in doomed.values())
+        removing = False  # once old packs go, the new ones hold what they held: they stay
         try:
             with pins.exclusive(gitdir, REMOVE_WAIT):
                 again = _reach(objects, _moved(tips, _tips(gitdir, refs)), "gc", known=reached)
+                removing = True
                 kept = plan.remove(again, written)
                 freed_loose, pruned = _unlink({o: f for o, f in doomed.items() if o not in again})
         except BaseException:
-            for path in written:
-                remove_pack(path[:-5])
+            if not removing:
+                for path in written:
+                    if all(path != p.base + ".pack" for p in plan.rewrite):
+                        remove_pack(path[:-5])
             raise
     after = sum(_size(p) for p in written) + sum(p.size for p in kept)
     unpruned = sum(n for _, n in doomed.values()) - freed_loose
@@ -171,35 +175,60 @@ def expunge(
     if not wanted:
         return ExpungeReport()
     raw = {bytes.fromhex(o) for o in wanted}
-    with _pack_lock(objects.pack_dir, wait), pins.exclusive(gitdir, wait):
-        reached = _reach(objects, _tips(gitdir, refs), "expunge")
-        still = sorted(wanted & reached)
-        if still:
-            more = f" and {len(still) - 1} more" if len(still) > 1 else ""
-            raise UsageError(
-                f"object {still[0]}{more} is still reachable from a ref; nothing removed"
-            )
-        packs = [p for p in _packs(objects.pack_dir, strict=True) if raw & p.entries.keys()]
-        loose = _loose(objects, lambda st: True, only=wanted)
-        found = {s for p in packs for s in p.entries if s in raw} | {
-            bytes.fromhex(o) for o in loose
-        }
-        written: list[str] = []
-        if packs:
-            written.append(_rewrite_without(objects, packs, raw))
-        before = sum(p.size for p in packs)
-        for pack in packs:
-            if pack.base + ".pack" not in written:
-                remove_pack(pack.base)
-        freed_loose, _ = _unlink(loose)
-        if packs or loose:
-            _drop_indexes(objects.pack_dir)
+    with _pack_lock(objects.pack_dir, wait):
+        # Walked and rewritten while writers go on; checked again, and removed, without them.
+        tips = _tips(gitdir, refs)
+        reached = _reach(objects, tips, "expunge")
+        _refuse_reached(wanted, reached)
+        packs = _holding(objects, raw)
+        written = [_rewrite_without(objects, packs, raw)] if packs else []
+        removing = False  # once old packs go, the new ones hold what they held: they stay
+        try:
+            with pins.exclusive(gitdir, wait):
+                again = _reach(objects, _moved(tips, _tips(gitdir, refs)), "expunge", reached)
+                _refuse_reached(wanted, again)
+                # A pack that appeared meanwhile with one of them (a put that wrote it again
+                # and has not moved a ref to it, or never will): rewritten too, now.
+                planned = {p.base for p in packs} | {w[:-5] for w in written}
+                late = [p for p in _holding(objects, raw) if p.base not in planned]
+                if late:
+                    written.append(_rewrite_without(objects, late, raw))
+                loose = _loose(objects, lambda st: True, only=wanted)
+                removing = True
+                for pack in packs + late:
+                    if pack.base + ".pack" not in written:
+                        remove_pack(pack.base)
+                freed_loose, _ = _unlink(loose)
+                if packs or late or loose:
+                    _drop_indexes(objects.pack_dir)
+        except BaseException:
+            if not removing:
+                for path in written:
+                    if all(path != p.base + ".pack" for p in packs):
+                        remove_pack(path[:-5])
+            raise
+    found = {s for p in packs + late for s in p.entries if s in raw} | {
+        bytes.fromhex(o) for o in loose
+    }
+    before = sum(p.size for p in packs + late)
     after = sum(_size(p) for p in written)
     return ExpungeReport(
         objects=len(found),
-        packs_rewritten=len(packs),
+        packs_rewritten=len(packs) + len(late),
         bytes_freed=max(0, before - after) + freed_loose,
     )
+
+
+def _refuse_reached(wanted: set[str], reached: set[str]) -> None:
+    still = sorted(wanted & reached)
+    if still:
+        more = f" and {len(still) - 1} more" if len(still) > 1 else ""
+        raise UsageError(f"object {still[0]}{more} is still reachable from a ref; nothing removed")
+
+
+def _holding(objects: DiskObjects, raw: set[bytes]) -> list[PackFile]:
+    """Every pack holding one of ``raw``; IntegrityError if a pack cannot be read."""
+    return [p for p in _packs(objects.pack_dir, strict=True) if raw & p.entries.keys()]
 
 
 def expunge_memory(
@@ -207,9 +236,7 @@ def expunge_memory(
 ) -> ExpungeReport:
     """:func:`expunge` for a store in memory: refuse what ``tips`` reach, forget the rest."""
     wanted = _check_ids(oids)
-    still = sorted(wanted & reachable(objects, tips))
-    if still:
-        raise UsageError(f"object {still[0]} is still reachable from a ref; nothing removed")
+    _refuse_reached(wanted, reachable(objects, tips))
     return ExpungeReport(objects=objects.discard(wanted))
 
 
@@ -322,7 +349,8 @@ class _Plan:
         except BaseException as e:
             # A full disk passes through as the OSError it is; a damaged entry says so.
             for path in written:
-                remove_pack(path[:-5])
+                if all(path != p.base + ".pack" for p in self.rewrite):
+                    remove_pack(path[:-5])
             if isinstance(e, ValueError):
                 raise IntegrityError(f"gc stopped, nothing pruned: {e}") from None
             raise
@@ -435,7 +463,8 @@ def _unlink(doomed: dict[str, tuple[str, int]]) -> tuple[int, int]:
 
 def _drop_indexes(pack_dir: str) -> None:
     """Remove git's multi-pack-index and commit-graph: they may name what was just removed, and
-    git rebuilds them when it wants them (``git gc`` does)."""
+    git rebuilds them when it wants them (``git gc`` does). Rewrite ``objects/info/packs``
+    if there is one."""
     info = os.path.join(os.path.dirname(pack_dir), "info")
     for path in (
         os.path.join(pack_dir, "multi-pack-index"),
@@ -447,6 +476,14 @@ def _drop_indexes(pack_dir: str) -> None:
     for name in _listdir(graphs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(graphs, name))
+    # The pack list dumb-HTTP clients read (git update-server-info): name what is there now.
+    listing = os.path.join(info, "packs")
+    if os.path.exists(listing):
+        names = sorted(n for n in _listdir(pack_dir) if n.endswith(".pack"))
+        with contextlib.suppress(OSError):
+            with open(listing + ".gitstore-tmp", "w") as f:
+                f.write("".join(f"P {n}\n" for n in names) + "\n")
+            os.replace(listing + ".gitstore-tmp", listing)
 
 
 def _reach(

@@ -139,3 +139,23 @@ def test_du_in_memory_counts_logical_bytes_only() -> None:
     store.put("s/t", {"a.txt": b"abc"})
     usage = store.du()
     assert usage.logical == 3 and usage.total == 0
+
+
+def test_reached_bytes_match_git_rev_list_disk_usage_after_git_repacks(filled: Path) -> None:
+    """git made the packs (with deltas): du's reached bytes are what git says the refs reach."""
+    git(filled, "repack", "-a", "-d", "-f", "-q")
+    reached = int(git(filled, "rev-list", "--objects", "--all", "--disk-usage").stdout)
+    with Store.open(filled) as store:
+        usage = store.du()
+        a = store.du("a")
+    assert sum(t.disk for t in usage.tasks) == reached
+    assert a.total == int(
+        git(
+            filled,
+            "rev-list",
+            "--objects",
+            "--disk-usage",
+            "refs/artifacts/a/t1",
+            "refs/artifacts/a/t2",
+        ).stdout
+    )

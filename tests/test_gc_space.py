@@ -3,17 +3,21 @@ bytes no ref reaches are gone from disk, both beside live writers, with stock gi
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 import writer_proc as wp
+from click.testing import CliRunner
 from support import fsck, git
 
 from gitstore import Store, UsageError
 from gitstore.backend.objects import hash_bytes
+from gitstore.cli.main import cli
 
 
 def _store(path: Path) -> Store:
@@ -270,8 +274,6 @@ def test_gc_merges_packs_of_8_mib_and_more(store_path: Path) -> None:
     # Two packs of 9 MiB and more, made by stock git from each task's objects.
     for name in ("a", "b"):
         objs = git(store_path, "rev-list", "--objects", f"refs/artifacts/s/{name}").stdout
-        import subprocess
-
         subprocess.run(
             [
                 "git",
@@ -398,4 +400,133 @@ def test_writers_lose_nothing_while_gc_runs_with_no_grace_period(
     with Store.open(store_path) as store:
         check_history(store, acks)
         assert store.verify() == []
+    fsck(store_path)
+
+
+@pytest.mark.slow
+def test_a_long_pinned_writer_does_not_keep_other_writers_out_while_gc_waits(
+    store_path: Path, tmp_path: Path
+) -> None:
+    """gc waits for a paused writer's pin; meanwhile the gate opens again and again, so other
+    puts land before the paused writer is released."""
+    with _store(store_path) as store:
+        store.put("s/a", {"a.txt": b"a\n"})
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    spec = '{"x.txt": {"text": "paused\\n"}}'
+    writer = wp.spawn("pause", store_path, "s/paused", "before-cas", ready, release, spec)
+    try:
+        wp.wait_for_file(ready, [writer])
+        done = threading.Event()
+
+        def run() -> None:
+            with Store.open(store_path) as s:
+                s.gc(prune_after=0)
+            done.set()
+
+        gc = threading.Thread(target=run)
+        gc.start()
+        gc.join(0.5)
+        with Store.open(store_path) as store:
+            for i in range(3):
+                store.put(f"s/other{i}", {"b.txt": f"{i}\n"})
+        assert not done.is_set(), "gc finished while a writer was still pinned"
+        assert writer.poll() is None  # the paused writer is still paused
+        release.touch()
+        rc, _, err = wp.finish(writer)
+        assert rc == 0, err
+        gc.join(60)
+        assert done.is_set()
+    finally:
+        wp.kill(writer)
+    with Store.open(store_path) as store:
+        assert sorted(store.heads()) == ["s/a", "s/other0", "s/other1", "s/other2", "s/paused"]
+    fsck(store_path)
+
+
+def test_expunging_a_whole_version_leaves_git_s_commit_graph_and_midx_consistent(
+    store_path: Path,
+) -> None:
+    """The old commit, trees, manifest and blob of a deleted task go; git's commit-graph and
+    multi-pack-index, which named them, go too, and fsck stays clean."""
+    with _store(store_path) as store:
+        gone = store.put("s/leak", {"log.txt": SECRET})
+        store.put("s/live", {"a.txt": b"live\n"})
+    git(store_path, "commit-graph", "write", "--reachable")
+    git(store_path, "multi-pack-index", "write")
+    objs = git(store_path, "rev-list", "--objects", "refs/artifacts/s/leak").stdout.split()
+    leaked = sorted(
+        {w for w in objs if len(w) == 40}
+        - set(git(store_path, "rev-list", "--objects", "refs/artifacts/s/live").stdout.split())
+    )
+    assert gone.commit in leaked and hash_bytes(SECRET).oid in leaked
+    with Store.open(store_path) as store:
+        store.rm_task("s/leak")
+        report = store.expunge(leaked)
+        assert report.objects == len(leaked)
+        assert store.get("s/live", "a.txt") == b"live\n"
+    for oid in leaked:
+        assert not _has(store_path, oid)
+    assert _files_holding(store_path, SECRET) == []
+    fsck(store_path)
+    git(store_path, "commit-graph", "verify")
+
+
+def test_cli_gc_json_reports_the_bytes_freed(store_path: Path) -> None:
+    with _store(store_path) as store:
+        store.put("s/live", {"a.txt": b"live\n"})
+        store.put("s/gone", {"log.txt": SECRET * 1000})
+    run = CliRunner().invoke
+    assert run(cli, ["--store", str(store_path), "rm", "s/gone", "--task"]).exit_code == 0
+    result = run(cli, ["--store", str(store_path), "gc", "--prune-after", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["bytes_freed"] >= len(SECRET) * 1000
+    assert doc["packs_rewritten"] >= 1 and doc["pruned_objects"] >= 4
+    assert _files_holding(store_path / "objects", SECRET) == []
+    fsck(store_path)
+
+
+def test_gc_stops_on_a_damaged_entry_it_would_copy_and_removes_nothing(store_path: Path) -> None:
+    """A live blob whose bytes in the pack were flipped (its CRC no longer matches): gc must not
+    rewrite the pack without noticing, nor remove the pack that still holds the other copies."""
+    live = os.urandom(64 << 10)
+    with _store(store_path) as store:
+        store.put("s/live", {"b.bin": live})
+        store.put("s/gone", {"log.txt": SECRET})
+    git(store_path, "repack", "-a", "-d", "-q")
+    with Store.open(store_path) as store:
+        store.rm_task("s/gone")  # after the repack: its objects stay in the one pack
+    (pack,) = store_path.glob("objects/pack/*.pack")
+    oid = hash_bytes(live).oid
+    listed = git(store_path, "verify-pack", "-v", str(pack.with_suffix(".idx"))).stdout
+    offset = int(next(line for line in listed.splitlines() if line.startswith(oid)).split()[4])
+    data = bytearray(pack.read_bytes())
+    data[offset + 100] ^= 0xFF  # inside the blob's compressed data
+    os.chmod(pack, 0o644)
+    pack.write_bytes(bytes(data))
+    _age_all(store_path, 30 * 86400)
+    before = sorted(p.name for p in (store_path / "objects").rglob("*") if p.is_file())
+    with Store.open(store_path) as store, pytest.raises(Exception, match="CRC") as caught:
+        store.gc()
+    assert caught.value.exit_code == 6  # type: ignore[attr-defined]
+    after = sorted(p.name for p in (store_path / "objects").rglob("*") if p.is_file())
+    assert after == before
+
+
+def test_gc_after_git_repack_leaves_git_s_pack_list_naming_the_packs_there(
+    store_path: Path,
+) -> None:
+    with _store(store_path) as store:
+        store.put("s/live", {"a.txt": b"live\n"})
+        store.put("s/gone", {"log.txt": SECRET})
+    git(store_path, "repack", "-a", "-d", "-q")
+    git(store_path, "update-server-info")
+    with Store.open(store_path) as store:
+        store.rm_task("s/gone")
+        _age_all(store_path, 30 * 86400)
+        assert store.gc().packs_rewritten == 1
+    listed = (store_path / "objects" / "info" / "packs").read_text().split()
+    there = sorted(p.name for p in store_path.glob("objects/pack/*.pack"))
+    assert [w for w in listed if w.endswith(".pack")] == there
+    assert not list(store_path.glob("objects/pack/*.bitmap"))  # the old pack's bitmap went too
     fsck(store_path)

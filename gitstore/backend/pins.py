@@ -29,12 +29,14 @@ from collections.abc import Iterator
 
 from gitstore.errors import ConflictError
 
-__all__ = ["GATE", "PINS", "exclusive", "pinned"]
+__all__ = ["GATE", "GATE_HOLD", "PINS", "exclusive", "pinned"]
 
 PINS = "objects"
 GATE = "."
 # How often a remover that waits looks again (seconds).
 _POLL = 0.005
+# The longest a remover keeps new writers waiting at the gate while it waits for pins (seconds).
+GATE_HOLD = 2.0
 
 
 def _open(gitdir: str, name: str) -> int:
@@ -68,31 +70,42 @@ def pinned(gitdir: str) -> Iterator[None]:
 def exclusive(gitdir: str, timeout: float) -> Iterator[None]:
     """Hold the store alone against pinned writers: wait until every pin is released.
 
-    New writers wait at the gate until the block ends. Raises
+    New writers wait at the gate until the block ends. So that a long put in flight (a big
+    upload) does not stall every other writer at the gate for as long as it runs, the gate is
+    held for at most :data:`GATE_HOLD` seconds at a time while waiting: if pins are still held
+    then, the gate opens for a moment and the wait starts again. Raises
     :class:`~gitstore.errors.ConflictError` if pins are still held after ``timeout`` seconds
     (a writer stuck between finding an object and moving its ref), having removed nothing.
     """
     deadline = time.monotonic() + timeout
-    gate = _open(gitdir, GATE)
-    try:
-        _take(gate, deadline, "a remover (gc or expunge) in another process")
-        pins = _open(gitdir, PINS)
+    while True:
+        gate = _open(gitdir, GATE)
         try:
-            _take(pins, deadline, "writers")
-            yield
+            _take(gate, deadline, "a remover (gc or expunge) in another process")
+            pins = _open(gitdir, PINS)
+            try:
+                if _take(pins, min(deadline, time.monotonic() + GATE_HOLD), "writers", deadline):
+                    yield
+                    return
+            finally:
+                os.close(pins)
         finally:
-            os.close(pins)
-    finally:
-        os.close(gate)
+            os.close(gate)
+        time.sleep(_POLL * 10)  # the gate is open: queued writers go in
 
 
-def _take(fd: int, deadline: float, who: str) -> None:
+def _take(fd: int, until: float, who: str, deadline: float | None = None) -> bool:
+    """Take ``fd``'s flock exclusively, waiting until ``until``; then False if that is before
+    ``deadline`` (try again later), else ConflictError naming ``who``."""
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return True
         except BlockingIOError:
-            if time.monotonic() >= deadline:
+            now = time.monotonic()
+            if now >= until:
+                if deadline is not None and now < deadline:
+                    return False
                 raise ConflictError(
                     f"{who} kept the store busy; nothing was removed, try again"
                 ) from None
