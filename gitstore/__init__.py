@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         TaskDeletion,
         TaskHead,
         TaskUpdate,
+        Text,
         TransferResult,
         Version,
     )
@@ -128,6 +129,7 @@ __all__ = [
     "TaskHead",
     "TaskRecord",
     "TaskUpdate",
+    "Text",
     "Token",
     "Tokens",
     "TransferResult",
@@ -192,6 +194,7 @@ _LAZY: dict[str, str] = {
             "TaskDeletion",
             "TaskHead",
             "TaskUpdate",
+            "Text",
             "TransferResult",
             "Version",
         ),
