@@ -10,7 +10,6 @@ error path.
 from __future__ import annotations
 
 import contextlib
-import difflib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,8 @@ __all__ = [
 
 def close(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The names among ``choices`` nearest to ``word`` (difflib's ratio >= 0.6), best first."""
+    import difflib  # only on the error path
+
     return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
 
 

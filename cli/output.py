@@ -16,7 +16,6 @@ only when a bar is drawn so that ``gitstore --help`` does not pay for it).
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import os
 import re
 import sys
@@ -26,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    import datetime as _dt
+
     from tqdm import tqdm
 
 __all__ = [
@@ -175,6 +176,8 @@ def size(n: int | None) -> str:
 
 
 def _parse(iso: str) -> _dt.datetime | None:
+    import datetime as _dt  # at first use: `gitstore --help` need not load it
+
     try:
         parsed = _dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
@@ -184,6 +187,8 @@ def _parse(iso: str) -> _dt.datetime | None:
 
 def when(iso: str | None) -> str:
     """The one date format of human output: ``2026-11-30 09:21:14Z`` (UTC, to the second)."""
+    import datetime as _dt
+
     if not iso:
         return "-"
     parsed = _parse(iso)
@@ -194,6 +199,8 @@ def when(iso: str | None) -> str:
 
 def ago(iso: str | None, now: _dt.datetime | None = None) -> str:
     """How long ago, the way people say it: ``just now``, ``5 minutes ago``, ``3 days ago``."""
+    import datetime as _dt
+
     parsed = _parse(iso) if iso else None
     if parsed is None:
         return "-"
@@ -295,7 +302,9 @@ def byte_progress(
 
 
 @contextlib.contextmanager
-def _bar(label: str, total: int | None, delay: float = 0.0) -> Iterator[tqdm[Any]]:
+def _bar(
+    label: str, total: int | None, delay: float = 0.0, file: Any = None
+) -> Iterator[tqdm[Any]]:
     from tqdm import tqdm
 
     bar: tqdm[Any] = tqdm(
@@ -304,7 +313,7 @@ def _bar(label: str, total: int | None, delay: float = 0.0) -> Iterator[tqdm[Any
         unit="iB",  # with unit_divisor 1024: KiB, MiB, GiB, as size() writes them
         unit_scale=True,
         unit_divisor=1024,
-        file=sys.stderr,
+        file=file if file is not None else sys.stderr,
         dynamic_ncols=True,
         mininterval=0.2,
         # Bytes with their unit on both sides ("8.00MiB/300MiB"): tqdm's default shows it on
@@ -325,41 +334,101 @@ def _bar(label: str, total: int | None, delay: float = 0.0) -> Iterator[tqdm[Any
 
 
 def _written() -> int | None:
-    """Bytes this process has written so far (Linux's /proc/self/io ``wchar``), or None."""
+    """Bytes the threads of this process have written so far (Linux's ``wchar``), or None.
+
+    Summed over ``/proc/self/task/*/io`` rather than read from ``/proc/self/io``, which also
+    adds what reaped children wrote: git receive-pack's copy of the pack would count twice.
+    """
+    total = 0
     try:
-        with open("/proc/self/io", "rb") as f:
-            for line in f:
-                if line.startswith(b"wchar:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
         return None
-    return None
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/io", "rb") as f:
+                for line in f:
+                    if line.startswith(b"wchar:"):
+                        total += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+def _folder_bytes(path: str) -> int | None:
+    """Bytes of the files in ``path`` and its ``pack/`` folder (where a fetched pack lands)."""
+    total = 0
+    try:
+        for folder in (path, os.path.join(path, "pack")):
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    with contextlib.suppress(OSError):
+                        if entry.is_file(follow_symlinks=False):
+                            total += entry.stat(follow_symlinks=False).st_size
+    except OSError:
+        return None
+    return total
+
+
+class _Counted:
+    """stderr, counting what the bar itself writes (so that it is not taken for the transfer)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.written = 0
+
+    def write(self, text: str) -> int:
+        self.written += len(text.encode("utf-8", "replace"))
+        return int(self.stream.write(text) or 0)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return is_terminal(self.stream)
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
 
 
 @contextlib.contextmanager
-def io_progress(label: str) -> Iterator[Callable[[str], None] | None]:
+def io_progress(
+    label: str, receiving_into: str | os.PathLike[str] | None = None
+) -> Iterator[Callable[[str], None] | None]:
     """Progress of a transfer whose size is not known in advance (push, pull, bundle, gc).
 
     Yields a callback for the transfer's text lines (shown after the bar), or None when stderr
-    is not a terminal. The bytes are the ones this process writes meanwhile, sampled from
-    ``/proc/self/io`` by a thread five times a second: the pack a push sends into the pipe or
-    socket, the pack a pull hands to ``git index-pack``, a bundle or pack written to disk. No
-    library call is changed for it, and the transfer pays nothing: a piped run starts no thread.
-    Where /proc is missing only the text lines are shown.
+    is not a terminal. A thread samples the bytes five times a second: with ``receiving_into``
+    (a store's ``objects`` folder: pull, clone, bundle import) the growth of that folder, where
+    the received pack lands; otherwise the bytes this process's threads write
+    (``/proc/self/task/*/io``, less the bar's own): the pack a push sends into its pipe or
+    socket, a bundle or pack written. No library call is changed for it, and a piped run pays
+    nothing (no thread starts). Where neither can be read only the text lines are shown.
     """
     if not progress_allowed():
         yield None
         return
     import threading
 
-    start = _written()
+    err = _Counted(sys.stderr)
+    folder = os.fspath(receiving_into) if receiving_into is not None else None
+
+    def moved() -> int | None:
+        if folder is not None:
+            return _folder_bytes(folder)
+        written = _written()
+        return None if written is None else written - err.written
+
+    start = moved()
+    if folder is not None and start is None:
+        start = 0  # the store (or its objects folder) is made by the transfer itself
     done = threading.Event()
-    with _bar(label, None, delay=0.5) as bar:
+    with _bar(label, None, delay=0.5, file=err) as bar:
         seen = 0
 
         def sample() -> None:
             nonlocal seen
-            now = _written()
+            now = moved()
             if now is not None and start is not None and now - start > seen:
                 bar.update(now - start - seen)
                 seen = now - start
@@ -381,3 +450,4 @@ def io_progress(label: str) -> Iterator[Callable[[str], None] | None]:
             if thread.is_alive():
                 thread.join()
             sample()  # the last bytes, so the line left on screen shows the whole transfer
+            bar.refresh()  # drawn even within tqdm's mininterval or delay

@@ -93,10 +93,15 @@ def _lib() -> ModuleType:
 
 
 @contextlib.contextmanager
-def _progress(label: str) -> Iterator[Progress | None]:
+def _progress(label: str, into: Store | Path | None = None) -> Iterator[Progress | None]:
     """Transfer progress on stderr when it is a terminal (bytes moved, rate, the remote's last
-    line of text); nothing when piped. See :func:`.output.io_progress`."""
-    with io_progress(label) as line:
+    line of text); nothing when piped. ``into``: the store that receives (its objects folder
+    is watched). See :func:`.output.io_progress`."""
+    objects = None
+    if into is not None:
+        root = into if isinstance(into, Path) else Path(str(into.path))
+        objects = root / "objects"
+    with io_progress(label, objects) as line:
         yield line
 
 
@@ -283,7 +288,7 @@ def clone(url: str, path: Path | None, ssh_key: Path | None, as_json: bool) -> N
     """
     ctx = click.get_current_context()
     target = path if path is not None else ctx.find_root().obj
-    with _progress("clone") as progress:
+    with _progress("clone", Path(target)) as progress:
         store, result = _lib().clone(url, target, progress=progress, ssh_key=_key(ssh_key))
     ctx.with_resource(store)
     if not as_json:
@@ -333,7 +338,7 @@ def pull(args: tuple[str, ...], ssh_key: Path | None, as_json: bool) -> None:
     """
     store = _open(create=True)
     name, scope = _split(store, args, "pull")
-    with _remote_hint(store, name), _progress("pull") as progress:
+    with _remote_hint(store, name), _progress("pull", store) as progress:
         result = _lib().pull(store, name, scope, progress=progress, ssh_key=_key(ssh_key))
     if scope and not _moved(result) and result.up_to_date == 0:
         _check_pulled_scope(store, scope, result)  # nothing matched: say so, not "0 up to date"
@@ -349,7 +354,7 @@ def pull(args: tuple[str, ...], ssh_key: Path | None, as_json: bool) -> None:
 def sync(name: str | None, allow_secrets: bool, ssh_key: Path | None, as_json: bool) -> None:
     """Pull, then push, until both sides hold the same task refs."""
     store = _open()
-    with _remote_hint(store, name), _progress("sync") as progress:
+    with _remote_hint(store, name), _progress("sync", store) as progress:
         result = _lib().sync(
             store, name, progress=progress, allow_secrets=allow_secrets, ssh_key=_key(ssh_key)
         )
@@ -392,7 +397,7 @@ def bundle_import(file: Path, as_json: bool) -> None:
     FILE was made by gitstore bundle create or git bundle create.
     """
     store = _open(create=True)
-    with _progress("bundle import") as progress:
+    with _progress("bundle import", store) as progress:
         result = _lib().bundle_import(store, file, progress=progress)
     _report("bundle import", result, as_json)
 
