@@ -333,26 +333,31 @@ def _bar(
         bar.close()
 
 
-def _written() -> int | None:
-    """Bytes the threads of this process have written so far (Linux's ``wchar``), or None.
+def _io_counts(skip: int | None = None) -> tuple[int, int] | None:
+    """Bytes the threads of this process have read and written (``rchar``, ``wchar``), or None.
 
     Summed over ``/proc/self/task/*/io`` rather than read from ``/proc/self/io``, which also
-    adds what reaped children wrote: git receive-pack's copy of the pack would count twice.
+    adds what reaped children did: git receive-pack's copy of the pack would count twice.
+    Thread ``skip`` (the sampler, reading /proc and drawing the bar) is left out.
     """
-    total = 0
+    read = written = 0
     try:
         tasks = os.listdir("/proc/self/task")
     except OSError:
         return None
     for tid in tasks:
+        if skip is not None and tid == str(skip):
+            continue
         try:
             with open(f"/proc/self/task/{tid}/io", "rb") as f:
                 for line in f:
-                    if line.startswith(b"wchar:"):
-                        total += int(line.split()[1])
+                    if line.startswith(b"rchar:"):
+                        read += int(line.split()[1])
+                    elif line.startswith(b"wchar:"):
+                        written += int(line.split()[1])
         except (OSError, ValueError, IndexError):
             continue  # a thread that ended meanwhile
-    return total
+    return read, written
 
 
 def _folder_bytes(path: str) -> int | None:
@@ -371,14 +376,19 @@ def _folder_bytes(path: str) -> int | None:
 
 
 class _Counted:
-    """stderr, counting what the bar itself writes (so that it is not taken for the transfer)."""
+    """stderr, counting what the bar writes from threads other than the sampler (which is left
+    out of the counts anyway), so that drawing is not taken for the transfer."""
 
     def __init__(self, stream: Any) -> None:
         self.stream = stream
         self.written = 0
+        self.sampler: int | None = None
 
     def write(self, text: str) -> int:
-        self.written += len(text.encode("utf-8", "replace"))
+        import threading
+
+        if threading.get_native_id() != self.sampler:
+            self.written += len(text.encode("utf-8", "replace"))
         return int(self.stream.write(text) or 0)
 
     def flush(self) -> None:
@@ -398,12 +408,14 @@ def io_progress(
     """Progress of a transfer whose size is not known in advance (push, pull, bundle, gc).
 
     Yields a callback for the transfer's text lines (shown after the bar), or None when stderr
-    is not a terminal. A thread samples the bytes five times a second: with ``receiving_into``
-    (a store's ``objects`` folder: pull, clone, bundle import) the growth of that folder, where
-    the received pack lands; otherwise the bytes this process's threads write
-    (``/proc/self/task/*/io``, less the bar's own): the pack a push sends into its pipe or
-    socket, a bundle or pack written. No library call is changed for it, and a piped run pays
-    nothing (no thread starts). Where neither can be read only the text lines are shown.
+    is not a terminal. A thread samples five times a second: the bar counts, with
+    ``receiving_into`` (a store's ``objects`` folder: pull, clone, bundle import), the growth of
+    that folder, where the received pack lands; otherwise the bytes this process's threads write
+    (``/proc/self/task/*/io``): the pack a push sends into its pipe or socket, a bundle or pack
+    written. The label adds what they have read, so the phases that only read (a push scanning
+    what it sends for secrets, a pull receiving before indexing) show activity too. No library
+    call is changed for it, and a piped run pays nothing (no thread starts). Where /proc cannot
+    be read only the text lines are shown.
     """
     if not progress_allowed():
         yield None
@@ -412,14 +424,14 @@ def io_progress(
 
     err = _Counted(sys.stderr)
     folder = os.fspath(receiving_into) if receiving_into is not None else None
+    first = _io_counts()
 
-    def moved() -> int | None:
+    def moved(counts: tuple[int, int] | None) -> int | None:
         if folder is not None:
             return _folder_bytes(folder)
-        written = _written()
-        return None if written is None else written - err.written
+        return None if counts is None else counts[1] - err.written
 
-    start = moved()
+    start = moved(first)
     if folder is not None and start is None:
         start = 0  # the store (or its objects folder) is made by the transfer itself
     done = threading.Event()
@@ -428,14 +440,22 @@ def io_progress(
 
         def sample() -> None:
             nonlocal seen
-            now = moved()
+            counts = _io_counts(skip=err.sampler)
+            now = moved(counts)
+            if counts is not None and first is not None and counts[0] > first[0]:
+                bar.set_description_str(f"{label} (read {size(counts[0] - first[0])})", False)
             if now is not None and start is not None and now - start > seen:
                 bar.update(now - start - seen)
                 seen = now - start
 
         def sampling() -> None:
+            err.sampler = threading.get_native_id()
+            waited = 0
             while not done.wait(0.2):
                 sample()
+                waited += 1
+                if waited > 2:  # past tqdm's delay: show phases that only read, too
+                    bar.refresh()
 
         def line(text: str) -> None:
             bar.set_postfix_str(printable(text)[:48], refresh=True)

@@ -281,7 +281,7 @@ def test_push_progress_counts_the_bytes_sent(
     monkeypatch.setattr(cli_output, "progress_allowed", lambda: True)
     result = ok(store_path, "push", str(tmp_path / "r.git"))
     last = result.stderr.replace("\r", "\n").strip().splitlines()[-1]
-    sent = re.search(r"push: ([\d.]+)MiB", last)
+    sent = re.search(r"push \(read [^)]*\): ([\d.]+)MiB", last)
     # The pack written into git receive-pack's pipe, counted once (not again when it exits).
     assert sent and 3.0 <= float(sent.group(1)) < 4.0, last
 
@@ -293,7 +293,7 @@ def test_pull_progress_counts_the_bytes_received(
     monkeypatch.setattr(cli_output, "progress_allowed", lambda: True)
     result = ok(tmp_path / "other.git", "pull", str(store_path))
     last = result.stderr.replace("\r", "\n").strip().splitlines()[-1]
-    received = re.search(r"pull: ([\d.]+)MiB", last)
+    received = re.search(r"pull \(read [^)]*\): ([\d.]+)MiB", last)
     assert received and 3.0 <= float(received.group(1)) < 4.0, last
 
 
