@@ -539,7 +539,14 @@ def init() -> None:
 
 @cli.command()
 @click.argument("address", metavar="SPEC/TASK", type=TASK_ADDRESS)
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...", type=click.Path())
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    metavar="PATH...",
+    # Completes file names; the library, not Click, says what is wrong with a path (exit 7).
+    type=click.Path(readable=False, allow_dash=True),
+)
 @click.option(
     "--as",
     "name",
