@@ -55,8 +55,11 @@ gitstore ls fix-login/t2
 step "gitstore log fix-login/t2        (versions, newest first)"
 gitstore log fix-login/t2
 
-step "gitstore diff fix-login/t2@v1    (what changed since v1)"
-gitstore diff fix-login/t2@v1
+step "gitstore diff fix-login/t2@v1 --patch   (what changed since v1, line by line)"
+gitstore diff fix-login/t2@v1 --patch
+
+step "gitstore log                     (the newest versions across the store)"
+gitstore log
 
 step "gitstore get fix-login/t2@v1 test.json   vs   the latest"
 gitstore get fix-login/t2@v1 test.json

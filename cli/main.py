@@ -1,9 +1,14 @@
 """The ``gitstore`` command: one thin Click command per library call, and the error table.
 
-Each command opens the store, makes one call to gitstore's public API and formats the answer as
-compact text or, with ``--json``, as one JSON document. Errors never show a traceback: the one
-mapping in :func:`_exit_code` turns every exception into a one-line message on stderr and the exit
-code documented in the README (library errors carry their own ``exit_code``).
+Each command opens the store, makes one call to gitstore's public API and formats the answer for
+people (sizes, aligned columns under headers, dates, colour on a terminal: :mod:`.output`) or,
+with ``--json``, as one JSON document. The global options (``--store``, ``--json``, ``--color``,
+``-q``, ``-v``) are accepted before or after the command. A name that is not found gets a
+"did you mean" (:mod:`.hints`); every command's help ends with examples (:mod:`.help`).
+
+Errors never show a traceback: the one mapping in :func:`_exit_code` turns every exception into
+a one-line message on stderr and the exit code documented in the README (library errors carry
+their own ``exit_code``).
 """
 
 from __future__ import annotations
@@ -27,8 +32,25 @@ from gitstore import (
     __version__,
 )
 
-from .output import printable, say
-from .params import key_values
+from . import output
+from .help import SUMMARIES, examples_epilog, exit_codes_text
+from .hints import did_you_mean, listing
+from .output import (
+    ago,
+    byte_progress,
+    confirm,
+    echo,
+    io_progress,
+    note,
+    printable,
+    say,
+    size,
+    style,
+    table,
+    value,
+    when,
+)
+from .params import ARTIFACT, TASK_ADDRESS, key_values
 
 if TYPE_CHECKING:
     # At run time each command imports what it uses: `gitstore --help` loads neither the store
@@ -43,8 +65,9 @@ EXIT_INTERNAL = 70  # sysexits' EX_SOFTWARE: anything unexpected is a bug in git
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C.
 EXIT_PIPE = 141  # 128 + SIGPIPE, what git or cat report when their reader goes away.
 
-# Below this size a bar would only flash; above it a transfer takes long enough to watch.
-PROGRESS_MIN_BYTES = 1 << 20
+PROGRESS_MIN_BYTES = output.PROGRESS_MIN_BYTES
+# Keys of the root context's meta: the global options, wherever they were given.
+JSON_KEY = "gitstore.json"
 
 Tick = Callable[[int], None]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,11 +85,21 @@ class _StdoutClosed(Exception):
 # served store answers. Every other command needs the store's files and is refused for a URL.
 SERVED_COMMANDS = frozenset(
     {"put", "get", "export", "ls", "log", "show", "diff", "rm", "find", "rm-run"}
+    # These two read no store at all.
+    | {"completion", "help"}
 )
 
 
 class GitstoreGroup(click.Group):
-    """The ``gitstore`` group: Click's parsing and dispatch, with gitstore's error handling."""
+    """The ``gitstore`` group: Click's parsing and dispatch, with gitstore's error handling.
+
+    Every command registered (and every subcommand of a registered group) also takes the global
+    options after its name, gets its examples as an epilog, and a one-line summary that fits.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _decorate(cmd, name or cmd.name or "")
+        super().add_command(cmd, name)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -170,11 +203,109 @@ def _exit_code(exc: BaseException) -> int:
     return EXIT_INTERNAL
 
 
+def _decorate(cmd: click.Command, path: str) -> None:
+    """Give ``cmd`` (command path ``path``) the global options, its examples, a short summary."""
+    names = {p.name for p in cmd.params}
+    cmd.params.extend(p for p in _global_params() if p.name not in names)
+    for param in cmd.params:
+        if param.name == "as_json" and isinstance(param, click.Option):
+            param.callback = _json_or_global
+    if cmd.epilog is None:
+        cmd.epilog = examples_epilog(path)
+    if path in SUMMARIES:
+        cmd.short_help = SUMMARIES[path]
+    if isinstance(cmd, click.Group):
+        for sub_name, sub in cmd.commands.items():
+            _decorate(sub, f"{path} {sub_name}")
+
+
+def _json_or_global(ctx: click.Context, param: click.Parameter, given: bool) -> bool:
+    """``--json`` of a command, or the global one given before the command."""
+    return bool(given or ctx.find_root().meta.get(JSON_KEY))
+
+
+def _global_params() -> list[click.Parameter]:
+    """The global options as a command takes them after its name (shown in its --help too)."""
+    return [
+        click.Option(
+            ["--store", "store_after"],
+            metavar="PATH|URL",
+            expose_value=False,
+            callback=_late_store,
+            help="The store (as gitstore --store; may follow the command).",
+        ),
+        click.Option(
+            ["--color", "color_after"],
+            type=click.Choice(["auto", "always", "never"]),
+            expose_value=False,
+            callback=_late_meta(output.COLOR_KEY),
+            help="Colour: auto (a terminal, unless NO_COLOR is set), always or never.",
+        ),
+        click.Option(
+            ["-q", "--quiet", "quiet_after"],
+            is_flag=True,
+            expose_value=False,
+            callback=_late_verbosity(-1),
+            help="Only results and errors: no notes, no progress.",
+        ),
+        click.Option(
+            ["-v", "--verbose", "verbose_after"],
+            is_flag=True,
+            expose_value=False,
+            callback=_late_verbosity(1),
+            help="More detail: full commit ids, the store's path.",
+        ),
+    ]
+
+
+def _late_store(ctx: click.Context, param: click.Parameter, location: str | None) -> None:
+    if location is None:
+        return
+    root = ctx.find_root()
+    root.params["store_path"] = location
+    root.obj = _store_location(location)
+    command = ctx.command_path.split(" ")[1:2]
+    if (
+        _is_url(location)
+        and command
+        and command[0] not in SERVED_COMMANDS
+        and not ctx.resilient_parsing
+    ):
+        _refusing(ctx.command, command[0], location).callback()  # type: ignore[misc]
+
+
+def _late_meta(key: str) -> Callable[[click.Context, click.Parameter, object], None]:
+    def store(ctx: click.Context, param: click.Parameter, given: object) -> None:
+        if given is not None:
+            ctx.find_root().meta[key] = given
+
+    return store
+
+
+def _late_verbosity(level: int) -> Callable[[click.Context, click.Parameter, bool], None]:
+    def store(ctx: click.Context, param: click.Parameter, given: bool) -> None:
+        if given:
+            ctx.find_root().meta[output.VERBOSITY_KEY] = level
+
+    return store
+
+
+def _store_location(location: str | None) -> Path | str:
+    """What ``--store`` names: a URL as given, else a path (default ``~/.gitstore``)."""
+    if _is_url(location):
+        assert location is not None
+        return location  # kept as given: a Path would fold http:// into http:/
+    path = Path(location) if location is not None else Path.home() / ".gitstore"
+    return path.expanduser()
+
+
 def _error(message: str) -> None:
     # One line, always: scripts read the first line of stderr, and a message may quote a user's
     # file name, a store's name (which can hold a newline or an ESC) or a lower layer's
     # multi-line text; printable() shows each control character as a visible escape.
-    say(f"gitstore: {message}", err=True)
+    click.echo(
+        f"{style('gitstore:', err=True, fg='red', bold=True)} {printable(message)}", err=True
+    )
 
 
 # -- shared options and helpers ----------------------------------------------------------------
@@ -195,13 +326,45 @@ def message_options(f: F) -> F:
     )(f)
 
 
-def _open(*, create: bool = False) -> Store:
-    """The store chosen by ``--store`` (closed when the command ends); create it on writes."""
+def _open(*, create: bool = False, announce: bool = True) -> Store:
+    """The store chosen by ``--store`` (closed when the command ends); create it on writes.
+
+    A store created here is said (``put`` into a path that held nothing): a typo in --store or
+    $GITSTORE_DIR should not go unnoticed.
+    """
     from gitstore import Store
 
     ctx = click.get_current_context()
-    path: Path | str = ctx.obj
-    return ctx.with_resource(Store.open(path, create=create))
+    path: Path | str = ctx.find_root().obj
+    existed = _is_url(path) or _holds_something(path)
+    store = ctx.with_resource(Store.open(path, create=create))
+    if create and not existed:
+        ctx.meta[CREATED_KEY] = store.path
+        if announce:
+            announce_created()
+    elif output.verbose():
+        note(f"store: {store.path or path}", err=True)
+    return store
+
+
+CREATED_KEY = "gitstore.created"
+
+
+def announce_created() -> None:
+    """Say that this command created the store (once it has succeeded: a refused put says only
+    why it was refused)."""
+    created = click.get_current_context().meta.get(CREATED_KEY)
+    if created:
+        note(f"created a new store at {created}")
+
+
+def _holds_something(path: str | os.PathLike[str]) -> bool:
+    try:
+        if not os.path.lexists(path):
+            return False
+        return not os.path.isdir(path) or bool(os.listdir(path))
+    except OSError:
+        return True  # unreadable: Store.open says what is wrong with it
 
 
 def _is_url(location: object) -> bool:
@@ -224,25 +387,11 @@ def _refusing(command: click.Command, what: str, url: str) -> click.Command:
     return refusing
 
 
-def _stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
-
-
 @contextlib.contextmanager
 def _progress(label: str, total: Callable[[], int]) -> Iterator[Tick | None]:
-    """A progress callback drawing a bar on stderr, or None when stderr is not a terminal.
-
-    ``total`` is only called when a bar may be drawn, so piped runs pay nothing for it.
-    """
-    if not _stderr_is_tty():
-        yield None
-        return
-    size = total()
-    if size < PROGRESS_MIN_BYTES:
-        yield None
-        return
-    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
-        yield bar.update
+    """A progress callback (bytes, rate, ETA on stderr), or None when stderr is no terminal."""
+    with byte_progress(label, total) as tick:
+        yield tick
 
 
 def _emit_json(value: Any) -> None:
@@ -250,21 +399,15 @@ def _emit_json(value: Any) -> None:
 
 
 def _table(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) -> None:
-    """Print rows as columns separated by two spaces (columns in ``right`` right-aligned).
+    """Rows as aligned columns without a header (kept for commands in other modules)."""
+    table(rows, right=right)
 
-    Cells are escaped before they are measured, so a name holding control characters neither
-    forges a row nor breaks the alignment.
-    """
-    if not rows:
-        return
-    rows = [[printable(cell) for cell in row] for row in rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        cells = [
-            cell.rjust(w) if i in right else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        click.echo("  ".join(cells).rstrip())  # cells escaped above
+
+def _short(commit: str | None) -> str:
+    """A commit id as shown: 12 digits, or all 40 with ``-v``."""
+    if not commit:
+        return "-"
+    return commit if output.verbose() else commit[:12]
 
 
 def _first_line(text: str | None) -> str:
@@ -272,8 +415,8 @@ def _first_line(text: str | None) -> str:
 
 
 def _when(created_at: str) -> str:
-    """``2025-01-02T03:04:05.123456Z`` shown to the second."""
-    return created_at[:19].replace("T", " ") + "Z" if len(created_at) >= 19 else created_at
+    """``2025-01-02T03:04:05.123456Z`` shown to the second (the one date format)."""
+    return when(created_at)
 
 
 def _plural(n: int, word: str) -> str:
@@ -285,22 +428,31 @@ def _print_version(version: Version, as_json: bool) -> None:
     if as_json:
         _emit_json(version.to_dict(created=True))
         return
-    note = "" if version.created else " (unchanged, no new version)"
+    unchanged = "" if version.created else " (unchanged, no new version)"
+    total = sum(a.size for a in version.artifacts)
     say(
-        f"{version.spec}/{version.task} v{version.version} {version.commit[:12]}  "
-        f"{_plural(len(version.artifacts), 'artifact')}{note}"
+        f"{version.spec}/{version.task} v{version.version} {_short(version.commit)}  "
+        f"{_plural(len(version.artifacts), 'artifact')}, {size(total)}{unchanged}"
     )
 
 
+def _total(version: Version) -> int:
+    return sum(a.size for a in version.artifacts)
+
+
+ARTIFACT_HEADER = ("NAME", "SIZE", "TYPE", "SHA256", "NOTE")
+
+
 def _artifact_rows(artifacts: Sequence[ArtifactInfo]) -> list[list[str]]:
-    return [[a.name, str(a.size), a.content_type, a.sha256[:12], _note(a)] for a in artifacts]
+    return [[a.name, size(a.size), a.content_type, a.sha256[:12], _note(a)] for a in artifacts]
 
 
 def _note(a: ArtifactInfo) -> str:
     """What was done to an artifact on the way in, so that no cut goes unseen in ls and show."""
     notes = []
     if a.truncated:
-        notes.append(f"truncated from {a.truncated.get('original_size', '?')} bytes")
+        original = a.truncated.get("original_size")
+        notes.append(f"truncated from {size(original) if isinstance(original, int) else '?'}")
     if a.masked_secrets:
         notes.append(f"{_plural(a.masked_secrets, 'secret')} masked")
     return ", ".join(notes)
@@ -308,8 +460,8 @@ def _note(a: ArtifactInfo) -> str:
 
 def _print_fields(fields: Mapping[str, object]) -> None:
     width = max(len(k) for k in fields) + 1
-    for key, value in fields.items():
-        say(f"{key + ':':<{width}} {'-' if value is None else value}")
+    for key, field in fields.items():
+        say(f"{key + ':':<{width}} {value(field)}")
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -321,6 +473,8 @@ def _print_fields(fields: Mapping[str, object]) -> None:
     # A bare ``gitstore`` is a usage error with a hint, like every other one (exit 2).
     no_args_is_help=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Global options may also follow the command (gitstore ls --store runs.git).\n\n"
+    + exit_codes_text(compact=True),
 )
 @click.option(
     "--store",
@@ -333,32 +487,66 @@ def _print_fields(fields: Mapping[str, object]) -> None:
     "served by gitstore serve (token: $GITSTORE_TOKEN or git's credential helper); put, get, "
     "export, ls, log, show, diff, rm, find and rm-run work on it.",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document (for the commands that can)."
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour: auto is on for a terminal unless NO_COLOR is set.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only results and errors: no notes, no progress.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="More detail: full commit ids, the store's path."
+)
 @click.version_option(__version__, "--version", prog_name="gitstore")
 @click.pass_context
-def cli(ctx: click.Context, store_path: str | None) -> None:
+def cli(
+    ctx: click.Context,
+    store_path: str | None,
+    as_json: bool,
+    color: str,
+    quiet: bool,
+    verbose: bool,
+) -> None:
     """Artifacts of AI agent runs, versioned per task, in a bare Git repository.
 
     Addresses: SPEC/TASK is the latest version; add @vN (version N), @~N (N before the latest)
     or @<commit prefix>. An artifact URI gitstore://SPEC/TASK@COMMIT/NAME pins one version.
+
+    \b
+    Examples:
+      gitstore put fix-login/t1 run.log diff.diff --run run-42
+      gitstore log
+      gitstore get fix-login/t1 run.log
     """
     # Resolved per run, not at import: HOME may differ between runs (and does in tests).
-    if _is_url(store_path):
-        ctx.obj = store_path  # kept as given: a Path would fold http:// into http:/
-        return
-    path = Path(store_path) if store_path is not None else Path.home() / ".gitstore"
-    ctx.obj = path.expanduser()
+    ctx.obj = _store_location(store_path)
+    ctx.meta.setdefault(output.COLOR_KEY, color)
+    ctx.meta[JSON_KEY] = as_json
+    if quiet or verbose:
+        ctx.meta[output.VERBOSITY_KEY] = -1 if quiet else 1
 
 
 @cli.command()
 def init() -> None:
-    """Create the store (a bare Git repository) if it does not exist yet."""
-    store = _open(create=True)
+    """Create the store (a bare Git repository) if missing."""
+    store = _open(create=True, announce=False)
     say(f"store at {store.path}")
 
 
 @cli.command()
-@click.argument("address", metavar="SPEC/TASK")
-@click.argument("paths", nargs=-1, required=True, metavar="PATH...")
+@click.argument("address", metavar="SPEC/TASK", type=TASK_ADDRESS)
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    metavar="PATH...",
+    # Completes file names; the library, not Click, says what is wrong with a path (exit 7).
+    type=click.Path(readable=False, allow_dash=True),
+)
 @click.option(
     "--as",
     "name",
@@ -415,7 +603,7 @@ def put(
     follow_symlinks: bool,
     as_json: bool,
 ) -> None:
-    """Store files, folders or stdin (-) as ONE new version of SPEC/TASK.
+    """Store files, folders or stdin as one new version.
 
     A file is stored under its base name, a folder's files under the folder's base name
     (NAME/...), stdin under --as NAME. The previous version's other artifacts are kept unless
@@ -434,7 +622,7 @@ def put(
         metadata=metadata or None,
         follow_symlinks=follow_symlinks,
     )
-    store = _open(create=True)
+    store = _open(create=True, announce=False)
     with _progress("storing", lambda: _input_size(inputs)) as tick:
         version = store.put(
             address,
@@ -451,6 +639,7 @@ def put(
             follow_symlinks=follow_symlinks,
         )
     _print_version(version, as_json)
+    announce_created()
 
 
 def _put_inputs(paths: Sequence[str], name: str | None) -> dict[str, Path | IO[bytes]]:
@@ -490,33 +679,92 @@ def _input_size(inputs: Mapping[str, Path | IO[bytes]]) -> int:
 
 
 @cli.command()
-@click.argument("target", metavar="SPEC/TASK[@REV] | URI")
-@click.argument("name", required=False)
+@click.argument("target", metavar="SPEC/TASK[@REV] | URI", type=TASK_ADDRESS)
+@click.argument("name", required=False, type=ARTIFACT)
 @click.option(
     "-o",
     "--output",
+    "dest",
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     metavar="FILE",
-    help="Write to FILE (whole or not at all) instead of stdout.",
+    help="Write to FILE (whole or not at all) instead of stdout; - is stdout, even a terminal.",
 )
 @click.option(
     "--verify", is_flag=True, help="Recompute the sha256 while reading; exit 6 on a mismatch."
 )
-def get(target: str, name: str | None, output: Path | None, verify: bool) -> None:
-    """Write the bytes of artifact NAME of SPEC/TASK[@REV], or of a gitstore:// URI.
+@click.option("--force", is_flag=True, help="Write a binary artifact to a terminal anyway.")
+def get(target: str, name: str | None, dest: Path | None, verify: bool, force: bool) -> None:
+    """Write the bytes of one artifact to stdout or a file.
 
-    The bytes stream through: memory use does not grow with the artifact.
+    NAME is an artifact of SPEC/TASK[@REV]; a gitstore:// URI names one by itself. The bytes
+    stream through: memory use does not grow with the artifact. A binary artifact is not sent to
+    a terminal (it would garble it) unless -o - or --force says so.
     """
     store = _open()
-    info = store.artifact(target, name)
+    info = _artifact_info(store, target, name)
+    to_stdout = dest is None or str(dest) == "-"
+    if dest is None and not force and _stdout_is_tty() and _is_binary(store, info):
+        raise UsageError(
+            f"{info.name} is binary ({info.content_type}, {size(info.size)}): not written to "
+            "the terminal; use -o FILE, or -o - or --force to write it here anyway"
+        )
     # Read through the pinned URI so the bytes belong to the version `info` describes, even if
     # another writer moves the task meanwhile.
     with _progress("reading", lambda: info.size) as tick:
-        if output is None or str(output) == "-":
+        if to_stdout:
             with store.open_artifact(info.uri, verify=verify) as source:
                 _copy(source, sys.stdout.buffer, tick)
         else:
-            store.save_artifact(info.uri, output, verify=verify, progress=tick)
+            assert dest is not None
+            store.save_artifact(info.uri, dest, verify=verify, progress=tick)
+
+
+def _artifact_info(store: Store, target: str, name: str | None) -> ArtifactInfo:
+    """The artifact ``get`` reads; a missing NAME lists the names, a misspelt one the nearest."""
+    from gitstore import parse_address
+
+    if name is None and not target.startswith("gitstore://"):
+        parse_address(target, need_task=True)  # a bad address says so before the names do
+        with did_you_mean(store, target):
+            names = [a.name for a in store.show(target).artifacts]
+        raise UsageError(f"{target}: which artifact? it has {listing(names) or 'none'}")
+    with did_you_mean(store, None if target.startswith("gitstore://") else target, name):
+        return store.artifact(target, name)
+
+
+def _stdout_is_tty() -> bool:
+    return output.is_terminal(sys.stdout)
+
+
+# Content types that are text whatever their bytes (a JSON file is text even if it holds \x00).
+_TEXT_TYPES = (
+    "text/",
+    "application/json",
+    "application/x-ndjson",
+    "application/yaml",
+    "application/toml",
+    "application/xml",
+)
+
+
+def _is_binary(store: Store, info: ArtifactInfo) -> bool:
+    """Would these bytes garble a terminal? Text types are not; else the first 8 KiB decide."""
+    if info.content_type.startswith(_TEXT_TYPES) or info.content_type.endswith(("+json", "+xml")):
+        return False
+    with store.open_artifact(info.uri) as source:
+        head = source.read(8192)
+    return _looks_binary(head)
+
+
+def _looks_binary(head: bytes) -> bool:
+    """A NUL byte, or bytes that are not UTF-8 (a character cut at the end is forgiven)."""
+    if b"\0" in head:
+        return True
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start < len(head) - 4
+    return False
 
 
 def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
@@ -527,7 +775,7 @@ def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
 
 
 @cli.command()
-@click.argument("address", metavar="SPEC/TASK[@REV]")
+@click.argument("address", metavar="SPEC/TASK[@REV]", type=TASK_ADDRESS)
 @click.argument("dest", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
 @click.option(
     "--name",
@@ -537,23 +785,26 @@ def _copy(source: BlobReader, dest: IO[bytes], tick: Tick | None) -> None:
     help="Export only this artifact (or folder); repeatable.",
 )
 def export(address: str, dest: Path, names: tuple[str, ...]) -> None:
-    """Write every artifact of SPEC/TASK[@REV] (or only each --name) into folder DIR.
+    """Write the artifacts of a version (or each --name) into a folder.
 
     DIR is created if missing. Each file is written whole or not at all; existing files of the
     same names are replaced. A name that could leave DIR (.., .git, a leading /, a path through
     a symbolic link already in DIR) is refused, exit 3, before anything is written.
     """
     store = _open()
-    with _progress("exporting", lambda: sum(a.size for a in store.show(address).artifacts)) as tick:
-        written = store.export(address, dest, progress=tick, names=names or None)
-    say(f"exported {_plural(len(written), 'artifact')} to {dest}")
+    with did_you_mean(store, address):
+        version = store.show(address)
+    with _progress("exporting", lambda: sum(a.size for a in version.artifacts)) as tick:
+        written = store.export(version.address, dest, progress=tick, names=names or None)
+    whole = "" if names else f" ({size(_total(version))})"
+    say(f"exported {_plural(len(written), 'artifact')}{whole} to {dest}")
 
 
 @cli.command(name="ls")
-@click.argument("address", required=False, metavar="[SPEC[/TASK[@REV]]]")
+@click.argument("address", required=False, metavar="[SPEC[/TASK[@REV]]]", type=TASK_ADDRESS)
 @json_option
 def ls(address: str | None, as_json: bool) -> None:
-    """List specs; the tasks of SPEC; or the artifacts of a version of SPEC/TASK.
+    """List specs, the tasks of a spec, or a version's artifacts.
 
     --json: specs as [{"name", "tasks"}], tasks as [{"name", "spec", "task", "commit"}], a
     version as {"spec", "task", "version", "commit", ..., "artifacts": [...]}.
@@ -565,28 +816,42 @@ def ls(address: str | None, as_json: bool) -> None:
         specs = store.spec_summaries()
         if as_json:
             _emit_json([s.to_dict() for s in specs])
+        elif not specs:
+            note(f"the store at {store.path or store} is empty: gitstore put SPEC/TASK FILE...")
         else:
-            _table([[s.name, _plural(s.tasks, "task")] for s in specs])
+            table([[s.name, str(s.tasks)] for s in specs], header=("SPEC", "TASKS"), right=_R1)
         return
     addr = parse_address(address)
-    if addr.task is None:
-        tasks = store.task_heads(addr.spec)
-        if as_json:
-            _emit_json([t.to_dict() for t in tasks])
-        else:
-            _table([[t.task, t.commit[:12]] for t in tasks])
-        return
-    version = store.show(address)
+    with did_you_mean(store, address):
+        if addr.task is None:
+            tasks = store.task_heads(addr.spec)
+            if as_json:
+                _emit_json([t.to_dict() for t in tasks])
+            else:
+                table([[t.task, _short(t.commit)] for t in tasks], header=("TASK", "LATEST"))
+            return
+        version = store.show(address)
     if as_json:
         _emit_json(version.to_dict())
         return
-    say(f"{version.spec}/{version.task} v{version.version} {version.commit[:12]}")
-    _table(_artifact_rows(version.artifacts), right=frozenset({1}))
+    _version_title(version)
+    table(_artifact_rows(version.artifacts), header=ARTIFACT_HEADER, right=_R1)
     _print_removed(version)
 
 
+_R1 = frozenset({1})
+
+
+def _version_title(version: Version) -> None:
+    echo(
+        style(printable(f"{version.spec}/{version.task} v{version.version}"), bold=True)
+        + f"  commit {_short(version.commit)}  {printable(when(version.created_at))} "
+        f"({ago(version.created_at)})"
+    )
+
+
 @cli.command()
-@click.argument("address", metavar="SPEC/TASK[@REV]", required=False)
+@click.argument("address", metavar="[SPEC/TASK[@REV]]", required=False, type=TASK_ADDRESS)
 @click.option("-n", "--limit", type=click.IntRange(min=1), help="Show at most this many.")
 @json_option
 @click.option(
@@ -596,7 +861,11 @@ def ls(address: str | None, as_json: bool) -> None:
     "(the whole store).",
 )
 def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> None:
-    """List the versions of SPEC/TASK, newest first (--jsonl: of a spec or the store too)."""
+    """List versions newest first, of a task or the whole store.
+
+    Without an address: the newest versions of every task (20 unless -n). --jsonl writes every
+    version of a spec or of the store, one JSON line each.
+    """
     if jsonl:
         from gitstore import iter_history
 
@@ -605,46 +874,89 @@ def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> N
                 break
             click.echo(json.dumps(record, sort_keys=True, separators=(",", ":")))
         return
+    store = _open()
     if address is None:
-        raise UsageError("log needs SPEC/TASK (or --jsonl for a spec or the whole store)")
-    versions = _open().log(address, limit=limit)
+        from gitstore import find
+
+        recent = find(store, limit=limit or 20, artifacts=False)
+        if as_json:
+            _emit_json([v.to_dict(artifacts=False) for v in recent])
+        elif not recent:
+            note("no versions yet: gitstore put SPEC/TASK FILE...")
+        else:
+            rows = [
+                [
+                    f"{v.spec}/{v.task}@v{v.version}",
+                    _short(v.commit),
+                    when(v.created_at),
+                    ago(v.created_at),
+                    v.run_id or "-",
+                    _first_line(v.message),
+                ]
+                for v in recent
+            ]
+            table(rows, header=("VERSION", "COMMIT", "CREATED", "AGE", "RUN", "MESSAGE"))
+        return
+    with did_you_mean(store, address):
+        versions = store.log(address, limit=limit)
     if as_json:
         _emit_json([v.to_dict(artifacts=False) for v in versions])
         return
     rows = [
         [
             f"v{v.version}",
-            v.commit[:12],
-            _when(v.created_at),
+            _short(v.commit),
+            when(v.created_at),
+            ago(v.created_at),
             v.run_id or "-",
-            _plural(len(v.artifacts), "artifact"),
+            str(len(v.artifacts)),
+            size(sum(a.size for a in v.artifacts)),
             # Aliases first, as git shows its decorations: "(best, shipped) message".
             (f"({', '.join(v.aliases)}) " if v.aliases else "") + _first_line(v.message),
         ]
         for v in versions
     ]
+    header: tuple[str, ...] = (
+        "VERSION",
+        "COMMIT",
+        "CREATED",
+        "AGE",
+        "RUN",
+        "ARTIFACTS",
+        "SIZE",
+        "MESSAGE",
+    )
+    right = frozenset({5, 6})
     if any(len(v.parents) > 1 for v in versions):
         # Merges: draw the history's shape (lanes, forks, joins) so duplicate numbers make sense.
         from .lifecycle_alias import graph
 
         lanes = graph([(v.commit, v.parents) for v in versions])
-        rows = [[p, *(rows[i] if i is not None else [""] * 6)] for p, i in lanes]
-    _table(rows)
+        rows = [[p, *(rows[i] if i is not None else [""] * len(header))] for p, i in lanes]
+        header, right = ("", *header), frozenset({6, 7})
+    table(rows, header=header, right=right)
 
 
 @cli.command()
-@click.argument("address", metavar="SPEC/TASK[@REV]")
-@click.argument("name", required=False)
+@click.argument("address", metavar="SPEC/TASK[@REV]", type=TASK_ADDRESS)
+@click.argument("name", required=False, type=ARTIFACT)
 @json_option
 def show(address: str, name: str | None, as_json: bool) -> None:
-    """Show a version's metadata and artifacts, or one artifact's metadata with NAME."""
-    version = _open().show(address)
-    if name is not None:
-        info = version.artifact(name)
+    """Show a version's metadata and artifacts, or an artifact's.
+
+    With NAME, the fields of that artifact (size, type, digests, tags, URI ...).
+    """
+    store = _open()
+    with did_you_mean(store, address, name):
+        version = store.show(address)
+        info = version.artifact(name) if name is not None else None
+    if info is not None:
         if as_json:
             _emit_json(info.to_dict())
         else:
             fields = info.to_dict()
+            fields["size"] = f"{size(info.size)} ({info.size} bytes)"
+            fields["created_at"] = when(info.created_at)
             fields["tags"] = " ".join(f"{k}={v}" for k, v in info.tags.items()) or "-"
             _print_fields(fields)
         return
@@ -656,17 +968,17 @@ def show(address: str, name: str | None, as_json: bool) -> None:
             "version": f"{version.spec}/{version.task} v{version.version}",
             "commit": version.commit,
             "parents": " ".join(version.parents) or "-",
-            "created_at": version.created_at,
+            "created_at": f"{when(version.created_at)} ({ago(version.created_at)})",
             "run_id": version.run_id or "-",
             "message": _first_line(version.message) or "-",
             "metadata": " ".join(f"{k}={v}" for k, v in version.metadata.items()) or "-",
             **({"aliases": " ".join(version.aliases)} if version.aliases else {}),
             # A merge made by pull names what both sides changed (the newer side kept it).
             **({"conflicts": " ".join(version.conflicts)} if version.conflicts else {}),
-            "artifacts": len(version.artifacts),
+            "artifacts": f"{len(version.artifacts)} ({size(_total(version))})",
         }
     )
-    _table([["", *row] for row in _artifact_rows(version.artifacts)], right=frozenset({2}))
+    table(_artifact_rows(version.artifacts), header=ARTIFACT_HEADER, right=_R1, indent="  ")
     _print_removed(version)
 
 
@@ -677,67 +989,144 @@ def _print_removed(version: Version) -> None:
 
 
 @cli.command()
-@click.argument("old", metavar="SPEC/TASK[@REV]")
-@click.argument("new", required=False, metavar="[SPEC/TASK[@REV2]]")
+@click.argument("old", metavar="SPEC/TASK[@REV]", type=TASK_ADDRESS)
+@click.argument("new", required=False, metavar="[SPEC/TASK[@REV2]]", type=TASK_ADDRESS)
+@click.option(
+    "-p", "--patch", is_flag=True, help="Also show the line diff of each changed text artifact."
+)
 @json_option
-def diff(old: str, new: str | None, as_json: bool) -> None:
-    """Names added (A), removed (D) and changed (M) from one version to another.
+def diff(old: str, new: str | None, patch: bool, as_json: bool) -> None:
+    """What changed between two versions, name by name.
 
+    A added, D removed, M changed (saying what: size, content, type, tags, executable bit).
     With one address the other side is the task's latest version; with no @REV either, the
     latest version is compared with the one before it. Exits 0 whether or not anything changed.
     """
-    d = _open().diff(old, new)
+    store = _open()
+    with did_you_mean(store, old), did_you_mean(store, new):
+        d = store.diff(old, new)
     if as_json:
         _emit_json(d.to_dict())
         return
     say(f"{d.old.spec}/{d.old.task}@v{d.old.version} -> {d.new.spec}/{d.new.task}@v{d.new.version}")
-    marks = [("A", n) for n in d.added] + [("D", n) for n in d.removed]
-    marks += [("M", n) for n in d.changed]
-    for mark, n in sorted(marks, key=lambda m: m[1]):
-        say(f"{mark} {n}")
+    before = {a.name: a for a in d.old.artifacts}
+    after = {a.name: a for a in d.new.artifacts}
+    marks = [("A", n, size(after[n].size)) for n in d.added]
+    marks += [("D", n, size(before[n].size)) for n in d.removed]
+    marks += [("M", n, "; ".join(_changes(before[n], after[n]))) for n in d.changed]
+    colours = {"A": "green", "D": "red", "M": "yellow"}
+    for mark, n, what in sorted(marks, key=lambda m: m[1]):
+        echo(f"{style(mark, fg=colours[mark])} {printable(n)}  {printable(what)}".rstrip())
+    if patch:
+        for n in d.changed:
+            _patch(store, before[n], after[n])
+
+
+def _changes(a: ArtifactInfo, b: ArtifactInfo) -> list[str]:
+    """What differs between two artifacts of one name, in words."""
+    out = []
+    if a.sha256 != b.sha256:
+        out.append(f"content {size(a.size)} -> {size(b.size)}")
+    if a.content_type != b.content_type:
+        out.append(f"type {a.content_type} -> {b.content_type}")
+    if dict(a.tags) != dict(b.tags):
+        gone = [f"-{k}={v}" for k, v in a.tags.items() if b.tags.get(k) != v]
+        came = [f"+{k}={v}" for k, v in b.tags.items() if a.tags.get(k) != v]
+        out.append("tags " + " ".join(gone + came))
+    if a.executable != b.executable:
+        out.append(f"mode {'755' if a.executable else '644'} -> {'755' if b.executable else '644'}")
+    return out
+
+
+PATCH_MAX_BYTES = 8 << 20  # a line diff of more than this is for a diff tool, not a terminal
+
+
+def _patch(store: Store, a: ArtifactInfo, b: ArtifactInfo) -> None:
+    """The unified line diff of one changed artifact, when both sides are text."""
+    import difflib
+
+    if a.sha256 == b.sha256:
+        return
+    if max(a.size, b.size) > PATCH_MAX_BYTES:
+        say(f"(no line diff of {a.name}: larger than {size(PATCH_MAX_BYTES)})")
+        return
+    texts = []
+    for info in (a, b):
+        data = store.get(info.uri)
+        if _looks_binary(data[:8192]):
+            say(f"Binary artifact {a.name} differs")
+            return
+        texts.append(data.decode("utf-8", "replace").splitlines(keepends=True))
+    colours = {"+": "green", "-": "red", "@": "cyan"}
+    for line in difflib.unified_diff(texts[0], texts[1], f"a/{a.name}", f"b/{b.name}"):
+        text = printable(line.rstrip("\n"))
+        colour = None if text.startswith(("+++", "---")) else colours.get(text[:1])
+        echo(style(text, fg=colour) if colour else text)
 
 
 @cli.command()
-@click.argument("address", metavar="SPEC/TASK")
-@click.argument("names", nargs=-1, metavar="[NAME...]")
+@click.argument("address", metavar="SPEC/TASK", type=TASK_ADDRESS)
+@click.argument("names", nargs=-1, metavar="[NAME...]", type=ARTIFACT)
 @click.option(
     "--task",
     "whole_task",
     is_flag=True,
     help="Delete the task's ref instead (pinned URIs keep resolving until gc).",
 )
+@click.option("--yes", is_flag=True, help="With --task: delete without asking.")
 @message_options
 @json_option
 def rm(
     address: str,
     names: tuple[str, ...],
     whole_task: bool,
+    yes: bool,
     run_id: str | None,
     message: str | None,
     as_json: bool,
 ) -> None:
-    """Make a new version of SPEC/TASK without NAMEs (a folder NAME removes its files)."""
+    """Make a new version without NAMEs, or delete the whole task.
+
+    A folder NAME removes its files. --task deletes the task: on a terminal it asks first;
+    elsewhere it needs --yes, and without it only says what it would delete.
+    """
     if whole_task == bool(names):
         raise UsageError("give either artifact NAMEs or --task")
     store = _open()
     if not whole_task:
-        _print_version(store.rm(address, names, run_id=run_id, message=message), as_json)
+        with did_you_mean(store, address):
+            version = store.rm(address, names, run_id=run_id, message=message)
+        _print_version(version, as_json)
         return
-    commit = store.rm_task(address)
-    if as_json:
-        from gitstore import TaskDeletion
+    from gitstore import TaskDeletion
 
+    with did_you_mean(store, address):
+        (head,) = store.heads_in(address).values()
+    if not confirm(f"delete task {address} (its ref points at {_short(head)})?", yes):
+        if as_json:
+            _emit_json({**TaskDeletion(address, head).to_dict(), "deleted": False})
+        else:
+            say(f"would delete {address} (its ref points at {_short(head)})")
+            note("nothing deleted: add --yes to delete (no terminal to ask)")
+        return
+    commit = store.rm_task(address, expect=head)
+    if as_json:
         _emit_json(TaskDeletion(address, commit).to_dict())
     else:
-        say(f"deleted {address} (its ref pointed at {commit[:12]})")
+        say(f"deleted {address} (its ref pointed at {_short(commit)})")
 
 
 @cli.command()
-@click.argument("scope", required=False, metavar="[SPEC[/TASK]]")
+@click.argument("scope", required=False, metavar="[SPEC[/TASK]]", type=TASK_ADDRESS)
 @json_option
 def verify(scope: str | None, as_json: bool) -> None:
-    """Recompute every artifact's digests; print each problem on a line and exit 6 if any."""
-    problems = _open().verify(scope)
+    """Recompute every artifact's digests; exit 6 if any is wrong.
+
+    Prints each problem on a line (SPEC/TASK@COMMIT NAME: what is wrong).
+    """
+    store = _open()
+    with did_you_mean(store, scope):
+        problems = store.verify(scope)
     if as_json:
         _emit_json([p.to_dict() for p in problems])
     else:
@@ -763,17 +1152,73 @@ def verify(scope: str | None, as_json: bool) -> None:
 )
 @json_option
 def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
-    """Give back the space of what no ref reaches; clean up after crashed writers.
+    """Give back the space of what no ref reaches.
 
     Packs are rewritten without the objects no ref reaches once they are older than
-    --prune-after days (live entries copied as they are); temp files and stale locks go too.
-    Safe while other processes write to the store.
+    --prune-after days (live entries copied as they are); temp files and stale locks left by
+    crashed writers go too. Safe while other processes write to the store.
     """
-    report = _open().gc(prune_after=prune_after * 86400, dry_run=dry_run)
+    store = _open()
+    with io_progress("gc"):
+        report = store.gc(prune_after=prune_after * 86400, dry_run=dry_run)
     if as_json:
         _emit_json(report.to_dict())
-    else:
-        _print_fields(report.to_dict())
+        return
+    fields: dict[str, object] = dict(report.to_dict())
+    for key in ("pruned_bytes", "bytes_freed"):
+        if isinstance(fields.get(key), int):
+            fields[key] = size(int(str(fields[key])))
+    _print_fields(fields)
+
+
+@cli.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+def completion(shell: str) -> None:
+    """Print a shell completion script for bash, zsh or fish.
+
+    It completes commands, options, remotes, specs, tasks and artifact names (read from the
+    store when TAB is pressed). Load it from your shell's startup file, for example
+    eval "$(gitstore completion bash)" in ~/.bashrc.
+    """
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    assert cls is not None  # the Choice above admits only shells Click knows
+    root = click.get_current_context().find_root()
+    script = cls(cli, {}, root.info_name or "gitstore", "_GITSTORE_COMPLETE").source()
+    click.echo(script)
+
+
+@cli.command(name="help")
+@click.argument("topic", required=False, metavar="[exit-codes|COMMAND...]", nargs=-1)
+def help_command(topic: tuple[str, ...]) -> None:
+    """Show help: of gitstore, of a command, or the exit codes.
+
+    gitstore help exit-codes lists every exit code and what it means.
+    """
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if topic == ("exit-codes",):
+        say("Exit codes of gitstore:")
+        for line in exit_codes_text().splitlines():
+            say(line)
+        return
+    command: click.Command = cli
+    sub_ctx = click.Context(cli, info_name=root.info_name or "gitstore")
+    for word in topic:
+        found = command.get_command(sub_ctx, word) if isinstance(command, click.Group) else None
+        if found is None:
+            from .hints import close
+
+            choices = (
+                list(command.list_commands(sub_ctx)) if isinstance(command, click.Group) else []
+            )
+            near = close(word, [*choices, "exit-codes"])
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise UsageError(f"no help topic {' '.join(topic)!r}{hint}")
+        command = found
+        sub_ctx = click.Context(command, info_name=word, parent=sub_ctx)
+    click.echo(command.get_help(sub_ctx))
 
 
 def _register() -> None:

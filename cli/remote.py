@@ -7,18 +7,20 @@ the transfer's summary document). A push that refused tasks prints what it did, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from gitstore import PushRefusedError
+from gitstore import NotFoundError, PushRefusedError
 
-from .output import printable, say
+from .hints import close, refuse_misplaced_remote, suggest_scope, with_hint
+from .output import io_progress, say, size, table
+from .params import REMOTE, REMOTE_OR_SCOPE
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -70,7 +72,7 @@ def _open(*, create: bool = False) -> Store:
     from gitstore import Store
 
     ctx = click.get_current_context()
-    path: Path = ctx.obj
+    path: Path = ctx.find_root().obj
     return ctx.with_resource(Store.open(path, create=create))
 
 
@@ -90,47 +92,94 @@ def _lib() -> ModuleType:
     return gitstore.remote
 
 
-def _progress() -> Progress | None:
-    """Transfer progress on stderr when it is a terminal; nothing when piped."""
-    if not sys.stderr.isatty():
-        return None
-    ctx = click.get_current_context()
-
-    def show(line: str) -> None:
-        # Counters ("Receiving objects: 42% ...") redraw one line; the last state stays.
-        # The line is the remote's text: escaped, so only our own \r and erase-line remain.
-        click.echo(f"\r{printable(line)}\x1b[K", err=True, nl=False)
-        ctx.meta[_DRAWN] = True
-
-    ctx.call_on_close(_end_progress)
-    return show
+@contextlib.contextmanager
+def _progress(label: str, into: Store | Path | None = None) -> Iterator[Progress | None]:
+    """Transfer progress on stderr when it is a terminal (bytes moved, rate, the remote's last
+    line of text); nothing when piped. ``into``: the store that receives (its objects folder
+    is watched). See :func:`.output.io_progress`."""
+    objects = None
+    if into is not None:
+        root = into if isinstance(into, Path) else Path(str(into.path))
+        objects = root / "objects"
+    with io_progress(label, objects) as line:
+        yield line
 
 
-_DRAWN = "gitstore.remote.progress-drawn"
-
-
-def _end_progress() -> None:
-    """End the progress line, so what follows starts on a line of its own."""
-    ctx = click.get_current_context()
-    if ctx.meta.pop(_DRAWN, False):
-        click.echo("", err=True)
-
-
-def _split(store: Store, args: Sequence[str]) -> tuple[str | None, list[str]]:
+def _split(store: Store, args: Sequence[str], verb: str) -> tuple[str | None, list[str]]:
     """``[REMOTE] [SPEC[/TASK]...]``: the first argument is a remote if it names one.
 
     It names one when it is a recorded remote, a URL, ``user@host:path``, an existing path, or
     looks like a path (``/``, ``.`` or ``~`` first, ``.git`` last); otherwise every argument is a
-    spec or task and the remote is ``origin``.
+    spec or task and the remote is ``origin``. REMOTE only ever comes first: a recorded remote's
+    name later on (``push s/t backup``) is refused with the order to use, rather than taken as
+    a spec or left for "no remote given".
     """
     if not args:
         return None, []
     first = args[0]
-    known = {r.name for r in _lib().remotes(store)}
+    known = _remote_names(store)
     pathlike = first.startswith(("/", ".", "~")) or first.endswith((".git", ".bundle"))
     if first in known or "://" in first or pathlike or os.path.exists(first) or _looks_scp(first):
         return first, list(args[1:])
+    refuse_misplaced_remote(args, known, verb)
     return None, list(args)
+
+
+def _remote_names(store: Store) -> list[str]:
+    return [r.name for r in _lib().remotes(store)]
+
+
+def _check_local_scope(store: Store, scope: Sequence[str]) -> None:
+    """Each SPEC or SPEC/TASK to push must match a task here: a typo is not "0 up to date"."""
+    for item in scope:
+        try:
+            store.heads_in(item)
+        except NotFoundError:
+            raise NotFoundError(suggest_scope(store, item, _remote_names(store))) from None
+
+
+def _check_pulled_scope(store: Store, scope: Sequence[str], result: TransferResult) -> None:
+    """After a pull: each scope item must have matched a task of the remote."""
+    if not scope:
+        return
+    moved = _moved(result)
+    nothing = not moved and result.up_to_date == 0
+    for item in scope:
+        covered = any(k == item or k.startswith(f"{item}/") for k in moved)
+        if covered:
+            continue
+        try:
+            store.heads_in(item)
+            here = True
+        except NotFoundError:
+            here = False
+        if nothing or not here:
+            raise NotFoundError(
+                f"the remote {result.remote} has no {'task' if '/' in item else 'spec'} "
+                f"{item!r}" + _near_remote(store, item)
+            )
+
+
+def _moved(result: TransferResult) -> list[str]:
+    return [u.task for u in [*result.updated, *result.merged]] + [r.task for r in result.refused]
+
+
+def _near_remote(store: Store, item: str) -> str:
+    found = close(item, _remote_names(store)) if "/" not in item else []
+    return f" (did you mean the remote {found[0]!r}? REMOTE goes first)" if found else ""
+
+
+@contextlib.contextmanager
+def _remote_hint(store: Store, name: str | None) -> Iterator[None]:
+    """A "no remote 'orign'" gains the nearest recorded remote's name."""
+    try:
+        yield
+    except NotFoundError as e:
+        known = _remote_names(store)
+        found = close(name, known) if name and name not in known else []
+        if not found:
+            raise
+        raise NotFoundError(with_hint(str(e), f"did you mean {found[0]!r}?")) from None
 
 
 def _looks_scp(text: str) -> bool:
@@ -139,23 +188,21 @@ def _looks_scp(text: str) -> bool:
 
 
 def _report(verb: str, result: TransferResult, as_json: bool) -> None:
-    _end_progress()
     if as_json:
         _emit_json({"command": verb, **result.to_dict()})
     else:
-        for u in result.updated:
-            say(f"{u.action:<12} {u.task}  {_short(u.old)} -> {_short(u.new)}")
-        for u in result.merged:
-            note = f"  conflicts: {', '.join(u.conflicts)}" if u.conflicts else ""
-            say(f"{'merged':<12} {u.task}  -> {_short(u.new)}{note}")
-        for r in result.refused:
-            say(f"{'refused':<12} {r.task}  {r.reason}")
-        for name in result.aliases:
-            say(f"{'alias':<12} {name}")
+        rows = [[u.action, u.task, _short(u.old), _short(u.new), ""] for u in result.updated]
+        rows += [
+            ["merged", u.task, _short(u.old), _short(u.new), _conflicts(u.conflicts)]
+            for u in result.merged
+        ]
+        rows += [["refused", r.task, "", "", r.reason] for r in result.refused]
+        rows += [["alias", name, "", "", ""] for name in result.aliases]
+        table(rows, header=("ACTION", "TASK", "OLD", "NEW", "NOTE"))
         say(
             f"{verb} {result.remote}: {len(result.updated)} updated, {len(result.merged)} merged, "
             f"{len(result.refused)} refused, {result.up_to_date} up to date; "
-            f"{_plural(result.objects, 'object')}, {_plural(result.bytes, 'byte')}"
+            f"{_plural(result.objects, 'object')}, {size(result.bytes)}"
         )
     if result.refused:
         parts = []
@@ -174,19 +221,33 @@ def _report(verb: str, result: TransferResult, as_json: bool) -> None:
 
 
 def _short(commit: str | None) -> str:
-    return commit[:12] if commit else "-"
+    from .output import verbose
+
+    if not commit:
+        return "-"
+    return commit if verbose() else commit[:12]
+
+
+def _conflicts(names: Sequence[str]) -> str:
+    return f"conflicts: {', '.join(names)}" if names else ""
 
 
 @click.group()
 def remote() -> None:
-    """Remotes of the store, recorded in its git config (remote.NAME.url)."""
+    """Add, list and remove the store's remotes.
+
+    They are recorded in the store's git config (remote.NAME.url).
+    """
 
 
 @remote.command(name="add")
-@click.argument("name")
+@click.argument("name", type=REMOTE)
 @click.argument("url")
 def remote_add(name: str, url: str) -> None:
-    """Record remote NAME at URL (a path, file://, ssh://, user@host:path, http(s)://, git://)."""
+    """Record a remote: NAME for URL.
+
+    URL is a path, file://, ssh://, user@host:path, http(s):// or git://.
+    """
     r = _lib().add_remote(_open(), name, url)
     say(f"remote {r.name} -> {r.url}")
 
@@ -199,15 +260,20 @@ def remote_ls(as_json: bool) -> None:
     if as_json:
         _emit_json([r.to_dict() for r in found])
         return
-    for r in found:
-        say(f"{r.name}  {r.url}")
+    if not found:
+        from .output import note
+
+        note("no remotes: gitstore remote add NAME URL")
+    table([[r.name, r.url] for r in found], header=("NAME", "URL"))
 
 
 @remote.command(name="rm")
-@click.argument("name")
+@click.argument("name", type=REMOTE)
 def remote_rm(name: str) -> None:
     """Forget remote NAME (its tasks stay in the store)."""
-    r = _lib().remove_remote(_open(), name)
+    store = _open()
+    with _remote_hint(store, name):
+        r = _lib().remove_remote(store, name)
     say(f"removed remote {r.name} ({r.url})")
 
 
@@ -217,10 +283,14 @@ def remote_rm(name: str) -> None:
 @ssh_key_option
 @json_option
 def clone(url: str, path: Path | None, ssh_key: Path | None, as_json: bool) -> None:
-    """A new store at PATH (default: --store) with every task of URL; URL becomes origin."""
+    """Make a new store with every task of URL (its origin).
+
+    The store is made at PATH, else at --store.
+    """
     ctx = click.get_current_context()
-    target = path if path is not None else ctx.obj
-    store, result = _lib().clone(url, target, progress=_progress(), ssh_key=_key(ssh_key))
+    target = path if path is not None else ctx.find_root().obj
+    with _progress("clone", Path(target)) as progress:
+        store, result = _lib().clone(url, target, progress=progress, ssh_key=_key(ssh_key))
     ctx.with_resource(store)
     if not as_json:
         say(f"cloned into {store.path}")
@@ -228,62 +298,73 @@ def clone(url: str, path: Path | None, ssh_key: Path | None, as_json: bool) -> N
 
 
 @click.command()
-@click.argument("args", nargs=-1, metavar="[REMOTE] [SPEC[/TASK]...]")
+@click.argument("args", nargs=-1, metavar="[REMOTE] [SPEC[/TASK]...]", type=REMOTE_OR_SCOPE)
 @allow_secrets_option
 @ssh_key_option
 @json_option
 def push(args: tuple[str, ...], allow_secrets: bool, ssh_key: Path | None, as_json: bool) -> None:
-    """Send task refs to REMOTE (default origin); never rewinds a remote task.
+    """Send tasks to a remote; never rewinds a remote task.
 
-    A task the remote has versions of that we lack is refused ("pull first"), and so is one whose
-    versions to send hold secret-shaped strings (unless --allow-secrets); the rest is pushed, and
-    the command exits 10 naming what was refused.
+    REMOTE comes first (default origin); then SPECs or SPEC/TASKs (default all); a scope that
+    matches no task here is not found (exit 4). A task the remote has versions of that we lack
+    is refused ("pull first"), and so is one whose versions to send hold secret-shaped strings
+    (unless --allow-secrets); the rest is pushed, and the command exits 10 naming what was
+    refused.
     """
     store = _open()
-    name, scope = _split(store, args)
-    result = _lib().push(
-        store,
-        name,
-        scope,
-        progress=_progress(),
-        allow_secrets=allow_secrets,
-        ssh_key=_key(ssh_key),
-    )
+    name, scope = _split(store, args, "push")
+    _check_local_scope(store, scope)
+    with _remote_hint(store, name), _progress("push") as progress:
+        result = _lib().push(
+            store,
+            name,
+            scope,
+            progress=progress,
+            allow_secrets=allow_secrets,
+            ssh_key=_key(ssh_key),
+        )
     _report("push", result, as_json)
 
 
 @click.command()
-@click.argument("args", nargs=-1, metavar="[REMOTE] [SPEC[/TASK]...]")
+@click.argument("args", nargs=-1, metavar="[REMOTE] [SPEC[/TASK]...]", type=REMOTE_OR_SCOPE)
 @ssh_key_option
 @json_option
 def pull(args: tuple[str, ...], ssh_key: Path | None, as_json: bool) -> None:
-    """Bring REMOTE's task refs in (default origin): fast-forward, or merge diverged tasks.
+    """Bring a remote's tasks in: fast-forward, or merge.
 
-    A merge lists the names both sides changed; the newer side kept them.
+    REMOTE comes first (default origin); then SPECs or SPEC/TASKs (default all); a scope that
+    matches no task of the remote is not found (exit 4). Diverged tasks get a merge version,
+    which lists the names both sides changed; the newer side kept them.
     """
     store = _open(create=True)
-    name, scope = _split(store, args)
-    result = _lib().pull(store, name, scope, progress=_progress(), ssh_key=_key(ssh_key))
+    name, scope = _split(store, args, "pull")
+    with _remote_hint(store, name), _progress("pull", store) as progress:
+        result = _lib().pull(store, name, scope, progress=progress, ssh_key=_key(ssh_key))
+    if scope and not _moved(result) and result.up_to_date == 0:
+        _check_pulled_scope(store, scope, result)  # nothing matched: say so, not "0 up to date"
     _report("pull", result, as_json)
+    _check_pulled_scope(store, scope, result)
 
 
 @click.command()
-@click.argument("name", required=False, metavar="[REMOTE]")
+@click.argument("name", required=False, metavar="[REMOTE]", type=REMOTE)
 @allow_secrets_option
 @ssh_key_option
 @json_option
 def sync(name: str | None, allow_secrets: bool, ssh_key: Path | None, as_json: bool) -> None:
     """Pull, then push, until both sides hold the same task refs."""
     store = _open()
-    result = _lib().sync(
-        store, name, progress=_progress(), allow_secrets=allow_secrets, ssh_key=_key(ssh_key)
-    )
+    with _remote_hint(store, name), _progress("sync", store) as progress:
+        result = _lib().sync(
+            store, name, progress=progress, allow_secrets=allow_secrets, ssh_key=_key(ssh_key)
+        )
     _report("sync", result, as_json)
 
 
 @click.group()
 def bundle() -> None:
-    """Carry tasks as a Git bundle file (readable by git bundle verify and git fetch)."""
+    """Carry tasks in a Git bundle file (git can read it too)."""
 
 
 @bundle.command(name="create")
@@ -291,14 +372,20 @@ def bundle() -> None:
 @click.argument("scope", nargs=-1, metavar="[SPEC[/TASK]...]")
 @json_option
 def bundle_create(file: Path, scope: tuple[str, ...], as_json: bool) -> None:
-    """Write the tasks (all, or SPEC[/TASK]...) and their history to FILE."""
-    result = _lib().bundle_create(_open(), file, scope)
+    """Write tasks and their history to a bundle FILE.
+
+    All tasks, or those of each SPEC or SPEC/TASK given.
+    """
+    store = _open()
+    _check_local_scope(store, scope)
+    with _progress("bundle"):
+        result = _lib().bundle_create(store, file, scope)
     if as_json:
         _emit_json({"command": "bundle create", **result.to_dict()})
         return
     say(
         f"bundled {_plural(len(result.updated), 'task')} into {file} "
-        f"({_plural(result.objects, 'object')}, {_plural(result.bytes, 'byte')})"
+        f"({_plural(result.objects, 'object')}, {size(result.bytes)})"
     )
 
 
@@ -306,9 +393,14 @@ def bundle_create(file: Path, scope: tuple[str, ...], as_json: bool) -> None:
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @json_option
 def bundle_import(file: Path, as_json: bool) -> None:
-    """Bring in the tasks of bundle FILE (made by gitstore or git bundle create)."""
+    """Bring in the tasks of a bundle FILE.
+
+    FILE was made by gitstore bundle create or git bundle create.
+    """
     store = _open(create=True)
-    _report("bundle import", _lib().bundle_import(store, file, progress=_progress()), as_json)
+    with _progress("bundle import", store) as progress:
+        result = _lib().bundle_import(store, file, progress=progress)
+    _report("bundle import", result, as_json)
 
 
 def register(group: click.Group) -> None:

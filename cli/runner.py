@@ -14,7 +14,7 @@ import click
 
 from gitstore import SecretsFoundError, UsageError
 
-from .output import say
+from .output import confirm, note, say, table, verbose, when
 from .params import key_values
 
 if TYPE_CHECKING:
@@ -32,13 +32,23 @@ def _open() -> Store:
     return ctx.with_resource(Store.open(path))
 
 
+def _asks() -> bool:
+    """Whether a question can be asked: stdin and stderr are a terminal."""
+    import sys
+
+    from . import output
+
+    return output.is_terminal(sys.stdin) and output.is_terminal(sys.stderr)
+
+
 @click.command()
 @click.argument("scope", required=False, metavar="[SPEC[/TASK]]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def scan(scope: str | None, as_json: bool) -> None:
-    """Find secret-shaped strings already stored, in every version; exit 20 if any.
+    """Find secret-shaped strings already stored; exit 20 if any.
 
-    Reads every blob in each version's tree, its message, run id, metadata, tags and commit.
+    Looks in every version: every blob in its tree, its message, run id, metadata, tags and
+    commit.
     Prints one line per finding, SPEC/TASK@COMMIT WHERE: KIND (WHERE: NAME:LINE for an
     artifact's bytes, message, run_id, metadata.KEY, tag KEY on NAME ...); never the secret.
     """
@@ -89,7 +99,9 @@ def find_command(
     latest: bool,
     as_json: bool,
 ) -> None:
-    """Versions matching every condition given, across the store, newest first.
+    """Versions matching every condition given, newest first.
+
+    Searches the whole store.
 
     --json: [VERSION, ...] with log --json's keys (spec and task among them).
     """
@@ -110,12 +122,22 @@ def find_command(
     if as_json:
         click.echo(json.dumps([v.to_dict(artifacts=False) for v in versions], indent=2))
         return
+    if not versions:
+        note("no version matches")
+        return
+    rows = []
     for v in versions:
         first = (v.message or "").strip().splitlines()
-        say(
-            f"{v.spec}/{v.task}@v{v.version}  {v.commit[:12]}  {v.created_at[:19]}Z  "
-            f"{v.run_id or '-'}  {first[0] if first else ''}".rstrip()
+        rows.append(
+            [
+                f"{v.spec}/{v.task}@v{v.version}",
+                v.commit if verbose() else v.commit[:12],
+                when(v.created_at),
+                v.run_id or "-",
+                first[0] if first else "",
+            ]
         )
+    table(rows, header=("VERSION", "COMMIT", "CREATED", "RUN", "MESSAGE"))
 
 
 @click.command("rm-run")
@@ -123,15 +145,23 @@ def find_command(
 @click.option("--yes", is_flag=True, help="Really delete (without it: a dry run that only says).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def rm_run(run_id: str, yes: bool, as_json: bool) -> None:
-    """Delete the tasks run RUN_ID wrote all versions of; say which were kept and why.
+    """Delete the tasks that one run wrote every version of.
 
-    A dry run unless --yes. Deleted tasks' versions stay reachable by URI until gc prunes them.
+    Says which tasks were kept and why. On a terminal it shows what it would delete and asks;
+    elsewhere it needs --yes, and without it only says (a dry run). Deleted tasks' versions stay
+    reachable by URI until gc prunes them.
     """
     if not run_id:
         raise UsageError("rm-run needs a RUN_ID")
     from gitstore import delete_run
 
-    result = delete_run(_open(), run_id, dry_run=not yes)
+    store = _open()
+    if not yes and not as_json and _asks():
+        plan = delete_run(store, run_id, dry_run=True)
+        for key in plan.deleted:
+            say(f"would delete {key}")
+        yes = bool(plan.deleted) and confirm(f"delete {len(plan.deleted)} task(s)?", False)
+    result = delete_run(store, run_id, dry_run=not yes)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
         return
@@ -143,7 +173,7 @@ def rm_run(run_id: str, yes: bool, as_json: bool) -> None:
     if not result.deleted and not result.kept:
         say(f"run {run_id} wrote no version of any task")
     elif not yes:
-        say("(dry run: nothing deleted; add --yes to delete)")
+        note("dry run: nothing deleted; add --yes to delete")
 
 
 COMMANDS = [scan, find_command, rm_run]

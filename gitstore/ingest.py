@@ -39,7 +39,7 @@ from gitstore.backend.objects import (
 from gitstore.backend.trees import add_blobs
 from gitstore.errors import InputError, InvalidNameError, SecretsFoundError, UsageError
 from gitstore.meta import ArtifactEntry, Truncation
-from gitstore.model import Artifact, Source
+from gitstore.model import Artifact, Source, Text
 from gitstore.names import check_artifact_name, check_layout
 from gitstore.secrets import Masker
 from gitstore.statcache import StatCache, stat_key
@@ -373,6 +373,7 @@ def _collect(
             continue
         check_artifact_name(name)
         if isinstance(src, str):
+            _refuse_a_path_as_text(name, src)
             out.append(
                 Input(name, ctype or _text_type(name), tags, spec.executable, data=src.encode())
             )
@@ -387,6 +388,26 @@ def _collect(
             )
         _with_facts(spec, out[-1:])
     return out
+
+
+def _refuse_a_path_as_text(name: str, src: str) -> None:
+    """Refuse a plain str that names an existing file or folder: which was meant is unclear.
+
+    A runner writing ``{"agent.log": "out/agent.log"}`` meant the file far more often than the
+    13 characters; storing them silently loses the log. ``Text`` says the characters are meant.
+    One stat, only for a short one-line str (text with a newline is never a path).
+    """
+    if isinstance(src, Text) or not src or len(src) > 4096 or "\n" in src or "\0" in src:
+        return
+    try:
+        exists = os.path.lexists(src)
+    except (OSError, ValueError):
+        return
+    if exists:
+        raise UsageError(
+            f"artifact {name!r}: the str {src!r} names an existing file or folder; pass "
+            f"pathlib.Path({src!r}) to store it, or gitstore.Text({src!r}) to store the text"
+        )
 
 
 def _with_facts(spec: Artifact, inputs: list[Input]) -> list[Input]:

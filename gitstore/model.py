@@ -48,6 +48,7 @@ __all__ = [
     "TaskDeletion",
     "TaskHead",
     "TaskUpdate",
+    "Text",
     "TransferResult",
     "UsagePart",
     "Version",
@@ -62,13 +63,25 @@ Action = Literal["created", "fast-forward", "merged", "up-to-date", "ahead"]
 Source = Union[bytes, bytearray, memoryview, str, "os.PathLike[str]", IO[bytes]]
 
 
+class Text(str):
+    """A str that is meant as text, even when it happens to name a file.
+
+    ``put`` refuses a plain ``str`` value that names an existing file or folder (a runner that
+    meant ``Path("out/agent.log")`` would otherwise store those 13 characters); wrap the value
+    in ``Text`` to say the characters are what is meant, or in ``pathlib.Path`` for the file.
+    """
+
+    __slots__ = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Artifact:
     """One value to put, with what the caller knows about it.
 
     ``source`` is bytes, a str (stored as UTF-8), a path (``pathlib.Path`` or other PathLike; a
-    file, or a folder whose files go under the artifact's name), or a binary stream. A plain
-    ``str`` is always text, never a path: wrap paths in ``pathlib.Path``.
+    file, or a folder whose files go under the artifact's name), or a binary stream. A ``str``
+    is text, never a path; a plain ``str`` that names an existing file or folder is refused as
+    ambiguous: wrap it in ``pathlib.Path`` (the file) or :class:`Text` (the characters).
 
     ``masked_secrets`` and ``truncated`` record what the caller already did to the bytes (the
     runner layer masks and caps logs before the put); put writes them into the manifest entry. A

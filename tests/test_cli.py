@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 from support import fsck, git
 
-import gitstore.cli.main as cli_main
+import gitstore.cli.output as cli_output
 from gitstore import ConflictError, Store
 from gitstore.cli.main import cli
 
@@ -96,7 +96,7 @@ def test_store_defaults_to_gitstore_dir(
 ) -> None:
     monkeypatch.setenv("GITSTORE_DIR", str(tmp_path / "env.git"))
     ok(None, "put", "s/t", str(files / "log.log"))
-    assert ok(tmp_path / "env.git", "ls").stdout.split() == ["s", "1", "task"]
+    assert ok(tmp_path / "env.git", "ls").stdout.split() == ["SPEC", "TASKS", "s", "1"]
 
 
 def test_store_option_wins_over_gitstore_dir(
@@ -411,7 +411,7 @@ def test_ls_lists_specs_with_task_counts(store_path: Path) -> None:
     for address in ("a/t1", "a/t2", "b/t1"):
         ok(store_path, "put", address, "-", "--as", "x", input="x")
     assert as_json(store_path, "ls") == [{"name": "a", "tasks": 2}, {"name": "b", "tasks": 1}]
-    assert ok(store_path, "ls").stdout.splitlines() == ["a  2 tasks", "b  1 task"]
+    assert ok(store_path, "ls").stdout.splitlines() == ["SPEC  TASKS", "a         2", "b         1"]
 
 
 def test_ls_of_an_empty_store_is_empty(store_path: Path) -> None:
@@ -427,7 +427,7 @@ def test_ls_spec_lists_tasks_with_their_heads(store_path: Path) -> None:
     }
     listed = as_json(store_path, "ls", "a")
     assert [(t["name"], t["commit"]) for t in listed] == sorted(heads.items())
-    assert ok(store_path, "ls", "a").stdout.splitlines()[0] == f"t1  {heads['t1'][:12]}"
+    assert ok(store_path, "ls", "a").stdout.splitlines()[1] == f"t1    {heads['t1'][:12]}"
 
 
 def test_ls_unknown_spec_is_not_found(store_path: Path) -> None:
@@ -446,16 +446,17 @@ def test_ls_version_json_has_the_documented_shape(store_path: Path, files: Path)
 
 def test_ls_version_text_is_aligned(store_path: Path, files: Path) -> None:
     ok(store_path, "put", "s/t", str(files / "log.log"), str(files / "results"))
-    header, *rows = ok(store_path, "ls", "s/t").stdout.splitlines()
-    assert header.startswith("s/t v1 ")
+    title, header, *rows = ok(store_path, "ls", "s/t").stdout.splitlines()
+    assert title.startswith("s/t v1 ")
+    assert header.split() == ["NAME", "SIZE", "TYPE", "SHA256", "NOTE"]
     assert [row.split()[0] for row in rows] == [
         "log.log",
         "results/junit/report.xml",
         "results/test.json",
     ]
-    # Every column starts at the same place on every row (sizes are right-aligned).
-    assert len({row.index(row.split()[2]) for row in rows}) == 1
-    assert len({row.index(row.split()[1]) + len(row.split()[1]) for row in rows}) == 1
+    # Every column starts at the same place on every row (sizes are right-aligned: "14 B").
+    assert len({row.index(row.split()[3]) for row in [header, *rows][1:]}) == 1
+    assert len({row.index(" B  ") for row in rows}) == 1
 
 
 def test_log_json_lists_versions_newest_first(store_path: Path) -> None:
@@ -472,7 +473,8 @@ def test_log_json_lists_versions_newest_first(store_path: Path) -> None:
 def test_log_text_shows_one_line_per_version(store_path: Path) -> None:
     ok(store_path, "put", "s/t", "-", "--as", "a", "-m", "first try", input="1")
     ok(store_path, "put", "s/t", "-", "--as", "a", input="2")
-    lines = ok(store_path, "log", "s/t").stdout.splitlines()
+    header, *lines = ok(store_path, "log", "s/t").stdout.splitlines()
+    assert header.split()[:3] == ["VERSION", "COMMIT", "CREATED"]
     assert [line.split()[0] for line in lines] == ["v2", "v1"]
     assert lines[1].endswith("first try")
 
@@ -511,10 +513,10 @@ def test_diff_one_revision_compares_it_with_the_latest(store_path: Path, files: 
     out = ok(store_path, "diff", "s/t@v1").stdout.splitlines()
     assert out == [
         "s/t@v1 -> s/t@v4",
-        "D diff.diff",
-        "M log.log",
-        "A results/junit/report.xml",
-        "A results/test.json",
+        "D diff.diff  38 B",
+        "M log.log  content 14 B -> 7 B",
+        "A results/junit/report.xml  13 B",
+        "A results/test.json  27 B",
     ]
 
 
@@ -559,7 +561,7 @@ def test_rm_missing_name_is_not_found_and_writes_nothing(store_path: Path, files
 def test_rm_task_deletes_its_ref(store_path: Path, files: Path) -> None:
     uri = as_json(store_path, "put", "s/t", str(files / "log.log"))["artifacts"][0]["uri"]
     ok(store_path, "put", "s/u", str(files / "log.log"))
-    ok(store_path, "rm", "s/t", "--task")
+    ok(store_path, "rm", "s/t", "--task", "--yes")
     assert git(store_path, "for-each-ref", "--format=%(refname)").stdout.split() == [
         "refs/artifacts/s/u"
     ]
@@ -608,7 +610,7 @@ def test_gc_prunes_what_no_ref_reaches(store_path: Path) -> None:
         "uri"
     ]
     ok(store_path, "put", "s/u", "-", "--as", "kept.txt", input="kept")
-    ok(store_path, "rm", "s/t", "--task")
+    ok(store_path, "rm", "s/t", "--task", "--yes")
     dry = as_json(store_path, "gc", "--prune-after", "0", "--dry-run")
     assert dry["pruned_objects"] >= 1 and dry["dry_run"] is True
     assert ok(store_path, "get", uri).stdout_bytes == data  # a dry run changes nothing
@@ -624,7 +626,7 @@ def test_gc_keeps_recent_unreachable_objects_by_default(store_path: Path) -> Non
     uri = as_json(store_path, "put", "s/t", "-", "--as", "big.bin", input=data)["artifacts"][0][
         "uri"
     ]
-    ok(store_path, "rm", "s/t", "--task")
+    ok(store_path, "rm", "s/t", "--task", "--yes")
     assert as_json(store_path, "gc")["pruned_objects"] == 0
     assert ok(store_path, "get", uri).stdout_bytes == data
 
@@ -741,6 +743,7 @@ def test_exit_141_quietly_when_stdout_is_closed_early(store_path: Path) -> None:
 
 
 def test_no_progress_output_when_stderr_is_not_a_terminal(store_path: Path, tmp_path: Path) -> None:
+    ok(store_path, "init")  # a first put would say it created the store
     (tmp_path / "big.bin").write_bytes(os.urandom(2 << 20))
     result = ok(store_path, "put", "s/t", str(tmp_path / "big.bin"))
     assert result.stderr == ""
@@ -751,9 +754,9 @@ def test_progress_bar_when_stderr_is_a_terminal(
     store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "big.bin").write_bytes(os.urandom(2 << 20))
-    monkeypatch.setattr(cli_main, "_stderr_is_tty", lambda: True)
-    # CliRunner's stderr is no terminal, so Click draws only the bar's label: enough to show a
-    # bar was made, fed by the library's progress callback.
+    monkeypatch.setattr(cli_output, "progress_allowed", lambda: True)
+    # tqdm draws on CliRunner's stderr: the label shows a bar was made, fed by the library's
+    # progress callback.
     assert "storing" in ok(store_path, "put", "s/t", str(tmp_path / "big.bin")).stderr
     assert "reading" in ok(store_path, "get", "s/t", "big.bin", "-o", str(tmp_path / "o")).stderr
     assert "exporting" in ok(store_path, "export", "s/t", str(tmp_path / "e")).stderr

@@ -50,8 +50,9 @@ def test_put_then_read_back_through_every_reading_command(url: str, tmp_path: Pa
     ok(run(*s, "put", "fix/t1", str(tmp_path / "run.log"), "--run", "run-1", "--tag", "k=v"))
     ok(run(*s, "put", "fix/t1", str(tmp_path / "out"), "-m", "second"))
     ok(run(*s, "put", "fix/t2", "-", "--as", "stdin.txt", "--run", "run-2", input=b"piped\n"))
-    assert ok(run(*s, "ls")).stdout.split() == ["fix", "2", "tasks"]
+    assert ok(run(*s, "ls")).stdout.split() == ["SPEC", "TASKS", "fix", "2"]
     assert [line.split()[0] for line in ok(run(*s, "ls", "fix")).stdout.splitlines()] == [
+        "TASK",
         "t1",
         "t2",
     ]
@@ -64,7 +65,7 @@ def test_put_then_read_back_through_every_reading_command(url: str, tmp_path: Pa
     log = json.loads(ok(run(*s, "log", "fix/t1", "--json")).stdout)
     assert [v["version"] for v in log] == [2, 1]
     assert ok(run(*s, "show", "fix/t1", "run.log", "--json")).stdout.count('"k": "v"') == 1
-    assert ok(run(*s, "diff", "fix/t1")).stdout.splitlines()[1:] == ["A out/r.json"]
+    assert ok(run(*s, "diff", "fix/t1")).stdout.splitlines()[1:] == ["A out/r.json  12 B"]
     found = json.loads(ok(run(*s, "find", "--run", "run-2", "--json")).stdout)
     assert [(v["spec"], v["task"]) for v in found] == [("fix", "t2")]
     history = ok(run(*s, "log", "--jsonl", "fix")).stdout.splitlines()
@@ -79,7 +80,7 @@ def test_rm_rm_task_and_rm_run_change_the_served_store(url: str, served: Server)
     ok(run(*s, "put", "rm/t1", "-", "--as", "b", input=b"b"))
     ok(run(*s, "put", "rm/t2", "-", "--as", "a", "--run", "doomed", input=b"a"))
     assert "v3" in ok(run(*s, "rm", "rm/t1", "a")).stdout
-    assert "deleted rm/t1" in ok(run(*s, "rm", "rm/t1", "--task")).stdout
+    assert "deleted rm/t1" in ok(run(*s, "rm", "rm/t1", "--task", "--yes")).stdout
     assert "deleted rm/t2" in ok(run(*s, "rm-run", "doomed", "--yes")).stdout
     with Store.open(served.store) as local:
         assert local.heads() == {}

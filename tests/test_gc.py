@@ -319,7 +319,7 @@ def test_puts_on_a_full_file_system_leave_no_file_behind(tmp_path: Path) -> None
     assert r.stderr.count("No space left on device") == 2, r.stderr
     files = [line.split(" ", 1)[1] for line in out if line.startswith("file ")]
     assert files and all(f.startswith("./pack/pack-") for f in files), files  # v1's pack only
-    assert len([line for line in out if line.startswith("log ")]) == 1, r.stdout
+    assert len([line for line in out if line.startswith("log v")]) == 1, r.stdout
     assert "put-after=0" in out and "ok: no problems found" in out, r.stdout
 
 

@@ -63,6 +63,8 @@ PACKAGE = "gitstore"
 ONLY = {
     "dulwich": ("gitstore.backend", "gitstore.remote"),
     "click": ("gitstore.cli", "cli"),
+    # Progress bars are the CLI's look; the library reports progress through callbacks.
+    "tqdm": ("gitstore.cli", "cli"),
 }
 # These face users (a terminal, HTTP): they use the library as its users do, through the names
 # `gitstore` exports (`from gitstore import X`, X in gitstore.__all__).
