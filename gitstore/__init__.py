@@ -89,7 +89,7 @@ if TYPE_CHECKING:
         resolve_ref,
     )
     from gitstore.secrets import Masker
-    from gitstore.store import Store
+    from gitstore.store import PendingPut, PutBatch, Store
     from gitstore.tokens import Token, Tokens
 
 __version__ = "0.1.0"
@@ -136,6 +136,8 @@ __all__ = [
     "RemoteAuthError",
     "RemoteError",
     "RemoteUnreachableError",
+    "PendingPut",
+    "PutBatch",
     "Store",
     "StoreError",
     "StoreNotFoundError",
@@ -220,7 +222,7 @@ _LAZY: dict[str, str] = {
             "resolve_ref",
         ),
         "gitstore.secrets": ("Masker",),
-        "gitstore.store": ("Store",),
+        "gitstore.store": ("PendingPut", "PutBatch", "Store"),
         "gitstore.client": ("HttpStore",),
         "gitstore.tokens": ("Token", "Tokens"),
     }.items()

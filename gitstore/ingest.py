@@ -145,17 +145,20 @@ class Ingest:
       path: the store's Git directory (temp files and the stat index live there); None for a
         memory store, which spools nothing and keeps no stat index.
       fsync: whether the stat index is fsync'd when saved (the store's ``gitstore.fsync``).
+      batch: where small blobs gather; several puts landing together share one (one pack).
 
     Attributes:
       batch: the small blobs not written yet; they go into the version's pack.
       caches: the stat index of each folder read, saved by :meth:`save_caches`.
     """
 
-    def __init__(self, objects: ObjectBackend, path: str | None, *, fsync: bool) -> None:
+    def __init__(
+        self, objects: ObjectBackend, path: str | None, *, fsync: bool, batch: Batch | None = None
+    ) -> None:
         self._objects = objects
         self._path = path
         self._fsync = fsync
-        self.batch = Batch(objects)
+        self.batch = Batch(objects) if batch is None else batch
         self.caches: dict[str, StatCache] = {}
 
     def save_caches(self) -> None:

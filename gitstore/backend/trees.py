@@ -35,6 +35,7 @@ __all__ = [
     "CommitInfo",
     "KindError",
     "TreeEntry",
+    "VersionBatch",
     "add_blobs",
     "lookup",
     "reachable",
@@ -159,33 +160,72 @@ def write_version(
     ``.gitstore/manifest.json``; the commit's author and committer are ``identity`` at ``when``
     (UTC), its message the summary and trailers of :func:`gitstore.meta.format_commit_message`.
     """
-    objs: list[ShaFile] = [Blob.from_string(b) for b in carry]
-    mblob = Blob.from_string(encode_manifest(manifest))
-    objs.append(mblob)
-    meta_tree = Tree()
-    meta_tree.add(MANIFEST_FILE.encode(), MODE_FILE, mblob.id)
-    objs.append(meta_tree)
-    nested: dict[str, Any] = {}
-    for name, entry in manifest.artifacts.items():
-        node = nested
-        parts = name.split("/")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = (entry.oid, entry.executable)
-    root = _build(nested, objs)
-    root.add(MANIFEST_DIR.encode(), MODE_TREE, meta_tree.id)
-    objs.append(root)
-    commit = Commit()
-    commit.tree = root.id
-    commit.parents = [ObjectID(p.encode()) for p in parents]
-    commit.author = commit.committer = identity
-    commit.author_time = commit.commit_time = when
-    commit.author_timezone = commit.commit_timezone = 0
-    commit.encoding = b"UTF-8"
-    commit.message = format_commit_message(manifest, summary)
-    objs.append(commit)
-    objects.add_objects(objs)
-    return commit.id.decode()
+    batch = VersionBatch()
+    batch.add_blobs(carry)
+    commit = batch.add_version(manifest, parents, summary, identity=identity, when=when)
+    batch.write(objects)
+    return commit
+
+
+class VersionBatch:
+    """The objects of several versions (and small blobs) gathered to be written as ONE pack.
+
+    A batch of puts (``Store.put_many``, concurrent puts coalesced) builds each version here in
+    memory and writes them all with one :meth:`write`: one pack, one round of fsyncs.
+    """
+
+    def __init__(self) -> None:
+        self._objects: list[ShaFile] = []
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+    def add_blobs(self, blobs: Iterable[bytes]) -> None:
+        """Gather small blobs (a put's ``carry``)."""
+        self._objects.extend(Blob.from_string(b) for b in blobs)
+
+    def add_version(
+        self,
+        manifest: Manifest,
+        parents: Sequence[str],
+        summary: str,
+        *,
+        identity: bytes,
+        when: int,
+    ) -> str:
+        """Gather the objects of one version (see :func:`write_version`); return its commit id."""
+        objs = self._objects
+        mblob = Blob.from_string(encode_manifest(manifest))
+        objs.append(mblob)
+        meta_tree = Tree()
+        meta_tree.add(MANIFEST_FILE.encode(), MODE_FILE, mblob.id)
+        objs.append(meta_tree)
+        nested: dict[str, Any] = {}
+        for name, entry in manifest.artifacts.items():
+            node = nested
+            parts = name.split("/")
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = (entry.oid, entry.executable)
+        root = _build(nested, objs)
+        root.add(MANIFEST_DIR.encode(), MODE_TREE, meta_tree.id)
+        objs.append(root)
+        commit = Commit()
+        commit.tree = root.id
+        commit.parents = [ObjectID(p.encode()) for p in parents]
+        commit.author = commit.committer = identity
+        commit.author_time = commit.commit_time = when
+        commit.author_timezone = commit.commit_timezone = 0
+        commit.encoding = b"UTF-8"
+        commit.message = format_commit_message(manifest, summary)
+        objs.append(commit)
+        return commit.id.decode()
+
+    def write(self, objects: ObjectBackend) -> None:
+        """Write everything gathered (one pack, or a few past PACK_FLUSH_BYTES) and start over."""
+        if self._objects:
+            objects.add_objects(self._objects)
+        self._objects = []
 
 
 def _build(node: dict[str, Any], out: list[ShaFile]) -> Tree:
