@@ -19,7 +19,7 @@ import writer_proc as wp
 from support import fsck, git, open_store
 from test_robust_crash import check_store, new_store
 
-from gitstore import InvalidNameError, PendingPut, Store, UsageError
+from gitstore import Artifact, InvalidNameError, PendingPut, Store, UsageError
 from gitstore.backend.refs import DiskRefs
 
 
@@ -247,3 +247,52 @@ def test_batch_writers_sigkilled_at_random_moments_lose_no_acknowledged_put(
     acks = [a for out in outs for a in wp.read_acks(out)]
     assert len(acks) >= 12, "no batch landed before the kills: the test proved nothing"
     check_store(store_path, acks, acks, "batch writers killed")
+
+
+def test_versions_built_as_raw_bytes_are_the_objects_dulwich_would_build(
+    disk_store: Store, store_path: Path
+) -> None:
+    """The batch path writes trees and commits from raw bytes; git must read the same ids as
+    dulwich's own serialisation gives (tree order with folders, modes, parents, trailers)."""
+    from dulwich.objects import Commit, Tree
+
+    v1 = disk_store.put("s/a", {"a.txt": "1"})
+    v2 = disk_store.put(
+        "s/a",
+        {
+            "b-c.txt": "x",
+            "b/inner.txt": "y",
+            "b.txt": "z",
+            "tool.sh": Artifact(b"#!/bin/sh\n", executable=True),
+        },
+        message="two lines\n\nof message",
+        metadata={"k": "v"},
+    )
+    for v in (v1, v2):
+        commit = disk_store.versions.objects.get(v.commit)
+        assert isinstance(commit, Commit)
+        again = Commit()
+        again.tree, again.parents = commit.tree, commit.parents
+        again.author, again.committer = commit.author, commit.committer
+        again.author_time, again.commit_time = commit.author_time, commit.commit_time
+        again.author_timezone = again.commit_timezone = 0
+        again.encoding, again.message = commit.encoding, commit.message
+        assert again.id == commit.id  # dulwich serialises the same fields to the same bytes
+        tree = disk_store.versions.objects.get(commit.tree.decode())
+        assert isinstance(tree, Tree)
+        rebuilt = Tree()
+        for item in tree.iteritems():
+            rebuilt.add(item.path, item.mode, item.sha)
+        assert rebuilt.id == tree.id  # dulwich sorts entries as git does: same bytes
+    names = git(store_path, "ls-tree", "-r", "--name-only", v2.commit).stdout.split()
+    assert names == [
+        ".gitstore/manifest.json",
+        "a.txt",
+        "b-c.txt",
+        "b.txt",
+        "b/inner.txt",
+        "tool.sh",
+    ]
+    mode = git(store_path, "ls-tree", v2.commit, "tool.sh").stdout.split()[0]
+    assert mode == "100755"
+    fsck(store_path)
