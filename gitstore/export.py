@@ -24,7 +24,7 @@ from gitstore.names import check_artifact_name, check_layout
 __all__ = ["EXPORT_THREADS", "export", "save"]
 
 # Files of one export written at the same time.
-EXPORT_THREADS = 4
+EXPORT_THREADS = 16
 
 
 def export(
