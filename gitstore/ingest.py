@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import functools
 import io
 import mimetypes
 import os
@@ -61,8 +62,10 @@ _EXTRA_TYPES = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def guess_type(name: str) -> str:
     """The content type gitstore records for ``name`` when the caller gives none."""
+    # Cached: runners put the same few names over and over, and mimetypes is slow to ask.
     ext = os.path.splitext(name)[1].lower()
     if ext in _EXTRA_TYPES:
         return _EXTRA_TYPES[ext]
