@@ -102,7 +102,7 @@ if TYPE_CHECKING:
         resolve_ref,
     )
     from gitstore.secrets import Masker
-    from gitstore.store import Store
+    from gitstore.store import PendingPut, PutBatch, Store
     from gitstore.tokens import Token, Tokens
 
 __version__ = "0.1.0"
@@ -161,6 +161,8 @@ __all__ = [
     "RemoteAuthError",
     "RemoteError",
     "RemoteUnreachableError",
+    "PendingPut",
+    "PutBatch",
     "Store",
     "StoreError",
     "StoreFullError",
@@ -257,7 +259,7 @@ _LAZY: dict[str, str] = {
             "resolve_ref",
         ),
         "gitstore.secrets": ("Masker",),
-        "gitstore.store": ("Store",),
+        "gitstore.store": ("PendingPut", "PutBatch", "Store"),
         "gitstore.client": ("HttpStore",),
         "gitstore.tokens": ("Token", "Tokens"),
     }.items()

@@ -19,7 +19,15 @@ try:
 except ImportError:  # no wheel for this platform: the standard library does the same, slower
     _isal = None
 
-__all__ = ["ERRORS", "FAST", "Compressor", "Decompressor", "compressobj", "decompressobj"]
+__all__ = [
+    "ERRORS",
+    "FAST",
+    "Compressor",
+    "Decompressor",
+    "compress",
+    "compressobj",
+    "decompressobj",
+]
 
 FAST = _isal is not None
 ERRORS: tuple[type[Exception], ...] = (zlib.error, _isal.error) if _isal else (zlib.error,)
@@ -51,6 +59,15 @@ def compressobj(level: int) -> Compressor:
         fast: Compressor = _isal.compressobj(1)
         return fast
     return zlib.compressobj(level)
+
+
+def compress(data: bytes, level: int) -> bytes:
+    """``data`` as one zlib stream at ``level`` (ISA-L for level 1 when available): for small
+    objects, where setting up zlib's compressor costs more than the compressing."""
+    if level == 1 and _isal is not None:
+        out: bytes = _isal.compress(data, 1)
+        return out
+    return zlib.compress(data, level)
 
 
 def decompressobj() -> Decompressor:

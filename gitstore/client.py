@@ -94,7 +94,7 @@ from gitstore.model import (
 from gitstore.secrets import Masker
 
 # put's and export's own checks, shared with the local store so that both refuse alike.
-from gitstore.store import Store, pick
+from gitstore.store import PutBatch, Store, pick
 
 if TYPE_CHECKING:
     import urllib3
@@ -208,6 +208,18 @@ class HttpStore(Store):
         self._http.clear()
 
     # -- writing -------------------------------------------------------------------------------
+
+    def put_many(
+        self, items: Iterable[tuple[str, Mapping[str, Source | Artifact]]], **keywords: Any
+    ) -> list[Version]:
+        """:meth:`Store.put_many`: one request per item, in order (the server lands each one
+        as it arrives; concurrent requests may share its group commit)."""
+        return [self.put(address, artifacts, **keywords) for address, artifacts in items]
+
+    def batch(self) -> PutBatch:
+        """:meth:`Store.batch`: on a served store each ``b.put`` is sent at once, so its
+        PendingPut is done at once and the version is visible before the block ends."""
+        return PutBatch(lambda a, x, kw: self.put(a, x, **kw), list)
 
     def put(
         self,

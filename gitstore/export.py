@@ -9,9 +9,11 @@ whole plan is checked before the first byte is written (see :func:`plan`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import errno
 import os
 import stat
+import threading
 
 from gitstore._fs import atomic_write, fsync_dir
 from gitstore.backend.objects import BlobReader, ObjectBackend, Progress
@@ -19,7 +21,10 @@ from gitstore.errors import InvalidNameError, UsageError
 from gitstore.model import ArtifactInfo, Version
 from gitstore.names import check_artifact_name, check_layout
 
-__all__ = ["export", "save"]
+__all__ = ["EXPORT_THREADS", "export", "save"]
+
+# Files of one export written at the same time.
+EXPORT_THREADS = 16
 
 
 def export(
@@ -38,18 +43,51 @@ def export(
     root = os.path.abspath(os.fspath(dest))
     if os.path.exists(root) and not os.path.isdir(root):
         raise UsageError(f"{root} exists and is not a folder")
-    written = []
+    todo = plan(version, root)
     folders: set[str] = set()
-    for art, target in plan(version, root):
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+    for _, target in todo:
+        folder = os.path.dirname(target)
+        if folder not in folders:  # one makedirs per folder, not per file
+            os.makedirs(folder, exist_ok=True)
+            folders.add(folder)
+    lock = threading.Lock()
+
+    def counted(n: int) -> None:
+        assert progress is not None
+        with lock:  # the caller's callback need not be thread-safe
+            progress(n)
+
+    def one(art: ArtifactInfo, target: str) -> None:
         with objects.open_blob(art.oid) as src:
-            _write(target, src, art.executable, progress, fsync=fsync, sync_dir=False)
-        folders.add(os.path.dirname(target))
-        written.append(target)
+            _write(
+                target,
+                src,
+                art.executable,
+                counted if progress is not None else None,
+                fsync=fsync,
+                sync_dir=False,
+            )
+
+    # Each file costs a few file-system round trips (create, write, chmod, rename, and an
+    # fsync when asked) during which Python waits: several files in flight at once keep the
+    # disk busy instead. The first error stops what has not started and is raised.
+    if len(todo) < 2:
+        for art, target in todo:
+            one(art, target)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(EXPORT_THREADS) as pool:
+            futures = [pool.submit(one, art, target) for art, target in todo]
+            try:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
     if fsync:
         for folder in sorted(folders):
             fsync_dir(folder)
-    return written
+    return [target for _, target in todo]
 
 
 def save(
@@ -103,14 +141,23 @@ def plan(version: Version, root: str) -> list[tuple[ArtifactInfo, str]]:
     except InvalidNameError as e:
         raise InvalidNameError(f"{where}: refusing to export: {e}") from None
     plan = []
+    # Folders on the way already looked at: a folder found missing has nothing below it, and
+    # one found to be a real folder need not be looked at again for its next file.
+    missing: set[str] = set()
+    folders: set[str] = set()
     for art in version.artifacts:
         parts = art.name.split("/")
         target = os.path.join(root, *parts)
         for i in range(len(parts)):
             path = os.path.join(root, *parts[: i + 1])
+            if path in missing:
+                break
+            if path in folders and path != target:
+                continue
             try:
                 st = os.lstat(path)
             except FileNotFoundError:
+                missing.add(path)
                 break  # nothing further down exists either: export creates it
             if stat.S_ISLNK(st.st_mode):
                 raise InvalidNameError(
@@ -122,5 +169,7 @@ def plan(version: Version, root: str) -> list[tuple[ArtifactInfo, str]]:
                 raise IsADirectoryError(errno.EISDIR, "a folder is where an artifact goes", path)
             if path != target and not stat.S_ISDIR(st.st_mode):
                 raise NotADirectoryError(errno.ENOTDIR, "not a folder, artifacts go in it", path)
+            if path != target:
+                folders.add(path)
         plan.append((art, target))
     return plan

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import functools
 import io
 import mimetypes
 import os
@@ -61,8 +62,10 @@ _EXTRA_TYPES = {
 }
 
 
+@functools.lru_cache(maxsize=4096)
 def guess_type(name: str) -> str:
     """The content type gitstore records for ``name`` when the caller gives none."""
+    # Cached: runners put the same few names over and over, and mimetypes is slow to ask.
     ext = os.path.splitext(name)[1].lower()
     if ext in _EXTRA_TYPES:
         return _EXTRA_TYPES[ext]
@@ -145,6 +148,7 @@ class Ingest:
       path: the store's Git directory (temp files and the stat index live there); None for a
         memory store, which spools nothing and keeps no stat index.
       fsync: whether the stat index is fsync'd when saved (the store's ``gitstore.fsync``).
+      batch: where small blobs gather; several puts landing together share one (one pack).
 
     Attributes:
       batch: the small blobs not written yet; they go into the version's pack.
@@ -158,6 +162,7 @@ class Ingest:
         *,
         fsync: bool,
         stream_check: Callable[[str, int, bool], None] | None = None,
+        batch: Batch | None = None,
     ) -> None:
         self._objects = objects
         self._path = path
@@ -165,7 +170,7 @@ class Ingest:
         # Called with (name, bytes read so far, whether that is all) as a stream is read, before
         # any of it is stored: the store's quotas (see gitstore.quota) raise from it.
         self._stream_check = stream_check
-        self.batch = Batch(objects)
+        self.batch = Batch(objects) if batch is None else batch
         self.caches: dict[str, StatCache] = {}
 
     def save_caches(self) -> None:

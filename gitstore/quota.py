@@ -115,8 +115,8 @@ class Quota:
                     f"{human_bytes(used + adding)} on disk, over gitstore.maxSize "
                     f"({human_bytes(self.max_size)}; {human_bytes(used)} used); nothing was "
                     "written. Free space: 'gitstore du' shows what takes it, 'gitstore retain' "
-                    "or 'gitstore rm SPEC/TASK --task' then 'gitstore gc --prune-after 0' give it "
-                    f"back; or raise the limit: git --git-dir={self.gitdir} config "
+                    "or 'gitstore rm SPEC/TASK --task --yes' then 'gitstore gc --prune-after 0' "
+                    f"give it back; or raise the limit: git --git-dir={self.gitdir} config "
                     f"gitstore.maxSize {_suggest(used + adding)}"
                 )
 

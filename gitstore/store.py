@@ -19,7 +19,7 @@ import dataclasses
 import importlib
 import json
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gitstore import aliases as _aliases
@@ -43,6 +43,7 @@ from gitstore.backend.refs import DiskRefs, MemoryRefs, RefBackend
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
+    GitstoreError,
     InvalidNameError,
     NotFoundError,
     SecretsFoundError,
@@ -81,7 +82,7 @@ from gitstore.names import (
 from gitstore.quota import Quota, StreamCheck
 from gitstore.scan import scan
 from gitstore.secrets import Masker
-from gitstore.versions import Versions
+from gitstore.versions import Change, Versions
 
 __all__ = [
     "Alias",
@@ -89,7 +90,9 @@ __all__ = [
     "ArtifactInfo",
     "Diff",
     "GcReport",
+    "PendingPut",
     "Problem",
+    "PutBatch",
     "Store",
     "Version",
     "pick",
@@ -260,6 +263,144 @@ class Store:
             artifact ``gitstore.maxArtifactSize`` (ArtifactTooLargeError); nothing is written
             (see :mod:`gitstore.quota`).
         """
+        staged = self._check(
+            address,
+            artifacts,
+            run_id=run_id,
+            message=message,
+            metadata=metadata,
+            content_type=content_type,
+            tags=tags,
+            replace=replace,
+            force=force,
+            mask_secrets=mask_secrets,
+            follow_symlinks=follow_symlinks,
+        )
+        # Pinned from the first blob found already stored until the ref has moved: gc and
+        # expunge remove no object meanwhile (see gitstore.backend.pins).
+        with self._pinned():
+            reader = self._read(staged, progress)
+            version = self.versions.add(
+                staged.spec,
+                staged.task,
+                staged.apply,
+                run_id=run_id,
+                message=staged.message,
+                metadata=staged.metadata,
+                summary=staged.summary,
+                force=force,
+                carry=reader.batch.items,
+            )
+        # The stat index learns only from puts that landed: a refused put writes nothing.
+        reader.save_caches()
+        self._count(staged, version)
+        return version
+
+    def _pinned(self) -> contextlib.AbstractContextManager[None]:
+        """A pin on a store on disk (see :mod:`gitstore.backend.pins`); nothing in memory."""
+        if self.path is None or not isinstance(self._objects, DiskObjects):
+            return contextlib.nullcontext()
+        return pins.pinned(self.path)
+
+    def _count(self, staged: _Staged, version: Version) -> None:
+        """Tell the quota what a landed put added (its artifacts' full sizes, an upper bound)."""
+        if self._quota.active and version.created:
+            self._quota.added(sum(e.size for e in staged.changes.values()))
+
+    def put_many(
+        self,
+        items: Iterable[tuple[str, Mapping[str, Source | Artifact]]],
+        *,
+        run_id: str | None = None,
+        message: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        replace: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+        mask_secrets: bool | Masker = False,
+        follow_symlinks: bool = False,
+    ) -> list[Version]:
+        """Store several versions at once: ``[(address, artifacts), ...]`` with the keywords of
+        :meth:`put` applied to each; return their versions in the same order.
+
+        The same as a :meth:`put` of each item in turn (an address given twice makes two
+        versions, the second on top of the first), but every item is checked before anything
+        is written, their small objects go into ONE pack, and each task's ref moves once, all
+        refs with one round of fsyncs: with ``gitstore.fsync`` on, many small versions cost
+        about what one does. See also :meth:`batch`.
+
+        Each task's ref moves to a complete version or not at all; the refs of different tasks
+        move one by one (there is no all-or-nothing across tasks). Once this returns, every
+        version is durable and in history.
+
+        Raises:
+          The errors of :meth:`put`, for any item, before anything is written. An error that
+          only shows while landing (an artifact name that clashes with one a concurrent writer
+          just added, ConflictError) is raised after the other items landed.
+        """
+        return _raise_first(
+            self._put_staged(
+                [
+                    self._check(a, x, **kw)
+                    for a, x, kw in _items(
+                        items,
+                        dict(
+                            run_id=run_id,
+                            message=message,
+                            metadata=metadata,
+                            content_type=content_type,
+                            tags=tags,
+                            replace=replace,
+                            force=force,
+                            mask_secrets=mask_secrets,
+                            follow_symlinks=follow_symlinks,
+                        ),
+                    )
+                ],
+                progress,
+            )
+        )
+
+    def batch(self) -> PutBatch:
+        """Gather puts and land them together when the block ends (see :meth:`put_many`)::
+
+            with store.batch() as b:
+                first = b.put("spec/task1", {"log.txt": log})
+                b.put("spec/task2", {"log.txt": other}, run_id="r7")
+            first.version  # set once the block has ended
+
+        ``b.put`` takes the arguments of :meth:`put`, checks them and reads the artifacts' bytes
+        at once (a file changed afterwards does not change what is stored), and returns a
+        :class:`PendingPut` whose ``version`` is set when the batch lands at the end of the
+        block. Nothing is visible to readers before that. If the block raises, nothing lands
+        (blobs already written stay unreferenced until gc) and the error passes through.
+        """
+        blobs = ingest.Batch(self._objects)
+
+        def land(staged: list[tuple[_Staged, ingest.Ingest]]) -> list[Version | GitstoreError]:
+            return self._land([s for s, _ in staged], [r for _, r in staged], blobs)
+
+        # The pin spans the whole block: objects a b.put finds stored must stay until it lands.
+        return PutBatch(lambda a, x, kw: self._stage(a, x, kw, blobs), land, self._pinned())
+
+    def _check(
+        self,
+        address: str,
+        artifacts: Mapping[str, Source | Artifact],
+        *,
+        run_id: str | None = None,
+        message: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        replace: bool = False,
+        force: bool = False,
+        mask_secrets: bool | Masker = False,
+        follow_symlinks: bool = False,
+    ) -> _Staged:
+        """Every check of a put before a byte is written, and its fields masked if asked."""
         spec, task, inputs = ingest.prepare(
             address, artifacts, content_type, tags, metadata, follow_symlinks
         )
@@ -279,73 +420,82 @@ class Store:
         masker = Masker() if mask_secrets is True else (mask_secrets or None)
         if masker is not None:
             message, metadata = ingest.mask_fields(masker, run_id, message, metadata, inputs)
-        # Pinned from the first blob found already stored until the ref has moved: gc and
-        # expunge remove no object meanwhile (see gitstore.backend.pins).
-        with self._pinned():
-            return self._put(
-                spec,
-                task,
-                inputs,
-                run_id,
-                message,
-                metadata,
-                replace,
-                force,
-                progress,
-                masker,
-                stream_check,
-            )
-
-    def _pinned(self) -> contextlib.AbstractContextManager[None]:
-        """A pin on a store on disk (see :mod:`gitstore.backend.pins`); nothing in memory."""
-        if self.path is None or not isinstance(self._objects, DiskObjects):
-            return contextlib.nullcontext()
-        return pins.pinned(self.path)
-
-    def _put(
-        self,
-        spec: str,
-        task: str,
-        inputs: list[ingest.Input],
-        run_id: str | None,
-        message: str | None,
-        metadata: Mapping[str, Any] | None,
-        replace: bool,
-        force: bool,
-        progress: Progress | None,
-        masker: Masker | None,
-        stream_check: StreamCheck | None,
-    ) -> Version:
-        reader = ingest.Ingest(
-            self._objects, self.path, fsync=self.settings.fsync, stream_check=stream_check
-        )
-        now = now_iso()
-        changes = {p.name: p.entry(now) for p in reader.store(inputs, progress, masker)}
-
-        def apply(base: Manifest | None) -> dict[str, ArtifactEntry]:
-            result = {} if (replace or base is None) else dict(base.artifacts)
-            for name, entry in changes.items():
-                old = result.get(name)
-                result[name] = old if old is not None and old.same_content(entry) else entry
-            check_layout(list(result))
-            return result
-
-        version = self.versions.add(
+        return _Staged(
             spec,
             task,
-            apply,
-            run_id=run_id,
-            message=message,
-            metadata=dict(metadata or {}),
-            summary=f"put {len(changes)} artifact{'s' if len(changes) != 1 else ''}",
-            force=force,
-            carry=reader.batch.items,
+            inputs,
+            masker,
+            run_id,
+            message,
+            dict(metadata or {}),
+            replace,
+            force,
+            stream_check,
         )
-        # The stat index learns only from puts that landed: a refused put writes nothing.
-        reader.save_caches()
-        if self._quota.active and version.created:
-            self._quota.added(sum(e.size for e in changes.values()))
-        return version
+
+    def _read(
+        self, staged: _Staged, progress: Progress | None, blobs: ingest.Batch | None = None
+    ) -> ingest.Ingest:
+        """Read a checked put's inputs into blobs (small ones gather in ``blobs``, or in the
+        reader's own batch); sets ``staged.changes``."""
+        reader = ingest.Ingest(
+            self._objects,
+            self.path,
+            fsync=self.settings.fsync,
+            stream_check=staged.stream_check,
+            batch=blobs,
+        )
+        now = now_iso()
+        staged.changes = {
+            p.name: p.entry(now) for p in reader.store(staged.inputs, progress, staged.masker)
+        }
+        return reader
+
+    def _put_staged(
+        self, staged: Sequence[_Staged], progress: Progress | None
+    ) -> list[Version | GitstoreError]:
+        """Read every checked put's bytes, then land them all together (one pack)."""
+        blobs = ingest.Batch(self._objects)
+        with self._pinned():
+            readers = [self._read(s, progress, blobs) for s in staged]
+            return self._land(staged, readers, blobs)
+
+    def _stage(
+        self,
+        address: str,
+        artifacts: Mapping[str, Source | Artifact],
+        keywords: dict[str, Any],
+        blobs: ingest.Batch,
+    ) -> tuple[_Staged, ingest.Ingest]:
+        """Check one put and read its bytes (small blobs gather in ``blobs``): a batch's put."""
+        progress = keywords.pop("progress", None)
+        staged = self._check(address, artifacts, **keywords)
+        return staged, self._read(staged, progress, blobs)
+
+    def _land(
+        self, staged: Sequence[_Staged], readers: Sequence[ingest.Ingest], blobs: ingest.Batch
+    ) -> list[Version | GitstoreError]:
+        """Land puts whose bytes are read, together (see :meth:`Versions.add_many`)."""
+        changes = [
+            Change(
+                s.spec,
+                s.task,
+                s.apply,
+                s.run_id,
+                s.message,
+                s.metadata,
+                s.summary,
+                s.force,
+                blobs.items if i == 0 else (),
+            )
+            for i, s in enumerate(staged)
+        ]
+        results = self.versions.add_many(changes)
+        for s, reader, result in zip(staged, readers, results, strict=True):
+            if isinstance(result, Version):
+                reader.save_caches()
+                self._count(s, result)
+        return results
 
     def rm(
         self,
@@ -867,6 +1017,167 @@ def _known_size(item: ingest.Input) -> int:
         return len(item.data)
     assert item.stat is not None
     return item.stat.st_size
+
+
+@dataclasses.dataclass
+class _Staged:
+    """A put checked and ready to read: its task, inputs and recorded fields."""
+
+    spec: str
+    task: str
+    inputs: list[ingest.Input]
+    masker: Masker | None
+    run_id: str | None
+    message: str | None
+    metadata: dict[str, Any]
+    replace: bool
+    force: bool
+    stream_check: StreamCheck | None = None
+    changes: dict[str, ArtifactEntry] = dataclasses.field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        n = len(self.changes)
+        return f"put {n} artifact{'s' if n != 1 else ''}"
+
+    def apply(self, base: Manifest | None) -> dict[str, ArtifactEntry]:
+        """The artifact set of the new version, made on top of ``base`` (the head's manifest)."""
+        result = {} if (self.replace or base is None) else dict(base.artifacts)
+        for name, entry in self.changes.items():
+            old = result.get(name)
+            result[name] = old if old is not None and old.same_content(entry) else entry
+        check_layout(list(result))
+        return result
+
+
+def _items(
+    items: Iterable[tuple[str, Mapping[str, Source | Artifact]]], keywords: dict[str, Any]
+) -> Iterator[tuple[str, Mapping[str, Source | Artifact], dict[str, Any]]]:
+    for item in items:
+        if not isinstance(item, tuple) or len(item) != 2:
+            raise UsageError(f"put_many takes (address, artifacts) pairs, not {item!r:.60}")
+        yield item[0], item[1], keywords
+
+
+def _raise_first(results: Sequence[Version | GitstoreError]) -> list[Version]:
+    """The versions, or the first error among them (raised after the rest landed)."""
+    out = []
+    for r in results:
+        if isinstance(r, GitstoreError):
+            raise r
+        out.append(r)
+    return out
+
+
+class PendingPut:
+    """A put gathered in a :meth:`Store.batch`: ``version`` is its version once the batch has
+    landed (at the end of the ``with`` block)."""
+
+    def __init__(self, address: str, results: list[Version | GitstoreError | None], at: int):
+        self.address = address
+        self._results = results
+        self._at = at
+
+    @property
+    def done(self) -> bool:
+        """Has the batch landed (or failed) this put?"""
+        return self._results[self._at] is not None
+
+    @property
+    def version(self) -> Version:
+        """The version this put made (or its unchanged head, ``created=False``).
+
+        Raises:
+          UsageError: the batch has not landed yet (the ``with`` block is still running, or it
+            ended with an error and nothing landed).
+          The put's own error, if landing it failed.
+        """
+        result = self._results[self._at]
+        if result is None:
+            raise UsageError(
+                f"the put to {self.address} has not landed: a batch lands when its with-block ends"
+            )
+        if isinstance(result, GitstoreError):
+            raise result
+        return result
+
+
+class PutBatch:
+    """Puts gathered to land together; made by :meth:`Store.batch`, used as a context manager.
+
+    :meth:`put` checks a put and reads its bytes at once; everything lands when the block
+    ends, as one :meth:`Store.put_many`.
+    """
+
+    def __init__(
+        self,
+        stage: Callable[[str, Mapping[str, Source | Artifact], dict[str, Any]], Any],
+        land: Callable[[list[Any]], Sequence[Version | GitstoreError]],
+        pin: contextlib.AbstractContextManager[None] | None = None,
+    ) -> None:
+        # stage: check one put and read its bytes; land: land everything staged, in order.
+        self._stage = stage
+        self._land = land
+        self._staged: list[Any] = []
+        self._results: list[Version | GitstoreError | None] = []
+        self._open = False
+        # Held from the block's start to its end (see Store.batch); None: nothing to pin.
+        self._pin = pin or contextlib.nullcontext()
+
+    def __enter__(self) -> PutBatch:
+        self._pin.__enter__()
+        self._open = True
+        return self
+
+    def put(
+        self,
+        address: str,
+        artifacts: Mapping[str, Source | Artifact],
+        *,
+        run_id: str | None = None,
+        message: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        replace: bool = False,
+        force: bool = False,
+        progress: Progress | None = None,
+        mask_secrets: bool | Masker = False,
+        follow_symlinks: bool = False,
+    ) -> PendingPut:
+        """Gather a put (the arguments of :meth:`Store.put`); it lands when the block ends.
+
+        Raises what :meth:`Store.put` raises for bad input, at once; nothing of this put is
+        gathered then, and the rest of the batch is unaffected.
+        """
+        if not self._open:
+            raise UsageError("use a batch as a with-block: with store.batch() as b: b.put(...)")
+        keywords = {
+            "run_id": run_id,
+            "message": message,
+            "metadata": metadata,
+            "content_type": content_type,
+            "tags": tags,
+            "replace": replace,
+            "force": force,
+            "progress": progress,
+            "mask_secrets": mask_secrets,
+            "follow_symlinks": follow_symlinks,
+        }
+        self._staged.append(self._stage(address, artifacts, keywords))
+        self._results.append(None)
+        return PendingPut(address, self._results, len(self._results) - 1)
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        self._open = False
+        try:
+            if kind is not None or not self._staged:
+                return  # nothing lands: the block failed, or gathered nothing
+            results = self._land(self._staged)
+        finally:
+            self._pin.__exit__(None, None, None)
+        self._results[:] = results
+        _raise_first(results)
 
 
 def _valid_component(text: str) -> bool:

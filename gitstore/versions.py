@@ -11,6 +11,7 @@ on a lost swap re-read and build again, so every write that returns is in the hi
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -24,9 +25,18 @@ from gitstore import cas
 from gitstore.backend.config import DEFAULT_IDENTITY
 from gitstore.backend.objects import ObjectBackend
 from gitstore.backend.refs import RefBackend
-from gitstore.backend.trees import CommitInfo, lookup, read_blob, read_commit, write_version
+from gitstore.backend.trees import (
+    CommitInfo,
+    VersionBatch,
+    lookup,
+    read_blob,
+    read_commit,
+    write_version,
+)
 from gitstore.errors import (
     AmbiguousRevisionError,
+    ConflictError,
+    GitstoreError,
     IntegrityError,
     NotFoundError,
     TaskNotFoundError,
@@ -44,7 +54,7 @@ from gitstore.model import MANIFEST_PATH, ArtifactInfo, RemovedArtifact, Version
 from gitstore.names import Address, artifact_uri, task_ref
 from gitstore.records import PURGES_REF, REWRITES_REF, PurgeRecord, RecordBook, RewriteRecord
 
-__all__ = ["MANIFEST_CACHE", "Versions", "walk_commits"]
+__all__ = ["MANIFEST_CACHE", "Change", "Versions", "walk_commits"]
 
 # Decoded manifests kept per store (most recently used); a manifest is a few hundred bytes per
 # artifact, and history walks (log, find, push's scan) come back to the same commits.
@@ -98,6 +108,10 @@ class Versions:
         self.purges = RecordBook(
             objects, refs, PURGES_REF, PurgeRecord, identity=identity, cas_timeout=cas_timeout
         )
+        # Group commit: changes waiting to be landed, and whether a thread is landing some.
+        self._group = threading.Condition()
+        self._waiting: list[_Slot] = []
+        self._leading = False
 
     @property
     def objects(self) -> ObjectBackend:
@@ -511,41 +525,172 @@ class Versions:
         returned with ``created=False``. ``carry`` (small blobs) goes into the first attempt's
         pack, so a typical put writes one pack. Errors ``apply`` raises pass through.
 
+        Threads of one process that call this at the same time are committed together (group
+        commit): one of them writes every waiting version in one pack and moves their refs
+        with one round of fsyncs, and each caller gets its own version (or error) back.
+
         Raises:
           ConflictError: other writers kept winning for ``cas_timeout`` seconds.
         """
-        ref = task_ref(spec, task)
-        pending = list(carry)
+        change = Change(spec, task, apply, run_id, message, dict(metadata), summary, force, carry)
+        result = self._group_commit(change)
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
-        def attempt() -> Version | None:
-            head = self._refs.get(ref)
-            base = self.manifest(head) if head else None
-            artifacts = apply(base)
-            if head and base is not None and not force and _same_set(artifacts, base.artifacts):
-                # Nothing changed: every blob is already in the head's tree, so carry is dropped.
-                return self.version(head, base, created=False)
-            manifest = Manifest(
-                spec=spec,
-                task=task,
-                version=(base.version + 1) if base else 1,
-                created_at=now_iso(),
-                run_id=run_id,
-                message=message,
-                metadata=dict(metadata),
-                artifacts=artifacts,
-            )
-            carried = _carried(base, artifacts) if base is not None else {}
-            if carried:
-                manifest.removed = carried
-            parents = [head] if head else []
-            commit = self.write(manifest, parents, summary, carry=pending)
-            pending.clear()
-            if not self._refs.cas(ref, head, commit):
-                return None
-            # The parents are known: no need to read back the commit just written.
-            return self.version(commit, manifest, parents=parents)
+    def add_many(self, changes: Sequence[Change]) -> list[Version | GitstoreError]:
+        """Land ``changes`` together, in order; return each one's version or error.
 
-        return self.retry(ref, attempt)
+        Every new version goes into ONE pack (a few, past PACK_FLUSH_BYTES) and each ref moves
+        once, to the last of its changes, with one round of fsyncs for all refs
+        (:meth:`RefBackend.cas_many`). Changes of the same task build on each other in order.
+        A ref that another writer moved first is rebuilt on its new head and swapped again
+        (the :func:`gitstore.cas.retry` loop) while the others stay landed: each task's ref
+        moves to a complete version or not at all. An error ``apply`` raises belongs to its
+        change alone; the later changes of that task build on the one before it.
+        """
+        results: list[Version | GitstoreError | None] = [None] * len(changes)
+        todo = list(range(len(changes)))
+        carry = [blob for c in changes for blob in c.carry]
+
+        def attempt() -> bool | None:
+            nonlocal carry
+            by_ref: dict[str, list[int]] = {}
+            for i in todo:
+                by_ref.setdefault(task_ref(changes[i].spec, changes[i].task), []).append(i)
+            batch = VersionBatch()
+            batch.add_blobs(carry)
+            when = int(time.time())
+            moves: list[tuple[str, str | None, str, list[tuple[int, Version | GitstoreError]]]]
+            moves = []
+            for ref, indexes in by_ref.items():
+                head = self._refs.get(ref)
+                tip, tip_parents = head, None
+                base = self.manifest(head) if head else None
+                out: list[tuple[int, Version | GitstoreError]] = []
+                for i in indexes:
+                    c = changes[i]
+                    try:
+                        artifacts = c.apply(base)
+                    except GitstoreError as e:
+                        out.append((i, e))
+                        continue
+                    if (
+                        tip
+                        and base is not None
+                        and not c.force
+                        and _same_set(artifacts, base.artifacts)
+                    ):
+                        # Nothing changed: every blob is already in that tree.
+                        out.append((i, self.version(tip, base, created=False, parents=tip_parents)))
+                        continue
+                    manifest = Manifest(
+                        spec=c.spec,
+                        task=c.task,
+                        version=(base.version + 1) if base else 1,
+                        created_at=now_iso(),
+                        run_id=c.run_id,
+                        message=c.message,
+                        metadata=c.metadata,
+                        artifacts=artifacts,
+                    )
+                    # What retention or purge removed stays recorded while it still applies.
+                    carried = _carried(base, artifacts) if base is not None else {}
+                    if carried:
+                        manifest.removed = carried
+                    parents = [tip] if tip else []
+                    commit = batch.add_version(
+                        manifest, parents, c.summary, identity=self.identity, when=when
+                    )
+                    self.remember(commit, manifest)
+                    out.append((i, self.version(commit, manifest, parents=parents)))
+                    tip, tip_parents, base = commit, parents, manifest
+                moves.append((ref, head, tip or "", out))
+            batch.write(self._objects)
+            carry = []
+            swaps = [(ref, head, tip) for ref, head, tip, _ in moves if tip and tip != head]
+            if len(swaps) == 1:
+                landed = [self._refs.cas(*swaps[0])]
+            else:
+                landed = self._refs.cas_many(swaps) if swaps else []
+            moved = {swap[0] for swap, ok in zip(swaps, landed, strict=True) if ok}
+            for ref, head, tip, out in moves:
+                if tip and tip != head and ref not in moved:
+                    continue  # lost to another writer: built again on its head next time
+                for i, result in out:
+                    results[i] = result
+            todo[:] = [i for i in todo if results[i] is None]
+            return True if not todo else None
+
+        if todo:
+            first = changes[todo[0]]
+            try:
+                self.retry(task_ref(first.spec, first.task), attempt)
+            except ConflictError as e:
+                for i in todo:
+                    results[i] = e
+        return [r if r is not None else ConflictError("not landed") for r in results]
+
+    def _group_commit(self, change: Change) -> Version | BaseException:
+        """Land ``change``, together with whatever other threads are landing meanwhile.
+
+        The first caller becomes the leader: it takes every change waiting (its own among
+        them), lands them with :meth:`add_many` and hands each caller its result; callers that
+        arrived meanwhile wait, and one of them leads the next round with everything that
+        gathered while the first one wrote and fsync'd.
+        """
+        slot = _Slot(change)
+        with self._group:
+            self._waiting.append(slot)
+            while self._leading and not slot.done:
+                self._group.wait()
+            if slot.done:
+                assert slot.result is not None
+                return slot.result
+            self._leading = True
+            batch, self._waiting = self._waiting, []
+        try:
+            results: list[Version | GitstoreError] | BaseException
+            try:
+                results = self.add_many([s.change for s in batch])
+            except BaseException as e:  # an I/O error, an interrupt: every caller gets it
+                results = e
+        finally:
+            with self._group:
+                for i, s in enumerate(batch):
+                    if s is not slot:
+                        s.result = results if isinstance(results, BaseException) else results[i]
+                        s.done = True
+                self._leading = False
+                self._group.notify_all()
+        if isinstance(results, BaseException):
+            raise results
+        return results[batch.index(slot)]
+
+
+@dataclasses.dataclass
+class Change:
+    """One version to make (see :meth:`Versions.add`): ``apply`` turns the head's manifest
+    into the new artifact set; ``carry`` holds small blobs not written yet."""
+
+    spec: str
+    task: str
+    apply: Callable[[Manifest | None], dict[str, ArtifactEntry]]
+    run_id: str | None
+    message: str | None
+    metadata: dict[str, Any]
+    summary: str
+    force: bool = False
+    carry: Sequence[bytes] = ()
+
+
+@dataclasses.dataclass(eq=False)
+class _Slot:
+    """A change waiting for the group commit, and what became of it."""
+
+    change: Change
+    done: bool = False
+    result: Version | GitstoreError | BaseException | None = None
 
 
 def _carried(base: Manifest, artifacts: Mapping[str, ArtifactEntry]) -> dict[str, Removal]:

@@ -476,7 +476,7 @@ def test_cli_gc_json_reports_the_bytes_freed(store_path: Path) -> None:
         store.put("s/live", {"a.txt": b"live\n"})
         store.put("s/gone", {"log.txt": SECRET * 1000})
     run = CliRunner().invoke
-    assert run(cli, ["--store", str(store_path), "rm", "s/gone", "--task"]).exit_code == 0
+    assert run(cli, ["--store", str(store_path), "rm", "s/gone", "--task", "--yes"]).exit_code == 0
     result = run(cli, ["--store", str(store_path), "gc", "--prune-after", "0", "--json"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)

@@ -223,6 +223,68 @@ def mode_pause(argv: Sequence[str]) -> None:
     print(json.dumps({"commit": v.commit, "version": v.version}))
 
 
+def mode_batch(argv: Sequence[str]) -> None:
+    """``batch STORE SPEC WID TASKS SIZE OUT GO SEED``: ``put_many`` batches of SIZE small puts
+    over TASKS tasks, until killed; one JSON line per put of a batch once put_many returned."""
+    from gitstore import Store
+
+    store, spec, wid, tasks, size, out, go, seed = argv
+    rng = random.Random(f"{seed}-{wid}")
+    s = Store.open(store)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    _touch(out + ".ready")
+    _wait_for(go)
+    seq = 0
+    while True:
+        items, expects = [], []
+        for _ in range(int(size)):
+            seq += 1
+            addr = f"{spec}/t{rng.randrange(int(tasks))}"
+            text = f"{wid}:{seq}:{rng.getrandbits(64):016x}\n"
+            items.append((addr, {f"w{wid}.txt": text}))
+            expects.append((addr, {f"w{wid}.txt": _sha(text.encode())}))
+        versions = s.put_many(items, run_id=f"w{wid}")
+        lines = [
+            json.dumps(
+                {"addr": addr, "commit": v.commit, "version": v.version, "expect": expect},
+                sort_keys=True,
+            )
+            + "\n"
+            for (addr, expect), v in zip(expects, versions, strict=True)
+        ]
+        os.write(fd, "".join(lines).encode())
+        os.fsync(fd)
+
+
+def mode_batch_pause(argv: Sequence[str]) -> None:
+    """``batch-pause STORE SPEC TASKS READY``: one ``put_many`` of two versions for each of
+    TASKS tasks, stopped for good (until SIGKILLed) once half of the refs were renamed into
+    place: some tasks moved, the others not yet."""
+    from gitstore import Store
+
+    store, spec, tasks, ready = argv
+    real_rename = os.rename
+    renamed = 0
+
+    def rename(src: Any, dst: Any, **kw: Any) -> None:
+        nonlocal renamed
+        real_rename(src, dst, **kw)
+        if os.fspath(src).endswith(".lock") and "refs/artifacts" in os.fspath(dst):
+            renamed += 1
+            if renamed == int(tasks) // 2:
+                _pause_here(ready, "-")
+
+    setattr(os, "rename", rename)  # noqa: B010 - in this child process only
+    items = [
+        (f"{spec}/t{i}", {"step.txt": f"batch step {n} of t{i}\n"})
+        for n in (1, 2)
+        for i in range(int(tasks))
+    ]
+    with Store.open(store) as s:
+        s.put_many(items)
+    raise SystemExit("the batch was not stopped half-way")
+
+
 def mode_read(argv: Sequence[str]) -> None:
     """``read STORE ADDR READY GO STOP``: read the task over and over until STOP exists.
 
@@ -257,6 +319,8 @@ def main(argv: Sequence[str]) -> None:
         "put": mode_put,
         "hold": mode_hold,
         "pause": mode_pause,
+        "batch": mode_batch,
+        "batch-pause": mode_batch_pause,
     }
     modes[argv[0]](argv[1:])
 

@@ -42,7 +42,15 @@ from dulwich.pack import Pack, PackFileDisappeared
 
 from gitstore import _zlib
 from gitstore._fs import fsync_dir, write_all
-from gitstore.backend.packs import Entry, entry_for, merge_small_packs, write_pack
+from gitstore.backend.packs import (
+    MERGE_AT,
+    Entry,
+    count_small_packs,
+    entry_for,
+    merge_small_packs,
+    raw_entry,
+    write_pack,
+)
 from gitstore.errors import InputError, IntegrityError
 
 __all__ = [
@@ -53,6 +61,7 @@ __all__ = [
     "MemoryObjects",
     "ObjectBackend",
     "Progress",
+    "RawObject",
     "hash_bytes",
 ]
 
@@ -92,6 +101,15 @@ _DAMAGE: tuple[type[Exception], ...] = (
 )
 
 _T = TypeVar("_T")
+
+
+class RawObject(NamedTuple):
+    """An object as raw bytes: its pack type number (1 commit, 2 tree, 3 blob), its canonical
+    bytes (no ``<kind> <size>`` header) and its binary id."""
+
+    kind: int
+    raw: bytes
+    sha: bytes
 
 
 class BlobInfo(NamedTuple):
@@ -216,6 +234,8 @@ class ObjectBackend(Protocol):
 
     def add_objects(self, objects: Sequence[ShaFile]) -> None: ...
 
+    def add_raw(self, objects: Sequence[RawObject]) -> None: ...
+
     def get(self, oid: str) -> ShaFile: ...
 
     def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader: ...
@@ -251,6 +271,9 @@ class MemoryObjects:
         with self._lock:
             for obj in objects:
                 self.store.add_object(obj)
+
+    def add_raw(self, objects: Sequence[RawObject]) -> None:
+        self.add_objects([ShaFile.from_raw_string(o.kind, o.raw) for o in objects])
 
     def get(self, oid: str) -> ShaFile:
         with self._lock:
@@ -299,6 +322,10 @@ class DiskObjects:
         self._made_dirs: set[str] = set()
         self.pack_dir = os.path.join(objects_dir, "pack")
         self._pack_mtime: int | None = None
+        # Small packs in the folder at this handle's last look (None: not looked yet), and
+        # packs it wrote since (see _merge_when_due).
+        self._small_packs: int | None = None
+        self._packs_since_look = 0
 
     # -- existence -------------------------------------------------------------------------
 
@@ -492,10 +519,41 @@ class DiskObjects:
         if batch:
             self._write_pack(batch)
 
+    def add_raw(self, objects: Sequence[RawObject]) -> None:
+        """Write objects given as raw bytes as one pack (a few past PACK_FLUSH_BYTES)."""
+        batch = []
+        held = 0
+        for obj in objects:
+            if obj.kind == _PACK_BLOB and len(obj.raw) >= DEDUP_MIN and self.has(obj.sha.hex()):
+                continue
+            entry = raw_entry(obj.kind, obj.raw, obj.sha, self.compression)
+            batch.append(entry)
+            held += len(entry.data)
+            if held >= PACK_FLUSH_BYTES:
+                self._write_pack(batch)
+                batch, held = [], 0
+        if batch:
+            self._write_pack(batch)
+
     def _write_pack(self, batch: list[Entry]) -> None:
-        os.makedirs(self.pack_dir, exist_ok=True)
+        self._ensure_dir("pack")
         write_pack(self.pack_dir, batch, fsync=self.fsync)
+        self._merge_when_due()
+
+    def _merge_when_due(self) -> None:
+        """Merge small packs once more than MERGE_AT have piled up, looking at the folder only
+        then: the small packs counted at the last look plus the ones this handle wrote since.
+
+        Listing the folder (and stat'ing every pack) after every pack was a fixed cost of every
+        put. Packs other writers add are seen at this handle's next look; each writer merges
+        what it finds, so the count stays bounded by about MERGE_AT per live writer.
+        """
+        self._packs_since_look += 1
+        if self._small_packs is not None and self._small_packs + self._packs_since_look <= MERGE_AT:
+            return
         merge_small_packs(self.pack_dir, fsync=self.fsync)
+        self._small_packs = count_small_packs(self.pack_dir)
+        self._packs_since_look = 0
 
     # -- reading ---------------------------------------------------------------------------
 

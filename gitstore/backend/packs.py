@@ -27,6 +27,7 @@ from typing import BinaryIO, NamedTuple
 
 from dulwich.objects import ShaFile
 
+from gitstore import _zlib
 from gitstore._fs import Busy, acquire_lock, fsync_dir, release_lock, write_all
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "entry_header",
     "geometric",
     "read_index",
+    "count_small_packs",
     "merge_small_packs",
     "packs_to_merge",
     "write_pack",
@@ -64,6 +66,32 @@ def entry_for(obj: ShaFile, level: int) -> Entry:
     raw = obj.as_raw_string()
     data = _entry_header(obj.type_num, len(raw)) + zlib.compress(raw, level)
     return Entry(obj.sha().digest(), data, zlib.crc32(data))
+
+
+# Objects smaller than this are stored in zlib's stored blocks rather than compressed: trees
+# (mostly binary ids), commits and small blobs gain a few dozen bytes from deflate, and setting
+# up a compressor costs more than all the rest of writing them.
+STORE_BELOW = 512
+
+
+def raw_entry(kind: int, raw: bytes, sha: bytes, level: int) -> Entry:
+    """The pack entry of an object given as its type number, raw bytes and binary id (ISA-L
+    compresses at level 1 several times faster than zlib; tiny objects are stored)."""
+    body = _zlib.compress(raw, level) if len(raw) >= STORE_BELOW else _stored(raw)
+    data = _entry_header(kind, len(raw)) + body
+    return Entry(sha, data, zlib.crc32(data))
+
+
+def _stored(raw: bytes) -> bytes:
+    """``raw`` as a zlib stream of one stored (uncompressed) block: what ``zlib.compress(raw,
+    0)`` writes, without setting up a compressor. ``raw`` is under 64 KiB."""
+    n = len(raw)
+    return (
+        b"\x78\x01\x01"
+        + struct.pack("<HH", n, n ^ 0xFFFF)
+        + raw
+        + struct.pack(">I", zlib.adler32(raw))
+    )
 
 
 def _entry_header(kind: int, size: int) -> bytes:
@@ -222,16 +250,20 @@ def _index(rows: Sequence[tuple[bytes, int, int]], pack_sha: bytes) -> bytes:
         fanout[i] = total
     out = bytearray(b"\xfftOc" + struct.pack(">I", 2))
     out += struct.pack(">256I", *fanout)
+    # Whole columns at a time: merges write indexes of thousands of entries.
+    n = len(order)
     out += b"".join(sha for sha, _, _ in order)
-    out += b"".join(struct.pack(">I", crc) for _, crc, _ in order)
+    out += struct.pack(f">{n}I", *(crc for _, crc, _ in order))
     large: list[int] = []
+    small: list[int] = []
     for _, _, off in order:
         if off < 0x80000000:
-            out += struct.pack(">I", off)
+            small.append(off)
         else:
-            out += struct.pack(">I", 0x80000000 | len(large))
+            small.append(0x80000000 | len(large))
             large.append(off)
-    out += b"".join(struct.pack(">Q", off) for off in large)
+    out += struct.pack(f">{n}I", *small)
+    out += struct.pack(f">{len(large)}Q", *large)
     out += pack_sha
     out += hashlib.sha1(out).digest()
     return bytes(out)
@@ -255,17 +287,20 @@ def _read_index(base: str) -> tuple[list[tuple[int, bytes, int]], bytes]:
     large_at = offs_at + 4 * n
     if len(idx) < large_at + 40:
         raise ValueError(f"{base}.idx: shorter than its {n} entries")
-    rows = []
+    # Whole columns at a time (C speed): a merge reads the index of every pack it takes.
+    crcs = struct.unpack_from(f">{n}I", idx, crcs_at)
+    offs = list(struct.unpack_from(f">{n}I", idx, offs_at))
     try:
-        for i in range(n):
-            sha = idx[shas_at + 20 * i : shas_at + 20 * (i + 1)]
-            crc = struct.unpack_from(">I", idx, crcs_at + 4 * i)[0]
-            off = struct.unpack_from(">I", idx, offs_at + 4 * i)[0]
+        for i, off in enumerate(offs):
             if off & 0x80000000:
-                off = struct.unpack_from(">Q", idx, large_at + 8 * (off & 0x7FFFFFFF))[0]
-            rows.append((off, sha, crc))
+                offs[i] = struct.unpack_from(">Q", idx, large_at + 8 * (off & 0x7FFFFFFF))[0]
     except struct.error:
         raise ValueError(f"{base}.idx: an offset points outside it") from None
+    shas = idx[shas_at:crcs_at]
+    rows = [
+        (off, shas[20 * i : 20 * i + 20], crc)
+        for i, (off, crc) in enumerate(zip(offs, crcs, strict=True))
+    ]
     rows.sort()
     return rows, idx[-40:-20]
 
@@ -279,23 +314,45 @@ def _check_pack_matches(f: BinaryIO, count: int, pack_sha: bytes) -> None:
         raise ValueError(f"{getattr(f, 'name', 'pack')}: does not match its index")
 
 
-def _copy_entries(
-    base: str, rows: list[tuple[int, bytes, int]], writer: _PackWriter, done: set[bytes]
-) -> None:
-    """Copy the entries of pack ``base`` not yet in ``done`` into ``writer``, byte for byte."""
+def _read_checked(base: str, count: int, pack_sha: bytes) -> bytes:
+    """The bytes of pack ``base``, checked whole: its header, entry count and trailing SHA-1
+    must match its index and its content (ValueError otherwise).
+
+    One SHA-1 over the whole pack, at C speed, stands for a CRC check of each entry in Python:
+    it catches any damage a CRC would, and a merge that copies a pack must read all of it
+    anyway.
+    """
     with open(base + ".pack", "rb") as f:
         pack = f.read()
-    if pack[:4] != b"PACK":
-        raise ValueError(f"{base}.pack: not a pack")
+    if (
+        pack[:4] != b"PACK"
+        or pack[8:12] != struct.pack(">I", count)
+        or pack[-20:] != pack_sha
+        or hashlib.sha1(memoryview(pack)[:-20]).digest() != pack_sha
+    ):
+        raise ValueError(f"{base}.pack: does not match its index")
+    return pack
+
+
+def _copy_entries(
+    base: str,
+    rows: list[tuple[int, bytes, int]],
+    pack_sha: bytes,
+    writer: _PackWriter,
+    done: set[bytes],
+) -> None:
+    """Copy the entries of pack ``base`` not yet in ``done`` into ``writer``, byte for byte
+    (the pack was checked whole when it was chosen; its index's CRCs are carried over)."""
+    with open(base + ".pack", "rb") as f:
+        pack = f.read()
+    if pack[:4] != b"PACK" or pack[-20:] != pack_sha:
+        raise ValueError(f"{base}.pack: changed since it was checked")
     end = len(pack) - 20
     for i, (off, sha, crc) in enumerate(rows):
         if sha in done:
             continue
         stop = rows[i + 1][0] if i + 1 < len(rows) else end
-        data = pack[off:stop]
-        if zlib.crc32(data) != crc:
-            raise ValueError(f"{base}: entry {sha.hex()} fails its CRC")
-        writer.add(sha, data, crc)
+        writer.add(sha, pack[off:stop], crc)
         done.add(sha)
 
 
@@ -314,29 +371,30 @@ def merge_small_packs(pack_dir: str, *, fsync: bool, force: bool = False) -> boo
     except Busy:
         return False
     try:
-        chosen: list[tuple[str, list[tuple[int, bytes, int]]]] = []
+        chosen: list[tuple[str, list[tuple[int, bytes, int]], bytes]] = []
         for base in chosen_names:
             path = os.path.join(pack_dir, base)
             try:
                 rows, pack_sha = _read_index(path)
-                with open(path + ".pack", "rb") as f:
-                    _check_pack_matches(f, len(rows), pack_sha)
-                    kinds = [_entry_kind(f, off) for off, _, _ in rows]
+                pack = _read_checked(path, len(rows), pack_sha)
+                # Deltas (written by git gc, never by gitstore) may point at offsets in their
+                # own pack: such a pack stays as it is.
+                deltas = any((pack[off] >> 4) & 7 in (6, 7) for off, _, _ in rows)
             except (OSError, ValueError, IndexError):
                 # Gone meanwhile, or damaged, or unreadable: leave it as it is, for reads and
                 # verify to report and for git index-pack or a copy to repair.
                 continue
-            # Deltas (written by git gc, never by gitstore) may point at offsets in their own pack.
-            if not any(k in (6, 7) for k in kinds):
-                chosen.append((path, rows))
+            del pack
+            if not deltas:
+                chosen.append((path, rows, pack_sha))
         if len(chosen) < 2:
             return False
-        unique = {sha for _, rows in chosen for _, sha, _ in rows}
+        unique = {sha for _, rows, _ in chosen for _, sha, _ in rows}
         writer = _PackWriter(pack_dir, len(unique), fsync=fsync)
         done: set[bytes] = set()
         try:
-            for path, rows in chosen:
-                _copy_entries(path, rows, writer, done)
+            for path, rows, pack_sha in chosen:
+                _copy_entries(path, rows, pack_sha, writer, done)
         except (FileNotFoundError, ValueError):
             writer.abort()
             return False
@@ -344,7 +402,7 @@ def merge_small_packs(pack_dir: str, *, fsync: bool, force: bool = False) -> boo
             writer.abort()
             raise
         merged = writer.finish()
-        for base, _ in chosen:
+        for base, _, _ in chosen:
             if base + ".pack" == merged:
                 continue
             # Index first: without it a pack is invisible, so no reader picks up a half-removed one.
@@ -356,14 +414,17 @@ def merge_small_packs(pack_dir: str, *, fsync: bool, force: bool = False) -> boo
         release_lock(fd, lock)
 
 
-def packs_to_merge(pack_dir: str, *, force: bool = False) -> list[str]:
-    """Base names of the small packs the geometric rule would merge now (none: fewer than 2)."""
+def count_small_packs(pack_dir: str) -> int:
+    """How many packs in ``pack_dir`` a merge could take (small, indexed, not kept)."""
     try:
         names = os.listdir(pack_dir)
     except FileNotFoundError:
-        return []
-    if not force and sum(1 for n in names if n.endswith(".pack")) <= MERGE_AT:
-        return []
+        return 0
+    return len(_small(pack_dir, names))
+
+
+def _small(pack_dir: str, names: list[str]) -> list[tuple[int, str]]:
+    """(size, base name) of the small, indexed, unkept packs among ``names``."""
     small = []
     for n in names:
         if n.endswith(".pack") and n[:-5] + ".idx" in names:
@@ -373,7 +434,18 @@ def packs_to_merge(pack_dir: str, *, force: bool = False) -> list[str]:
                     os.path.join(pack_dir, n[:-5] + ".keep")
                 ):
                     small.append((size, n[:-5]))
-    chosen = _geometric(small)
+    return small
+
+
+def packs_to_merge(pack_dir: str, *, force: bool = False) -> list[str]:
+    """Base names of the small packs the geometric rule would merge now (none: fewer than 2)."""
+    try:
+        names = os.listdir(pack_dir)
+    except FileNotFoundError:
+        return []
+    if not force and sum(1 for n in names if n.endswith(".pack")) <= MERGE_AT:
+        return []
+    chosen = _geometric(_small(pack_dir, names))
     return chosen if len(chosen) >= 2 else []
 
 
