@@ -19,7 +19,16 @@ try:
 except ImportError:  # no wheel for this platform: the standard library does the same, slower
     _isal = None
 
-__all__ = ["ERRORS", "FAST", "Compressor", "Decompressor", "compressobj", "decompressobj"]
+__all__ = [
+    "ERRORS",
+    "FAST",
+    "Compressor",
+    "Decompressor",
+    "adler32",
+    "compressobj",
+    "crc32",
+    "decompressobj",
+]
 
 FAST = _isal is not None
 ERRORS: tuple[type[Exception], ...] = (zlib.error, _isal.error) if _isal else (zlib.error,)
@@ -59,3 +68,13 @@ def decompressobj() -> Decompressor:
         fast: Decompressor = _isal.decompressobj()
         return fast
     return zlib.decompressobj()
+
+
+def crc32(data: bytes, value: int = 0) -> int:
+    """CRC-32 of ``data`` continuing from ``value`` (ISA-L's is ~3x faster than zlib's)."""
+    return int((_isal or zlib).crc32(data, value))
+
+
+def adler32(data: bytes, value: int = 1) -> int:
+    """Adler-32 of ``data`` continuing from ``value`` (ISA-L's is ~5x faster than zlib's)."""
+    return int((_isal or zlib).adler32(data, value))

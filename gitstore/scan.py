@@ -172,8 +172,8 @@ class Scanner:
             if parts is None:
                 continue  # a listed blob is absent: its verdict may change when it arrives
             commit_raw, manifest_raw, doc, blob_ids = parts
-            texts = [_encode(t) for t in _leaf_texts(doc)]
-            units.append(b"\n".join([*texts, manifest_raw, commit_raw]))
+            texts = _encode("\n".join(_leaf_texts(doc)))  # encoding is per character: join first
+            units.append(b"\n".join([texts, manifest_raw, commit_raw]))
             owner.append([commit])
             out.add(commit)
             for oid in blob_ids:

@@ -3,8 +3,8 @@
 A loose object's zlib stream covers its ``blob <size>`` header, so no pack can take it as an
 entry: every transfer (git's pack-objects, dulwich) inflates it and deflates it again, at ~35 MB/s
 for random bytes at git's default level. The same bytes as the single entry of a version-2 pack,
-deflated at level 0 (stored blocks, which cost a copy), are what pack-objects copies as they are
-into the pack it sends, and what a push of gitstore copies too.
+deflated at level 0 (stored blocks, framed here at the cost of a copy), are what pack-objects
+copies as they are into the pack it sends, and what a push of gitstore copies too.
 
 :class:`BlobPackWriter` writes such a pack as the bytes stream in (memory: one chunk), into a
 temp file inside ``objects/pack`` (flocked, so gc leaves a slow writer alone), then its index;
@@ -20,14 +20,18 @@ import fcntl
 import hashlib
 import os
 import struct
-import zlib
 
+from gitstore import _zlib
 from gitstore._fs import fsync_dir, write_all
 
 __all__ = ["BlobPackWriter"]
 
 _HEADER = b"PACK" + struct.pack(">II", 2, 1)
 _BLOB = 3
+# A zlib stream of stored blocks: header (deflate, 32 KiB window, level 0), blocks of at most
+# 65,535 bytes each behind a 5-byte head (final flag, length, its complement), Adler-32 last.
+_ZLIB_HEAD = b"\x78\x01"
+_BLOCK = 0xFFFF
 # Bytes gathered before a write (a chunk of the blob, with its block framing).
 _BUFFER = 1 << 20
 
@@ -67,13 +71,14 @@ class BlobPackWriter:
         self.sha = hashlib.sha1()
         self.crc = 0
         self.seen = 0
-        self.comp = zlib.compressobj(0)
+        self.adler = 1
+        self.ended = False
         self.pool = concurrent.futures.ThreadPoolExecutor(1)
         self.job: concurrent.futures.Future[None] | None = None
         self.buf: list[bytes] = []
         self.held = 0
-        head = _entry_header(_BLOB, size)
-        self.crc = zlib.crc32(head)
+        head = _entry_header(_BLOB, size) + _ZLIB_HEAD
+        self.crc = _zlib.crc32(head)
         self._out(_HEADER + head)
 
     def _out(self, data: bytes) -> None:
@@ -96,10 +101,25 @@ class BlobPackWriter:
     def add(self, chunk: bytes) -> None:
         """The next bytes of the blob."""
         self.seen += len(chunk)
-        data = self.comp.compress(chunk)
-        if data:
-            self.crc = zlib.crc32(data, self.crc)
-            self._out(data)
+        if self.seen > self.size or not chunk:
+            self.ended = self.seen == self.size
+            return  # finish() reports a size that does not match
+        # Stored blocks framed here: zlib's own level 0 copies every byte twice more.
+        last = self.seen == self.size
+        self.adler = _zlib.adler32(chunk, self.adler)
+        view = memoryview(chunk)
+        parts: list[bytes | memoryview] = []
+        for pos in range(0, len(chunk), _BLOCK):
+            block = view[pos : pos + _BLOCK]
+            final = last and pos + len(block) == len(chunk)
+            parts.append(struct.pack("<BHH", final, len(block), len(block) ^ 0xFFFF))
+            parts.append(block)
+        if last:
+            parts.append(struct.pack(">I", self.adler))
+            self.ended = True
+        data = b"".join(parts)
+        self.crc = _zlib.crc32(data, self.crc)
+        self._out(data)
 
     def finish(self, oid: str) -> str:
         """Seal the pack, write its index, rename both into place; return the pack's path."""
@@ -107,9 +127,10 @@ class BlobPackWriter:
         try:
             if self.seen != self.size:
                 raise ValueError(f"blob pack promised {self.size} bytes, got {self.seen}")
-            tail = self.comp.flush()
-            self.crc = zlib.crc32(tail, self.crc)
-            self._out(tail)
+            if not self.ended:  # an empty blob: one empty final block
+                tail = struct.pack("<BHH", 1, 0, 0xFFFF) + struct.pack(">I", self.adler)
+                self.crc = _zlib.crc32(tail, self.crc)
+                self._out(tail)
             self._flush()
             assert self.job is not None
             self.job.result()
