@@ -71,6 +71,9 @@ class PackMap:
         self.objects = objects
         self._packs: list[_Pack] = []
         self._entries: dict[bytes, tuple[int, int, int, int]] = {}
+        # Commits and trees parsed once: a push walks them to scan, then again to send.
+        self._commits: dict[str, tuple[str, list[str]]] = {}
+        self._trees: dict[str, list[tuple[bytes, int, str]]] = {}
         try:
             names = sorted(os.listdir(objects.pack_dir))
         except FileNotFoundError:
@@ -236,7 +239,7 @@ class PackMap:
             have_commits.add(c)
             tree, parents = self._commit(c)
             todo += parents
-            self._trees(tree, have_objects, None)
+            self._walk_trees(tree, have_objects, None)
         out: list[tuple[str, int]] = []
         seen = set(have_commits)
         commits = []
@@ -251,7 +254,7 @@ class PackMap:
             todo += parents
         out += [(c, COMMIT) for c, _ in commits]
         for _, tree in commits:
-            self._trees(tree, have_objects, out)
+            self._walk_trees(tree, have_objects, out)
         return out
 
     def commits(self, wants: Iterable[str], stop: set[str]) -> list[str]:
@@ -269,6 +272,12 @@ class PackMap:
         return out
 
     def _commit(self, oid: str) -> tuple[str, list[str]]:
+        found = self._commits.get(oid)
+        if found is None:
+            found = self._commits[oid] = self._parse_commit(oid)
+        return found
+
+    def _parse_commit(self, oid: str) -> tuple[str, list[str]]:
         kind, body = self.read(oid)
         if kind != COMMIT:
             raise IntegrityError(f"object {oid} is a {_TYPE_NAMES[kind].decode()}, not a commit")
@@ -286,6 +295,12 @@ class PackMap:
 
     def tree_items(self, oid: str) -> list[tuple[bytes, int, str]]:
         """(name, mode, id) of each entry of tree ``oid``, in stored order."""
+        found = self._trees.get(oid)
+        if found is None:
+            found = self._trees[oid] = self._parse_tree(oid)
+        return found
+
+    def _parse_tree(self, oid: str) -> list[tuple[bytes, int, str]]:
         kind, body = self.read(oid)
         if kind != TREE:
             raise IntegrityError(f"object {oid} is a {_TYPE_NAMES[kind].decode()}, not a tree")
@@ -305,7 +320,7 @@ class PackMap:
             raise IntegrityError(f"tree {oid} is damaged") from None
         return items
 
-    def _trees(self, root: str, seen: set[str], out: list[tuple[str, int]] | None) -> None:
+    def _walk_trees(self, root: str, seen: set[str], out: list[tuple[str, int]] | None) -> None:
         todo = [root]
         while todo:
             tree = todo.pop()
