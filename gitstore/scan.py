@@ -167,8 +167,8 @@ class Scanner:
                 continue
             try:
                 parts = self._parts(commit)
-            except GitstoreError:
-                continue
+            except (GitstoreError, ValueError):
+                continue  # damaged or no version: the full scan says what is wrong
             if parts is None:
                 continue  # a listed blob is absent: its verdict may change when it arrives
             commit_raw, manifest_raw, doc, blob_ids = parts

@@ -12,8 +12,9 @@ import pytest
 from support import compressible, fsck, git
 
 import gitstore.backend.blobpack
-from gitstore import InputError, Store
+from gitstore import CorruptTransferError, InputError, Store
 from gitstore import remote as R
+from gitstore.remote.transport import IndexPack, transport_errors
 
 
 def packs(store: Path) -> set[str]:
@@ -94,3 +95,45 @@ def test_a_pull_copies_the_stored_entry_and_stock_git_agrees(tmp_path: Path) -> 
     # Copied as it was stored (level 0), not deflated again on the way.
     assert int(row[3]) < len(data) * 1.01
     fsck(tmp_path / "dst.git")
+
+
+def _big_pack(tmp_path: Path) -> bytes:
+    """The bytes of a pack holding one 3 MiB random blob (made by a store)."""
+    with Store.open(tmp_path / "src.git", create=True) as src:
+        src.put("big/one", {"blob.bin": os.urandom(3 << 20)})
+    (pack,) = [
+        p
+        for p in (tmp_path / "src.git" / "objects" / "pack").glob("*.pack")
+        if p.stat().st_size > (3 << 20)
+    ]
+    return pack.read_bytes()
+
+
+@pytest.mark.parametrize("ending", ["finished", "aborted"])
+def test_a_pack_cut_off_midway_leaves_no_file(tmp_path: Path, ending: str) -> None:
+    data = _big_pack(tmp_path)
+    dst = tmp_path / "dst.git"
+    Store.open(dst, create=True).close()
+    before = sorted(p.name for p in (dst / "objects").rglob("*"))
+    indexer = IndexPack(str(dst))
+    for i in range(0, len(data) // 2, 1 << 16):
+        indexer.write(data[i : i + (1 << 16)])
+    if ending == "finished":  # the remote hung up: index-pack sees the pack end early
+        with pytest.raises(CorruptTransferError), transport_errors("remote"):
+            indexer.finish()
+    else:  # the transfer failed on our side
+        indexer.abort()
+    assert sorted(p.name for p in (dst / "objects").rglob("*")) == before
+
+
+def test_a_pack_fed_whole_is_in_place_and_stock_git_reads_it(tmp_path: Path) -> None:
+    data = _big_pack(tmp_path)
+    dst = tmp_path / "dst.git"
+    Store.open(dst, create=True).close()
+    indexer = IndexPack(str(dst))
+    for i in range(0, len(data), 1 << 16):
+        indexer.write(data[i : i + (1 << 16)])
+    indexer.finish()
+    names = sorted(p.name for p in (dst / "objects" / "pack").iterdir())
+    assert len(names) == 2 and names[0].startswith("pack-") and names[1].endswith(".pack")
+    assert git(dst, "verify-pack", str(dst / "objects" / "pack" / names[0])).returncode == 0

@@ -19,7 +19,9 @@ push of a few in a big store, which looks objects up one by one as before.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
+import re
 import struct
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -37,18 +39,19 @@ __all__ = ["COMMIT", "TREE", "BLOB", "PackMap"]
 COMMIT, TREE, BLOB = 1, 2, 3
 _KINDS = {COMMIT: Commit, TREE: Tree, BLOB: Blob}
 _TYPE_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
-# Packs up to this size are read whole (one read); bigger ones entry by entry.
-_READ_WHOLE = 64 << 20
+# Packs up to this size are mapped whole; bigger ones are read entry by entry.
+_MAP_WHOLE = 64 << 20
 # Entries above this size are copied in chunks, never held whole.
 _BIG_ENTRY = 4 << 20
 _MODE_TREE = 0o040000
+_HEX40 = re.compile(rb"[0-9a-f]{40}")
 _MODE_GITLINK = 0o160000
 
 
 class _Pack:
     """One pack: its path, its bytes (small packs) or an open file (big ones), its length."""
 
-    def __init__(self, path: str, data: bytes | None, fd: int, size: int) -> None:
+    def __init__(self, path: str, data: mmap.mmap | None, fd: int, size: int) -> None:
         self.path = path
         self.data = data
         self.fd = fd
@@ -90,6 +93,9 @@ class PackMap:
             if p.fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(p.fd)
+            if p.data is not None:
+                with contextlib.suppress(BufferError):
+                    p.data.close()
         self._packs.clear()
 
     def __enter__(self) -> PackMap:
@@ -117,8 +123,9 @@ class PackMap:
         try:
             size = os.fstat(fd).st_size
             data = None
-            if size <= _READ_WHOLE:
-                data = os.pread(fd, size, 0)
+            if 0 < size <= _MAP_WHOLE:
+                # Mapped, not read: the pages are the page cache's, not this process's heap.
+                data = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
                 os.close(fd)
                 fd = -1
             magic = data[:4] if data is not None else os.pread(fd, 4, 0)
@@ -149,17 +156,20 @@ class PackMap:
         number, start, end, _ = found
         pack = self._packs[number]
         head = pack.read(start, min(start + 16, end))
-        byte = head[0]
-        kind = (byte >> 4) & 7
-        if kind not in _KINDS:
-            return None  # a delta: dulwich resolves it
-        size = byte & 15
-        shift, pos = 4, 1
-        while byte & 0x80:
-            byte = head[pos]
-            size |= (byte & 0x7F) << shift
-            shift += 7
-            pos += 1
+        try:
+            byte = head[0]
+            kind = (byte >> 4) & 7
+            if kind not in _KINDS:
+                return None  # a delta (dulwich resolves it), or damage dulwich reports
+            size = byte & 15
+            shift, pos = 4, 1
+            while byte & 0x80:
+                byte = head[pos]
+                size |= (byte & 0x7F) << shift
+                shift += 7
+                pos += 1
+        except IndexError:
+            raise self._damaged(sha, pack, "entry header runs past its end") from None
         return kind, size, pack, start, start + pos, end
 
     def _damaged(self, sha: bytes, pack: _Pack, why: str) -> IntegrityError:
@@ -282,16 +292,16 @@ class PackMap:
         if kind != COMMIT:
             raise IntegrityError(f"object {oid} is a {_TYPE_NAMES[kind].decode()}, not a commit")
         head = body.split(b"\n\n", 1)[0]
-        tree = ""
+        tree = b""
         parents = []
         for line in head.split(b"\n"):
             if line.startswith(b"tree "):
-                tree = line[5:].decode()
+                tree = line[5:]
             elif line.startswith(b"parent "):
-                parents.append(line[7:].decode())
-        if len(tree) != 40:
-            raise IntegrityError(f"commit {oid} names no tree")
-        return tree, parents
+                parents.append(line[7:])
+        if not all(_HEX40.fullmatch(x) for x in (tree, *parents)):
+            raise IntegrityError(f"commit {oid} is damaged (its tree or a parent is no id)")
+        return tree.decode(), [p.decode() for p in parents]
 
     def tree_items(self, oid: str) -> list[tuple[bytes, int, str]]:
         """(name, mode, id) of each entry of tree ``oid``, in stored order."""

@@ -291,14 +291,20 @@ _GIT_MEMORY = (
 class IndexPack:
     """``git index-pack --stdin --fix-thin`` fed while the pack arrives: no spooled copy.
 
-    Started at the first byte (a fetch with nothing to fetch runs nothing). If index-pack gives
-    up early (a damaged pack), the rest of the pack is read and dropped, and :meth:`finish`
-    raises with index-pack's own message.
+    Started at the first byte (a fetch with nothing to fetch runs nothing). index-pack writes
+    the pack under a temp name of ours in ``objects/pack`` (index-pack leaves its own temp
+    files behind when it fails); once it has succeeded the pack is renamed to its final name and
+    its index last, which makes it visible. If index-pack gives up early (a damaged pack), the
+    rest of the pack is read and dropped, and :meth:`finish` raises with index-pack's own
+    message; a failed or aborted transfer removes what was written.
     """
 
     def __init__(self, gitdir: str) -> None:
         self.gitdir = gitdir
+        self.pack_dir = os.path.join(gitdir, "objects", "pack")
+        self.base = os.path.join(self.pack_dir, f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}")
         self.proc: subprocess.Popen[bytes] | None = None
+        self.out: Any = None
         self.err: Any = None
         self.broken = False
         self.received = 0
@@ -307,6 +313,8 @@ class IndexPack:
         """Pass ``data`` (the next bytes of the pack) on to index-pack."""
         self.received += len(data)
         if self.proc is None:
+            os.makedirs(self.pack_dir, exist_ok=True)
+            self.out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abort
             self.err = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abort
             self.proc = subprocess.Popen(
                 [
@@ -316,9 +324,10 @@ class IndexPack:
                     "index-pack",
                     "--stdin",
                     "--fix-thin",
+                    self.base + ".pack",
                 ],
                 stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
+                stdout=self.out,
                 stderr=self.err,
             )
         assert self.proc.stdin is not None
@@ -330,7 +339,7 @@ class IndexPack:
         return len(data)
 
     def finish(self) -> None:
-        """Wait for index-pack; raise if it refused the pack."""
+        """Wait for index-pack and put the pack in place; raise if index-pack refused it."""
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
@@ -338,14 +347,27 @@ class IndexPack:
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.close()
         code = proc.wait()
+        self.out.seek(0)
+        name = self.out.read().decode("ascii", "replace").split()
         self.err.seek(0)
         err = self.err.read().decode("utf-8", "replace")
-        self.err.close()
-        if code != 0:
-            raise _IndexPackFailed(" ".join(err.split())[:300] or "git index-pack failed")
+        self._close_files()
+        try:
+            if code != 0:
+                raise _IndexPackFailed(" ".join(err.split())[:300] or "git index-pack failed")
+            if not name or len(name[-1]) != 40:
+                raise _IndexPackFailed(f"git index-pack named no pack ({' '.join(name)[:80]})")
+            final = os.path.join(self.pack_dir, f"pack-{name[-1]}")
+            # The index last: it makes the pack visible. The same pack already there: keep it.
+            if not os.path.exists(final + ".idx"):
+                for ext in (".pack", ".rev", ".idx"):
+                    if os.path.exists(self.base + ext):
+                        os.replace(self.base + ext, final + ext)
+        finally:
+            self._remove()
 
     def abort(self) -> None:
-        """Stop index-pack (the transfer failed): it removes its temp pack as it exits."""
+        """Stop index-pack (the transfer failed) and remove what it wrote."""
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
@@ -354,7 +376,18 @@ class IndexPack:
             assert proc.stdin is not None
             proc.stdin.close()
         proc.wait()
-        self.err.close()
+        self._close_files()
+        self._remove()
+
+    def _close_files(self) -> None:
+        for f in (self.out, self.err):
+            with contextlib.suppress(OSError):
+                f.close()
+
+    def _remove(self) -> None:
+        for ext in (".pack", ".rev", ".idx", ".keep"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.base + ext)
 
 
 def fetch_objects(
