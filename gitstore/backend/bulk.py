@@ -41,6 +41,8 @@ _KINDS = {COMMIT: Commit, TREE: Tree, BLOB: Blob}
 _TYPE_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
 # Packs up to this size are mapped whole; bigger ones are read entry by entry.
 _MAP_WHOLE = 64 << 20
+# Small entries sent in one write, up to this many bytes (see PackMap.records).
+_BATCH_BYTES = 1 << 20
 # Entries above this size are copied in chunks, never held whole.
 _BIG_ENTRY = 4 << 20
 _MODE_TREE = 0o040000
@@ -350,27 +352,50 @@ class PackMap:
     # -- sending ---------------------------------------------------------------------------
 
     def records(self, ids: Sequence[tuple[str, int]]) -> Iterator[UnpackedObject]:
-        """Pack records of ``ids``: plain entries as they are (CRC checked), the rest rebuilt."""
+        """Pack records of ``ids``: plain entries as they are (CRC checked), the rest rebuilt.
+
+        Small entries go out in batches of up to :data:`_BATCH_BYTES`: the first record of a
+        batch carries the bytes of every entry in it and the others carry none. dulwich's pack
+        writer writes each record's chunks in order and counts records, so the stream is the
+        same, written in one pipe write per batch instead of one per object (a pipe write
+        wakes the receiving index-pack each time). Nothing refers back to an entry's offset:
+        no delta is sent.
+        """
+        batch: list[UnpackedObject] = []
+        held: list[bytes] = []
+        size = 0
         for oid, kind in ids:
             sha = bytes.fromhex(oid)
             found = self._entry(sha)
-            if found is not None:
-                ekind, size, pack, start, _, end = found
+            if found is not None and found[5] - found[3] <= _BIG_ENTRY:
+                ekind, length, pack, start, _, end = found
                 crc = self._entries[sha][3]
-                rec = UnpackedObject(ekind, decomp_len=size, crc32=crc, sha=sha)
-                if end - start <= _BIG_ENTRY:
-                    data = pack.read(start, end)
-                    if zlib.crc32(data) != crc:
-                        raise self._damaged(sha, pack, "entry fails its CRC")
-                    rec.comp_chunks = [data]
-                else:
-                    rec.comp_chunks = self._copy(sha, pack, start, end, crc)  # type: ignore[assignment]
+                data = pack.read(start, end)
+                if zlib.crc32(data) != crc:
+                    raise self._damaged(sha, pack, "entry fails its CRC")
+                rec = UnpackedObject(ekind, decomp_len=length, crc32=crc, sha=sha)
+                rec.comp_chunks = []
+                batch.append(rec)
+                held.append(data)
+                size += len(data)
+                if size >= _BATCH_BYTES:
+                    yield from _flush(batch, held)
+                    size = 0
+                continue
+            yield from _flush(batch, held)
+            size = 0
+            if found is not None:
+                ekind, length, pack, start, _, end = found
+                crc = self._entries[sha][3]
+                rec = UnpackedObject(ekind, decomp_len=length, crc32=crc, sha=sha)
+                rec.comp_chunks = self._copy(sha, pack, start, end, crc)  # type: ignore[assignment]
                 yield rec
             elif kind == BLOB:
                 yield self._loose_blob(oid, sha)
             else:
                 obj = self.objects.get(oid)
                 yield UnpackedObject(obj.type_num, decomp_chunks=obj.as_raw_chunks(), sha=sha)
+        yield from _flush(batch, held)
 
     def _copy(self, sha: bytes, pack: _Pack, start: int, end: int, crc: int) -> Iterator[bytes]:
         """A big entry's bytes in chunks, its CRC checked before the last chunk goes out."""
@@ -391,6 +416,15 @@ class PackMap:
         rec = UnpackedObject(BLOB, decomp_len=reader.size, sha=sha)
         rec.comp_chunks = _deflated(reader)  # type: ignore[assignment]
         return rec
+
+
+def _flush(batch: list[UnpackedObject], held: list[bytes]) -> Iterator[UnpackedObject]:
+    """The batched records, the first carrying every entry's bytes (see PackMap.records)."""
+    if batch:
+        batch[0].comp_chunks = [b"".join(held)]
+        yield from batch
+        batch.clear()
+        held.clear()
 
 
 def _deflated(reader: BlobReader) -> Iterator[bytes]:
