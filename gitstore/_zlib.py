@@ -24,8 +24,10 @@ __all__ = [
     "FAST",
     "Compressor",
     "Decompressor",
+    "adler32",
     "compress",
     "compressobj",
+    "crc32",
     "decompressobj",
 ]
 
@@ -76,3 +78,13 @@ def decompressobj() -> Decompressor:
         fast: Decompressor = _isal.decompressobj()
         return fast
     return zlib.decompressobj()
+
+
+def crc32(data: bytes, value: int = 0) -> int:
+    """CRC-32 of ``data`` continuing from ``value`` (ISA-L's is ~3x faster than zlib's)."""
+    return int((_isal or zlib).crc32(data, value))
+
+
+def adler32(data: bytes, value: int = 1) -> int:
+    """Adler-32 of ``data`` continuing from ``value`` (ISA-L's is ~5x faster than zlib's)."""
+    return int((_isal or zlib).adler32(data, value))

@@ -52,3 +52,10 @@ def open_store(
         path=gitdir,
         settings=s,
     )
+
+
+def compressible(size: int) -> bytes:
+    """``size`` bytes of hex digits, random yet compressible: a big blob of these is stored as a
+    loose object (incompressible big blobs go into a pack of their own), for tests that damage,
+    age or lose loose object files."""
+    return os.urandom((size + 1) // 2).hex().encode()[:size]

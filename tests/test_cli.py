@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from support import fsck, git
+from support import compressible, fsck, git
 
 import gitstore.cli.output as cli_output
 from gitstore import ConflictError, Store
@@ -343,7 +343,7 @@ def test_get_output_dash_is_stdout(store_path: Path, files: Path) -> None:
 
 
 def test_get_verify_failure_leaves_no_output_file(store_path: Path, tmp_path: Path) -> None:
-    data = os.urandom((1 << 20) + 10)  # above the pack threshold: a loose object
+    data = compressible((1 << 20) + 10)  # above the pack threshold: a loose object
     ok(store_path, "put", "s/t", "-", "--as", "big.bin", input=data)
     oid = as_json(store_path, "show", "s/t", "big.bin")["oid"]
     corrupt_loose_blob(store_path, oid)
@@ -587,7 +587,7 @@ def test_verify_clean_store(store_path: Path, files: Path) -> None:
 def test_verify_names_every_mismatch_and_exits_6(store_path: Path) -> None:
     oids = []
     for task in ("t1", "t2"):
-        data = os.urandom((1 << 20) + 10)
+        data = compressible((1 << 20) + 10)
         put = as_json(store_path, "put", f"s/{task}", "-", "--as", "big.bin", input=data)
         oids.append(put["artifacts"][0]["oid"])
     ok(store_path, "put", "s/t3", "-", "--as", "fine.txt", input="fine")
@@ -605,16 +605,17 @@ def test_verify_names_every_mismatch_and_exits_6(store_path: Path) -> None:
 
 
 def test_gc_prunes_what_no_ref_reaches(store_path: Path) -> None:
-    data = os.urandom((1 << 20) + 10)
-    uri = as_json(store_path, "put", "s/t", "-", "--as", "big.bin", input=data)["artifacts"][0][
-        "uri"
-    ]
+    data = compressible((1 << 20) + 10)
+    put = as_json(store_path, "put", "s/t", "-", "--as", "big.bin", input=data)["artifacts"][0]
+    uri, oid = put["uri"], put["oid"]
+    loose = store_path / "objects" / oid[:2] / oid[2:]
     ok(store_path, "put", "s/u", "-", "--as", "kept.txt", input="kept")
     ok(store_path, "rm", "s/t", "--task", "--yes")
     dry = as_json(store_path, "gc", "--prune-after", "0", "--dry-run")
     assert dry["pruned_objects"] >= 1 and dry["dry_run"] is True
     assert ok(store_path, "get", uri).stdout_bytes == data  # a dry run changes nothing
-    assert as_json(store_path, "gc", "--prune-after", "0")["pruned_bytes"] >= len(data)
+    size = loose.stat().st_size
+    assert as_json(store_path, "gc", "--prune-after", "0")["pruned_bytes"] >= size
     # Gone: its blob is missing (6) or, where the commit went too, its version (4).
     assert run(store_path, "get", uri).exit_code in (4, 6)
     assert ok(store_path, "get", "s/u", "kept.txt").stdout == "kept"
@@ -622,7 +623,7 @@ def test_gc_prunes_what_no_ref_reaches(store_path: Path) -> None:
 
 
 def test_gc_keeps_recent_unreachable_objects_by_default(store_path: Path) -> None:
-    data = os.urandom((1 << 20) + 10)
+    data = compressible((1 << 20) + 10)
     uri = as_json(store_path, "put", "s/t", "-", "--as", "big.bin", input=data)["artifacts"][0][
         "uri"
     ]
@@ -664,7 +665,7 @@ def test_exit_5_for_a_write_conflict(
 
 
 def test_exit_6_for_an_integrity_failure(store_path: Path) -> None:
-    ok(store_path, "put", "s/t", "-", "--as", "big.bin", input=os.urandom((1 << 20) + 10))
+    ok(store_path, "put", "s/t", "-", "--as", "big.bin", input=compressible((1 << 20) + 10))
     corrupt_loose_blob(store_path, as_json(store_path, "show", "s/t", "big.bin")["oid"])
     fails(run(store_path, "get", "s/t", "big.bin", "--verify"), 6)
 

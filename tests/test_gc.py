@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import fsck, git
+from support import compressible, fsck, git
 
 import gitstore.backend.objects
 import gitstore.backend.packs
@@ -79,9 +79,9 @@ def test_gc_prunes_old_unreachable_loose_blobs_only(
     disk_store: Store, store_path: Path, tmp_path: Path
 ) -> None:
     big_gone = tmp_path / "gone.bin"
-    big_gone.write_bytes(os.urandom(2 << 20))
+    big_gone.write_bytes(compressible(2 << 20))
     big_kept = tmp_path / "kept.bin"
-    big_kept.write_bytes(os.urandom(2 << 20))
+    big_kept.write_bytes(compressible(2 << 20))
     gone = disk_store.put("s/gone", {"b": big_gone}).artifact("b").oid
     kept = disk_store.put("s/kept", {"b": big_kept}).artifact("b").oid
     disk_store.rm_task("s/gone")
@@ -98,7 +98,7 @@ def test_gc_keeps_unreachable_blobs_inside_the_grace_period(
     disk_store: Store, store_path: Path, tmp_path: Path
 ) -> None:
     big = tmp_path / "b.bin"
-    big.write_bytes(os.urandom(2 << 20))
+    big.write_bytes(compressible(2 << 20))
     oid = disk_store.put("s/t", {"b": big}).artifact("b").oid
     disk_store.rm_task("s/t")
     assert disk_store.gc().pruned_objects == 0
@@ -107,7 +107,7 @@ def test_gc_keeps_unreachable_blobs_inside_the_grace_period(
 
 def test_gc_dry_run_changes_nothing(disk_store: Store, store_path: Path, tmp_path: Path) -> None:
     big = tmp_path / "b.bin"
-    big.write_bytes(os.urandom(2 << 20))
+    big.write_bytes(compressible(2 << 20))
     oid = disk_store.put("s/t", {"b": big}).artifact("b").oid
     disk_store.rm_task("s/t")
     loose = store_path / "objects" / oid[:2] / oid[2:]
@@ -238,7 +238,7 @@ def test_a_loose_object_write_that_fails_leaves_no_file(
     source: str,
     fails: str,
 ) -> None:
-    data = os.urandom(3 << 20)  # above the small-blob limit: written as a loose object
+    data = compressible(3 << 20)  # above the small-blob limit: written as a loose object
     big = tmp_path / "big.bin"
     big.write_bytes(data)
     before = _object_files(store_path)
@@ -300,7 +300,7 @@ def test_puts_on_a_full_file_system_leave_no_file_behind(tmp_path: Path) -> None
         pytest.skip("no private mount namespace here (unshare -m needs root or CAP_SYS_ADMIN)")
     inputs = tmp_path / "inputs"
     inputs.mkdir()
-    (inputs / "big.bin").write_bytes(os.urandom(3 << 20))
+    (inputs / "big.bin").write_bytes(compressible(3 << 20))
     for v in ("v1", "v2", "v3"):
         (inputs / f"{v}.txt").write_text(f"{v}\n")
     mnt = tmp_path / "mnt"

@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from support import fsck, git
+from support import compressible, fsck, git
 
 from gitstore import IntegrityError, Store
 
@@ -31,7 +31,7 @@ DROP_DAC = [
     "--inh-caps=-dac_override,-dac_read_search",
     "--bounding-set=-dac_override,-dac_read_search",
 ]
-BIG = os.urandom(2 << 20)  # above the small-blob limit: stored as a loose object
+BIG = compressible(2 << 20)  # above the small-blob limit: stored as a loose object
 
 
 @dataclasses.dataclass(frozen=True)

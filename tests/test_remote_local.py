@@ -7,7 +7,6 @@ refs, and ``git fsck --strict`` checks every store afterwards.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -15,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import fsck, git, open_store
+from support import compressible, fsck, git, open_store
 
 from gitstore import (
     CorruptTransferError,
@@ -477,7 +476,7 @@ def test_a_corrupt_object_on_the_remote_is_a_corrupt_transfer(
     disk_store: Store, tmp_path: Path
 ) -> None:
     src = Store.open(tmp_path / "src.git", create=True)
-    v = src.put("s/t", {"big.bin": os.urandom(2 << 20)})  # big: stored as a loose object
+    v = src.put("s/t", {"big.bin": compressible(2 << 20)})  # big: stored as a loose object
     oid = v.artifact("big.bin").oid
     loose = tmp_path / "src.git" / "objects" / oid[:2] / oid[2:]
     data = loose.read_bytes()

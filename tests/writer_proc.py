@@ -151,6 +151,7 @@ def mode_pause(argv: Sequence[str]) -> None:
     """
     from support import open_store
 
+    from gitstore.backend import blobpack as gblobpack
     from gitstore.backend import objects as gobjects
     from gitstore.backend import refs as grefs
 
@@ -178,7 +179,9 @@ def mode_pause(argv: Sequence[str]) -> None:
             if written[fd] >= (1 << 20) and once():
                 _pause_here(ready, release)
 
+        # Big blobs that compress are written loose, those that do not as a pack of their own.
         gobjects.write_all = write_all  # type: ignore[assignment]
+        gblobpack.write_all = write_all  # type: ignore[assignment]
     elif point == "before-cas":
 
         class PausingRefs(grefs.DiskRefs):

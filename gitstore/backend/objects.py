@@ -7,7 +7,9 @@ memory), so this module writes and reads the loose-object format itself where si
   threads) and stops there when the blob already exists, so a re-put costs hashing only; a second
   pass compresses in chunks into ``objects/tmp_obj_*`` (the name git's own prune cleans), checks
   that the bytes still hash to the same id, and renames the file into place. Content that does not
-  compress is written as stored zlib blocks (level 0) instead of paying ~40 MB/s for nothing.
+  compress is written as stored zlib blocks (level 0) instead of paying ~40 MB/s for nothing, and
+  as a pack of one entry rather than a loose object, so that transfers copy its bytes as they
+  are (see :mod:`gitstore.backend.blobpack`).
 * reading: loose objects and non-delta pack entries are inflated in chunks; only a deltified pack
   entry (which gitstore never writes, but ``git gc`` may) is resolved whole by dulwich. Whatever
   is wrong with the files on disk (a pack that does not match its index, an entry or loose file
@@ -42,6 +44,7 @@ from dulwich.pack import Pack, PackFileDisappeared
 
 from gitstore import _zlib
 from gitstore._fs import fsync_dir, write_all
+from gitstore.backend.blobpack import BlobPackWriter
 from gitstore.backend.packs import (
     MERGE_AT,
     Entry,
@@ -445,6 +448,9 @@ class DiskObjects:
         info = hash_bytes(data)
         if not self.has(info.oid):
             level = self._level_for(data[:SAMPLE])
+            if level == 0 and self.compression and len(data) > SMALL_BLOB:
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    return self._add_blob_pack(io.BytesIO(data), info, "blob", pool)
             comp = _zlib.compressobj(level)
             body = comp.compress(b"blob %d\0" % len(data)) + comp.compress(data) + comp.flush()
             self._write_loose(info.oid, body)
@@ -476,6 +482,10 @@ class DiskObjects:
             if self.has(info.oid):
                 return info
             f.seek(start)
+            if self.compression and self._level_for(f.read(SAMPLE)) == 0:
+                f.seek(start)
+                return self._add_blob_pack(f, info, name, pool)
+            f.seek(start)
             check = hashlib.sha1(header)
             fd, tmp = self._temp()
             try:
@@ -497,6 +507,26 @@ class DiskObjects:
                 _discard(fd, tmp)
                 raise
             self._install(fd, tmp, info.oid)
+        return info
+
+    def _add_blob_pack(
+        self, f: BinaryIO, info: BlobInfo, name: str, pool: concurrent.futures.Executor
+    ) -> BlobInfo:
+        """Store a big blob that does not compress as a one-entry pack at level 0, whose bytes
+        transfers copy as they are (see :mod:`gitstore.backend.blobpack`)."""
+        check = hashlib.sha1(b"blob %d\0" % info.size)
+        writer = BlobPackWriter(self.pack_dir, info.size, fsync=self.fsync)
+        try:
+            for chunk in _chunks(f, info.size, name):
+                job = pool.submit(check.update, chunk)
+                writer.add(chunk)
+                job.result()
+            if check.hexdigest() != info.oid:
+                raise InputError(f"{name}: changed while it was being stored")
+            writer.finish(info.oid)
+        except BaseException:
+            writer.abort()
+            raise
         return info
 
     def add_objects(self, objects: Sequence[ShaFile]) -> None:

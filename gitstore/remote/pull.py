@@ -25,6 +25,7 @@ from gitstore.remote.transport import (
     StoreRepo,
     bytes_progress,
     client_for,
+    fetch_objects,
     new_pack_stats,
     pack_files,
     transport_errors,
@@ -104,9 +105,7 @@ def pull_url(
         before = pack_files(gitdir)
         try:
             with transport_errors(url):
-                client.fetch(
-                    path, repo, determine_wants=determine_wants, progress=bytes_progress(progress)
-                )
+                fetch_objects(client, path, repo, determine_wants, bytes_progress(progress))
         except RemoteError as e:
             if isinstance(e, (RemoteAuthError, NotAStoreError)):
                 raise

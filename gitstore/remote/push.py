@@ -4,6 +4,12 @@ push checks fast-forward itself (the client layer does not): a remote task whose
 our history is refused ("pull first") and the rest is pushed. Each ref update carries the old
 value the decision was made on, so a remote that moved meanwhile refuses that ref too. The
 versions about to be sent are scanned whole for secret-shaped strings first.
+
+A push of :data:`BULK_FROM` task refs or more (a first push) works from a map of every pack
+entry of the store (:class:`gitstore.backend.bulk.PackMap`): it walks, scans and sends from it,
+copying entries byte for byte, and its scan runs in batches that trust the clean verdicts earlier
+pushes recorded (:meth:`gitstore.scan.Scanner.clean`); only a task whose versions are not proven
+clean is scanned version by version, which says where the secret is.
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from dulwich.pack import UnpackedObject, generate_unpacked_objects
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from gitstore.backend.bulk import PackMap
+from gitstore.backend.objects import DiskObjects
+from gitstore.errors import IntegrityError
 from gitstore.model import Refusal, TaskUpdate, TransferResult
 from gitstore.names import REFS_PREFIX
 from gitstore.remote import aliases as _aliases
@@ -30,13 +39,17 @@ from gitstore.remote.transport import (
     one_line,
     transport_errors,
 )
-from gitstore.scan import Scanner
+from gitstore.scan import Scanner, Verdicts
 from gitstore.store import Store
 
-__all__ = ["REUSE_ENTRIES_FROM", "push", "push_url"]
+__all__ = ["BULK_FROM", "REUSE_ENTRIES_FROM", "push", "push_url"]
 
 # From this many objects on, a push copies packed entries as they are instead of looking each up.
 REUSE_ENTRIES_FROM = 1000
+# From this many task refs to update on, a push reads every pack index of the store once
+# (:class:`gitstore.backend.bulk.PackMap`), walks, scans and sends from that map; below it, the
+# few objects of an incremental push are looked up one by one (O(new objects), not O(store)).
+BULK_FROM = 64
 
 
 def push(
@@ -84,6 +97,7 @@ def push_url(
     records: dict[str, tuple[str | None, str]] = {}  # rewrite and purge records sent
     relevant_haves: set[ObjectID] = set()
     alias_refs: dict[str, str] = {}
+    bulk: list[PackMap] = []  # the map of a big push, made once its size is known
 
     def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
         planned.clear()
@@ -111,9 +125,15 @@ def push_url(
                 result.refused.append(
                     Refusal(key, "the remote has versions of this task that we lack; pull first")
                 )
+        objects = store.versions.objects
+        if not bulk and len(planned) >= BULK_FROM and isinstance(objects, DiskObjects):
+            bulk.append(PackMap(objects))
         if not allow_secrets:
             scanner = Scanner(store.versions)
+            clean = _clean_refs(store, planned, bulk[0]) if bulk else set()
             for ref, (old, new) in list(planned.items()):
+                if ref in clean:
+                    continue
                 key = ref[len(REFS_PREFIX) :].decode()
                 found = secrets_to_send(store, key, new, old, scanner)
                 if found:
@@ -152,9 +172,14 @@ def push_url(
         ) -> tuple[int, Iterator[UnpackedObject]]:
             # The remote offers every ref it has as a "have"; walking 10k of them costs far more
             # than it saves, so only the old heads of the tasks being updated are used.
+            haves = set(have) & relevant_haves
+            if bulk:
+                to_send = bulk[0].missing([w.decode() for w in want], [h.decode() for h in haves])
+                result.objects = len(to_send)
+                return len(to_send), counted(bulk[0].records(to_send))
             finder = MissingObjectFinder(
                 repo.object_store,
-                haves=set(have) & relevant_haves,
+                haves=haves,
                 wants=set(want),
                 shallow=set(),
                 progress=progress,
@@ -174,12 +199,12 @@ def push_url(
                 progress=progress,
             )
 
-            def counted() -> Iterator[UnpackedObject]:
-                for rec in records:
-                    result.bytes += int(rec.decomp_len or 0)
-                    yield rec
+            return count, counted(records)
 
-            return count, counted()
+        def counted(records: Iterator[UnpackedObject]) -> Iterator[UnpackedObject]:
+            for rec in records:
+                result.bytes += int(rec.decomp_len or 0)
+                yield rec
 
         with transport_errors(url):
             sent = client.send_pack(
@@ -190,6 +215,8 @@ def push_url(
             )
     finally:
         repo.close()
+        for m in bulk:
+            m.close()
     status = sent.ref_status or {}
     for name in sorted(records):
         if status.get(Ref(name.encode())):
@@ -209,6 +236,26 @@ def push_url(
     # An alias the remote refused (a served store takes task refs only) is simply not there.
     result.aliases += _aliases.landed(alias_refs, status)
     return result
+
+
+def _clean_refs(
+    store: Store, planned: dict[Ref, tuple[str | None, str]], packs: PackMap
+) -> set[Ref]:
+    """The planned refs all of whose versions to send a batched scan proves clean.
+
+    The rest (a version holding something secret-shaped, or one that cannot be read here) go
+    through :func:`secrets_to_send`, which says where. See :meth:`gitstore.scan.Scanner.clean`.
+    """
+    scanner = Scanner(store.versions, objects=packs, verdicts=Verdicts(store_gitdir(store)))
+    per_ref: dict[Ref, list[str]] = {}
+    for ref, (old, new) in planned.items():
+        try:
+            stop = set(packs.commits([old], set())) if old else set()
+            per_ref[ref] = packs.commits([new], stop)
+        except IntegrityError:
+            continue  # the full scan reports it
+    clean = scanner.clean({c for commits in per_ref.values() for c in commits})
+    return {ref for ref, commits in per_ref.items() if clean.issuperset(commits)}
 
 
 def secrets_to_send(

@@ -19,6 +19,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import tempfile
 import urllib.parse
 import zlib
 from collections.abc import Callable, Iterator
@@ -58,10 +59,12 @@ from gitstore.model import redact_url
 from gitstore.remote.config import check_url
 
 __all__ = [
+    "IndexPack",
     "Progress",
     "StoreRepo",
     "bytes_progress",
     "client_for",
+    "fetch_objects",
     "have_git",
     "new_pack_stats",
     "one_line",
@@ -97,7 +100,9 @@ def client_for(url: str, operation: str, ssh_key: str | None = None) -> tuple[Gi
         # With git installed, a local remote is served by git's own upload-pack/receive-pack (as
         # over ssh or git://): dulwich's in-process local client holds every object it sends
         # in memory and re-indexes the pack in Python (~2x slower, ~1.5x the memory).
-        return SubprocessGitClient(), path
+        client = SubprocessGitClient()
+        client.git_command = ["git", *_GIT_MEMORY]
+        return client, path
     try:
         return get_transport_and_path(url, operation=operation, **kwargs)
     except ValueError as e:
@@ -255,30 +260,160 @@ class StoreRepo(Repo):
         progress: Callable[..., None] | None = None,
         **_: Any,
     ) -> None:
-        proc = subprocess.Popen(
-            ["git", f"--git-dir={self.controldir()}", "index-pack", "--stdin", "--fix-thin"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        assert proc.stdin is not None and proc.stderr is not None
+        indexer = IndexPack(self.controldir())
         try:
             while chunk := read_all(1 << 20):
-                proc.stdin.write(chunk)
-        except BrokenPipeError:
-            pass  # index-pack gave up; its message says why
-        finally:
-            with contextlib.suppress(BrokenPipeError):
-                proc.stdin.close()
-            err = proc.stderr.read().decode("utf-8", "replace")
-            proc.stderr.close()
-            code = proc.wait()
-        if code != 0:
-            raise _IndexPackFailed(" ".join(err.split())[:300] or "git index-pack failed")
+                indexer.write(chunk)
+        except BaseException:
+            indexer.abort()
+            raise
+        indexer.finish()
 
     def get_graph_walker(self, heads: list[ObjectID] | None = None) -> ObjectStoreGraphWalker:
         self.walker = super().get_graph_walker(heads if heads is not None else [])
         return self.walker
+
+
+# Memory of the git helpers a transfer runs (measured with a 256 MiB blob): index-pack holds every
+# blob below core.bigFileThreshold (512 MiB) whole to hash it, and pack-objects maps up to 1 GiB
+# windows of a pack it copies from (file pages that count as its memory). Smaller settings keep
+# each helper near 30 MB whatever the blob, at no cost in speed: big blobs are never deltified.
+_GIT_MEMORY = (
+    "-c",
+    "core.bigFileThreshold=16m",
+    "-c",
+    "core.packedGitWindowSize=16m",
+    "-c",
+    "core.packedGitLimit=64m",
+)
+
+
+class IndexPack:
+    """``git index-pack --stdin --fix-thin`` fed while the pack arrives: no spooled copy.
+
+    Started at the first byte (a fetch with nothing to fetch runs nothing). index-pack writes
+    the pack under a temp name of ours in ``objects/pack`` (index-pack leaves its own temp
+    files behind when it fails); once it has succeeded the pack is renamed to its final name and
+    its index last, which makes it visible. If index-pack gives up early (a damaged pack), the
+    rest of the pack is read and dropped, and :meth:`finish` raises with index-pack's own
+    message; a failed or aborted transfer removes what was written.
+    """
+
+    def __init__(self, gitdir: str) -> None:
+        self.gitdir = gitdir
+        self.pack_dir = os.path.join(gitdir, "objects", "pack")
+        self.base = os.path.join(self.pack_dir, f"tmp_pack_{os.getpid()}_{os.urandom(6).hex()}")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.out: Any = None
+        self.err: Any = None
+        self.broken = False
+        self.received = 0
+
+    def write(self, data: bytes) -> int:
+        """Pass ``data`` (the next bytes of the pack) on to index-pack."""
+        self.received += len(data)
+        if self.proc is None:
+            os.makedirs(self.pack_dir, exist_ok=True)
+            self.out = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abort
+            self.err = tempfile.TemporaryFile()  # noqa: SIM115 - closed by finish/abort
+            self.proc = subprocess.Popen(
+                [
+                    "git",
+                    *_GIT_MEMORY,
+                    f"--git-dir={self.gitdir}",
+                    "index-pack",
+                    "--stdin",
+                    "--fix-thin",
+                    self.base + ".pack",
+                ],
+                stdin=subprocess.PIPE,
+                stdout=self.out,
+                stderr=self.err,
+            )
+        assert self.proc.stdin is not None
+        if not self.broken:
+            try:
+                self.proc.stdin.write(data)
+            except BrokenPipeError:
+                self.broken = True  # index-pack gave up; its message says why
+        return len(data)
+
+    def finish(self) -> None:
+        """Wait for index-pack and put the pack in place; raise if index-pack refused it."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        code = proc.wait()
+        self.out.seek(0)
+        name = self.out.read().decode("ascii", "replace").split()
+        self.err.seek(0)
+        err = self.err.read().decode("utf-8", "replace")
+        self._close_files()
+        try:
+            if code != 0:
+                raise _IndexPackFailed(" ".join(err.split())[:300] or "git index-pack failed")
+            if not name or len(name[-1]) != 40:
+                raise _IndexPackFailed(f"git index-pack named no pack ({' '.join(name)[:80]})")
+            final = os.path.join(self.pack_dir, f"pack-{name[-1]}")
+            # The index last: it makes the pack visible. The same pack already there: keep it.
+            if not os.path.exists(final + ".idx"):
+                for ext in (".pack", ".rev", ".idx"):
+                    if os.path.exists(self.base + ext):
+                        os.replace(self.base + ext, final + ext)
+        finally:
+            self._remove()
+
+    def abort(self) -> None:
+        """Stop index-pack (the transfer failed) and remove what it wrote."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.kill()
+        with contextlib.suppress(BrokenPipeError, OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        proc.wait()
+        self._close_files()
+        self._remove()
+
+    def _close_files(self) -> None:
+        for f in (self.out, self.err):
+            with contextlib.suppress(OSError):
+                f.close()
+
+    def _remove(self) -> None:
+        for ext in (".pack", ".rev", ".idx", ".keep"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.base + ext)
+
+
+def fetch_objects(
+    client: GitClient,
+    path: str,
+    repo: StoreRepo,
+    determine_wants: Callable[..., list[ObjectID]],
+    progress: Callable[[bytes], None] | None,
+) -> None:
+    """Fetch what ``determine_wants`` asks for into the store's objects; no ref moves.
+
+    With git installed, the pack goes into ``git index-pack`` as it arrives (indexing overlaps
+    the transfer; nothing is spooled); otherwise dulwich receives it.
+    """
+    if not have_git():
+        client.fetch(path, repo, determine_wants=determine_wants, progress=progress)
+        return
+    indexer = IndexPack(repo.controldir())
+    try:
+        client.fetch_pack(
+            path, determine_wants, repo.get_graph_walker(), indexer.write, progress=progress
+        )
+    except BaseException:
+        indexer.abort()
+        raise
+    indexer.finish()
 
 
 def bytes_progress(progress: Progress | None) -> Callable[[bytes], None] | None:
