@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import writer_proc as wp
 from click.testing import CliRunner
-from support import fsck, git
+from support import compressible, fsck, git
 
 from gitstore import Store, UsageError
 from gitstore.backend.objects import hash_bytes
@@ -270,8 +270,12 @@ def test_cruft_keeps_the_age_of_the_pack_it_came_from(store_path: Path) -> None:
 def test_gc_merges_packs_of_8_mib_and_more(store_path: Path) -> None:
     with Store.open(store_path, create=True) as store:
         for name in ("a", "b"):
-            store.put(f"s/{name}", {"r.bin": os.urandom(1 << 20) * 1, "q.bin": os.urandom(9 << 20)})
-    # Two packs of 9 MiB and more, made by stock git from each task's objects.
+            # Compressible, so loose: incompressible big blobs get single-entry packs of their own.
+            store.put(
+                f"s/{name}", {"r.bin": compressible(1 << 20), "q.bin": compressible(20 << 20)}
+            )
+    # Two packs of 8 MiB and more (hex digits deflate to about half), made by stock git from
+    # each task's objects.
     for name in ("a", "b"):
         objs = git(store_path, "rev-list", "--objects", f"refs/artifacts/s/{name}").stdout
         subprocess.run(
