@@ -590,12 +590,9 @@ def ls(address: str | None, as_json: bool) -> None:
 def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> None:
     """List the versions of SPEC/TASK, newest first (--jsonl: of a spec or the store too)."""
     if jsonl:
-        from gitstore import iter_history
+        from gitstore import write_jsonl
 
-        for n, record in enumerate(iter_history(_open(), address)):
-            if limit is not None and n >= limit:
-                break
-            click.echo(json.dumps(record, sort_keys=True, separators=(",", ":")))
+        write_jsonl(_open(), sys.stdout, address, limit=limit)
         return
     if address is None:
         raise UsageError("log needs SPEC/TASK (or --jsonl for a spec or the whole store)")
