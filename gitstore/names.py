@@ -27,6 +27,7 @@ __all__ = [
     "artifact_uri",
     "check_artifact_name",
     "check_component",
+    "is_component",
     "check_layout",
     "parse_address",
     "parse_rev",
@@ -71,6 +72,17 @@ def check_component(value: str, what: str = "name") -> str:
     if value.endswith(".lock"):
         raise InvalidNameError(f"{what} {value!r} ends with '.lock'")
     return value
+
+
+def is_component(value: str) -> bool:
+    """Would :func:`check_component` accept ``value``? (Without the cost of an exception: a
+    listing asks it of every ref name.)"""
+    return (
+        0 < len(value) <= MAX_REF_COMPONENT
+        and _COMPONENT.match(value) is not None
+        and ".." not in value
+        and not value.endswith(".lock")
+    )
 
 
 def check_artifact_name(name: str, *, allow_reserved: bool = False) -> str:

@@ -39,7 +39,6 @@ from gitstore.backend.refs import DiskRefs, MemoryRefs, RefBackend
 from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
-    InvalidNameError,
     NotFoundError,
     TaskNotFoundError,
     UsageError,
@@ -358,10 +357,13 @@ class Store:
             REFS_PREFIX if spec is None else f"{REFS_PREFIX}{_names.check_component(spec, 'spec')}/"
         )
         out = {}
+        cut = len(REFS_PREFIX)
+        valid = _names.is_component
         for ref, value in self._refs.items(prefix).items():
-            parts = ref[len(REFS_PREFIX) :].split("/")
-            if len(parts) == 2 and all(_valid_component(p) for p in parts):
-                out["/".join(parts)] = value
+            key = ref[cut:]
+            spec, _, task = key.partition("/")
+            if valid(spec) and valid(task):  # a deeper ref fails: "/" is no name's
+                out[key] = value
         return dict(sorted(out.items()))
 
     def heads_in(self, scope: str | None = None) -> dict[str, str]:
@@ -600,11 +602,7 @@ class Store:
 
 
 def _valid_component(text: str) -> bool:
-    try:
-        _names.check_component(text)
-    except InvalidNameError:
-        return False
-    return True
+    return _names.is_component(text)
 
 
 # Stores at a URL rather than a path: the scheme names the module whose ``open_url`` opens it.
