@@ -29,12 +29,13 @@ from gitstore.client import HttpStore
 from gitstore.errors import (
     ConflictError,
     InvalidNameError,
+    NotFoundError,
     TaskNotFoundError,
     UsageError,
     VersionNotFoundError,
 )
-from gitstore.meta import Manifest, parse_iso
-from gitstore.model import RunDeletion, Version
+from gitstore.meta import ArtifactEntry, Manifest, Truncation, parse_iso
+from gitstore.model import ArtifactInfo, RunDeletion, Version
 from gitstore.names import REFS_PREFIX, artifact_uri
 from gitstore.store import Store
 from gitstore.versions import walk_commits
@@ -50,17 +51,13 @@ __all__ = [
 ]
 
 # 2: records carry message and metadata; 3: tasks grouped by spec, with each spec's ref folder
-# stamp (an index of an older format is simply rebuilt).
+# stamp, and records carry the whole manifest (an index of an older format is simply rebuilt).
 INDEX_FORMAT = 3
 
 
-class _Art(msgspec.Struct, array_like=True):
-    content_type: str
-    tags: dict[str, str]
-
-
 class VersionRecord(msgspec.Struct, array_like=True):
-    """What the index keeps of one version: enough to match a query without its manifest."""
+    """What the index keeps of one version: its parents and its manifest's fields, enough to
+    match a query and to write its history record without reading the version again."""
 
     spec: str
     task: str
@@ -69,9 +66,10 @@ class VersionRecord(msgspec.Struct, array_like=True):
     created_at: str
     run_id: str | None
     parents: list[str]
-    artifacts: list[_Art]
+    artifacts: dict[str, ArtifactEntry]
     message: str | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    conflicts: list[str] = msgspec.field(default_factory=list)
 
 
 class _Task(msgspec.Struct, array_like=True):
@@ -148,7 +146,8 @@ class VersionIndex:
                 changed = self._refresh(s) or changed
             if changed:
                 self._save()
-            return [(s, self._specs[s].tasks) for s in specs if s in self._specs]
+            # Copies: forget() may drop tasks while a caller goes through them.
+            return [(s, dict(self._specs[s].tasks)) for s in specs if s in self._specs]
 
     def records(self, spec: str | None = None) -> Iterator[VersionRecord]:
         """Every version of every task (of ``spec``), refreshed first."""
@@ -207,17 +206,17 @@ class VersionIndex:
                 run_id=v.run_id,
                 message=v.message,
                 metadata=dict(v.metadata),
+                artifacts={a.name: _entry(a) for a in v.artifacts},
+                conflicts=list(v.conflicts),
             )
-            arts = [_Art(a.content_type, dict(a.tags)) for a in v.artifacts]
-            return _record(commit, m, v.parents, arts)
+            return _record(commit, m, v.parents)
         # The manifest and parents straight from the versions layer: Store.show would parse
         # the address and resolve the commit again first.
         versions = self._store.versions
         m = versions.manifest(commit)
         if f"{m.spec}/{m.task}" != key:
             raise VersionNotFoundError(f"{key} has no version {commit}")
-        arts = [_Art(a.content_type, dict(a.tags)) for a in m.artifacts.values()]
-        return _record(commit, m, versions.parents(commit), arts)
+        return _record(commit, m, versions.parents(commit))
 
     def _load(self) -> None:
         self._loaded = True
@@ -264,7 +263,7 @@ def _index(store: Store) -> VersionIndex:
         return idx
 
 
-def _record(commit: str, m: Manifest, parents: Sequence[str], arts: list[_Art]) -> VersionRecord:
+def _record(commit: str, m: Manifest, parents: Sequence[str]) -> VersionRecord:
     return VersionRecord(
         m.spec,
         m.task,
@@ -273,9 +272,25 @@ def _record(commit: str, m: Manifest, parents: Sequence[str], arts: list[_Art]) 
         m.created_at,
         m.run_id,
         list(parents),
-        arts,
+        dict(m.artifacts),
         m.message,
         dict(m.metadata),
+        list(m.conflicts),
+    )
+
+
+def _entry(a: ArtifactInfo) -> ArtifactEntry:
+    """The manifest entry a served store's artifact was read from."""
+    return ArtifactEntry(
+        oid=a.oid,
+        size=a.size,
+        sha256=a.sha256,
+        content_type=a.content_type,
+        created_at=a.created_at,
+        executable=a.executable,
+        tags=dict(a.tags),
+        masked_secrets=a.masked_secrets,
+        truncated=msgspec.convert(a.truncated, Truncation) if a.truncated else None,
     )
 
 
@@ -383,7 +398,7 @@ def _matches(
     return not (want or content_type) or any(
         _type_matches(a.content_type, content_type)
         and all(a.tags.get(k) == v for k, v in want.items())
-        for a in rec.artifacts
+        for a in rec.artifacts.values()
     )
 
 
@@ -469,43 +484,42 @@ def iter_history(store: Store, scope: str | None = None) -> Iterator[dict[str, A
         # SPEC/TASK[@REV]: its history (from that version back).
         yield from (v.to_dict() for v in store.log(scope))
         return
-    heads = store.heads_in(scope)
     if isinstance(store, HttpStore):
         # A served store answers through its API, a task at a time.
-        for key in heads:
+        for key in store.heads_in(scope):
             yield from (v.to_dict() for v in store.log(key))
         return
-    # The heads as the listing read them (resolving each task's ref again cost a read per
-    # task), and each version's record made from its manifest without building the Version
-    # first (which cost more than reading the version).
-    versions = store.versions
-    for head in heads.values():
-        found = []
-        for commit in versions.walk([head]):
-            m = versions.manifest(commit)
-            found.append((m.version, m.created_at, commit, m))
-        # Store.log's order: by version number, then creation time, then commit id.
-        found.sort(key=lambda x: (x[0], x[1], x[2]), reverse=True)
-        for _, _, commit, m in found:
-            yield _version_dict(commit, m, versions.parents(commit))
+    spec = None if scope is None else _names.check_component(scope, "spec")
+    # From the index, brought up to date first (refs read only where they may have moved, only
+    # tasks whose head moved read again): each version's record is in it, exact for as long as
+    # its commit exists, so writing the history reads no version that was read before.
+    specs = _index(store).tasks(spec)
+    if spec is not None and not specs:
+        raise NotFoundError(f"no spec {spec!r} (no task has a version)")  # as Store.heads_in
+    for _, tasks in specs:
+        for name in sorted(tasks):
+            records = tasks[name].versions()
+            # Store.log's order: by version number, then creation time, then commit id.
+            records.sort(key=lambda r: (r.version, r.created_at, r.commit), reverse=True)
+            yield from (_record_dict(r) for r in records)
 
 
-def _version_dict(commit: str, m: Manifest, parents: Sequence[str]) -> dict[str, Any]:
-    """``Versions.version(commit, m, parents=parents).to_dict()``, made directly (a test holds
-    the two equal)."""
+def _record_dict(r: VersionRecord) -> dict[str, Any]:
+    """``Store.show(...).to_dict()`` of the version ``r`` records, made from the record (a test
+    holds the two equal)."""
     out: dict[str, Any] = {
-        "spec": m.spec,
-        "task": m.task,
-        "version": m.version,
-        "commit": commit,
-        "parents": list(parents),
-        "created_at": m.created_at,
-        "run_id": m.run_id,
-        "message": m.message,
-        "metadata": dict(m.metadata),
+        "spec": r.spec,
+        "task": r.task,
+        "version": r.version,
+        "commit": r.commit,
+        "parents": r.parents,
+        "created_at": r.created_at,
+        "run_id": r.run_id,
+        "message": r.message,
+        "metadata": r.metadata,
     }
-    if m.conflicts:
-        out["conflicts"] = list(m.conflicts)
+    if r.conflicts:
+        out["conflicts"] = r.conflicts
     out["artifacts"] = [
         {
             "name": name,
@@ -513,14 +527,14 @@ def _version_dict(commit: str, m: Manifest, parents: Sequence[str]) -> dict[str,
             "sha256": e.sha256,
             "size": e.size,
             "content_type": e.content_type,
-            "uri": artifact_uri(m.spec, m.task, commit, name),
+            "uri": artifact_uri(r.spec, r.task, r.commit, name),
             "created_at": e.created_at,
             "executable": e.executable,
-            "tags": dict(e.tags),
+            "tags": e.tags,
             "masked_secrets": e.masked_secrets,
             "truncated": msgspec.to_builtins(e.truncated) if e.truncated else None,
         }
-        for name, e in sorted(m.artifacts.items())
+        for name, e in sorted(r.artifacts.items())
     ]
     return out
 
