@@ -74,15 +74,15 @@ def check_component(value: str, what: str = "name") -> str:
     return value
 
 
+# check_component's rules as one pattern: a listing asks them of every ref name.
+_VALID_COMPONENT = re.compile(
+    rf"(?!.*\.\.)(?!.*\.lock\Z)[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_REF_COMPONENT - 1}}}\Z"
+)
+
+
 def is_component(value: str) -> bool:
-    """Would :func:`check_component` accept ``value``? (Without the cost of an exception: a
-    listing asks it of every ref name.)"""
-    return (
-        0 < len(value) <= MAX_REF_COMPONENT
-        and _COMPONENT.match(value) is not None
-        and ".." not in value
-        and not value.endswith(".lock")
-    )
+    """Would :func:`check_component` accept ``value``? (One regex match, no exception.)"""
+    return _VALID_COMPONENT.match(value) is not None
 
 
 def check_artifact_name(name: str, *, allow_reserved: bool = False) -> str:

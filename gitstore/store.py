@@ -361,10 +361,11 @@ class Store:
         valid = _names.is_component
         for ref, value in self._refs.items(prefix).items():
             key = ref[cut:]
-            spec, _, task = key.partition("/")
-            if valid(spec) and valid(task):  # a deeper ref fails: "/" is no name's
+            first, _, task = key.partition("/")
+            # A deeper ref fails: "/" is in no name. A spec given was checked above.
+            if valid(task) and (spec is not None or valid(first)):
                 out[key] = value
-        return dict(sorted(out.items()))
+        return {key: out[key] for key in sorted(out)}
 
     def heads_in(self, scope: str | None = None) -> dict[str, str]:
         """``SPEC/TASK -> latest commit`` for a scope: everything (None), ``SPEC`` or ``SPEC/TASK``.
@@ -394,8 +395,9 @@ class Store:
 
         Raises NotFoundError when the spec has no task.
         """
+        cut = len(spec) + 1
         return [
-            TaskHead(spec, key.split("/", 1)[1], commit)
+            TaskHead(spec, key[cut:], commit)
             for key, commit in self.heads_in(_names.check_component(spec, "spec")).items()
         ]
 

@@ -33,7 +33,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from typing import BinaryIO, NamedTuple, Protocol, TypeVar
+from typing import BinaryIO, Literal, NamedTuple, Protocol, TypeVar
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, FileFormatException
 from dulwich.object_store import DiskObjectStore, MemoryObjectStore
@@ -298,6 +298,7 @@ class DiskObjects:
         # Our own reader of each cached pack's index (dulwich's lookups cost ~15 µs a pack),
         # keyed by path, beside the dulwich Pack it was opened for.
         self._indexes: dict[str, tuple[Pack, PackIndex]] = {}
+        self._last_hit: PackIndex | None = None
 
     # -- existence -------------------------------------------------------------------------
 
@@ -365,8 +366,7 @@ class DiskObjects:
         if known is not None and known[0] is pack:
             return known[1]
         if known is not None:
-            known[1].close()
-            del self._indexes[base]
+            self._drop_index(base)
         index = PackIndex(base)
         if index.pack_sha != pack.index.get_pack_checksum():
             index.close()
@@ -379,7 +379,14 @@ class DiskObjects:
         self.store.rescan()
         live = {base for base, _ in self.store.cached_packs()}
         for base in [b for b in self._indexes if b not in live]:
-            self._indexes.pop(base)[1].close()
+            self._drop_index(base)
+
+    def _drop_index(self, base: str) -> None:
+        """Close and forget our index of pack ``base`` (under lock)."""
+        index = self._indexes.pop(base)[1]
+        index.close()
+        if self._last_hit is index:
+            self._last_hit = None
 
     def _read_packed(self, base: str, pack: Pack, offset: int) -> ShaFile:
         """The object at ``offset`` of ``pack``: read in one call when it is a whole small
@@ -392,7 +399,7 @@ class DiskObjects:
     def _evict(self, pack: Pack) -> None:
         """Drop a damaged pack from dulwich's cache (see :meth:`_lookup`)."""
         for base in [b for b, (p, _) in self._indexes.items() if p is pack]:
-            self._indexes.pop(base)[1].close()
+            self._drop_index(base)
         # A view of its mmap still alive somewhere makes close() fail; the pack is out of the
         # cache by then, and the mapping goes when the last view does.
         with contextlib.suppress(BufferError):
@@ -568,20 +575,19 @@ class DiskObjects:
         except ValueError:
             return None
         with self._lock:
+            # The pack of the last hit first: a version's commit, trees and manifest were
+            # written together, so the rest of a version is found at the first try.
+            last = self._last_hit
+            if last is not None:
+                found = _whole_in(last, sha)
+                if found is not False:
+                    return found
             for _, index in self._indexes.values():
-                try:
-                    offset = index.offset(sha)
-                    found = None if offset is None else index.read(offset)
-                except _DAMAGE:
-                    return None
-                if found is None:
-                    if offset is None:
-                        continue
-                    return None
-                kind, raw = found
-                check = hashlib.sha1(b"%s %d\0" % (_KIND_NAMES[kind], len(raw)))
-                check.update(raw)
-                return found if check.digest() == sha else None
+                if index is not last:
+                    found = _whole_in(index, sha)
+                    if found is not False:
+                        self._last_hit = index if found is not None else None
+                        return found
         return None
 
     def _read_loose(self, oid: str) -> ShaFile | None:
@@ -723,9 +729,8 @@ class DiskObjects:
 
     def close(self) -> None:
         with self._lock:
-            for _, index in self._indexes.values():
-                index.close()
-            self._indexes.clear()
+            for base in list(self._indexes):
+                self._drop_index(base)
             self.store.close()
 
 
@@ -766,6 +771,24 @@ _LOOKUP_TRIES = 8
 def _lookup_pause(attempt: int) -> None:
     if attempt:
         time.sleep(min(0.02, 0.0005 * 2**attempt))
+
+
+def _whole_in(index: PackIndex, sha: bytes) -> tuple[int, bytes] | Literal[False] | None:
+    """:meth:`DiskObjects._whole_packed` in one pack: False when the pack does not hold ``sha``,
+    None when it does but not as a readable whole entry that hashes to ``sha``."""
+    try:
+        offset = index.offset(sha)
+        if offset is None:
+            return False
+        found = index.read(offset)
+    except _DAMAGE:
+        return None
+    if found is None:
+        return None
+    kind, raw = found
+    check = hashlib.sha1(b"%s %d\0" % (_KIND_NAMES[kind], len(raw)))
+    check.update(raw)
+    return found if check.digest() == sha else None
 
 
 def _discard(fd: int, tmp: str) -> None:

@@ -12,11 +12,12 @@ holds the index's bytes and answers in two ways:
   object): the cost of building it is then at most what the searches so far cost, so a
   whole-store read pays at most about twice the best of the two, and a small read never builds it.
 
-:meth:`PackIndex.read` reads a whole non-delta entry with one ``pread`` and one inflate. It
-returns None for what it does not handle (a delta, a stream longer than zlib's bound, anything
-that does not inflate to the size its header says), and the caller reads that entry the slow way,
-which also says what is wrong with a damaged one. No mmap: a pack truncated under a reader would
-kill the process with SIGBUS instead of raising.
+
+:meth:`PackIndex.read` reads a whole non-delta entry with one ``pread`` (two for one of more
+than about 1 KiB) and one inflate. It returns None for what it does not handle (a delta, a
+stream longer than zlib's bound, anything that does not inflate to the size its header says),
+and the caller reads that entry the slow way, which also says what is wrong with a damaged one.
+No mmap: a pack truncated under a reader would kill the process with SIGBUS instead of raising.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ _OFS_DELTA = 6
 _REF_DELTA = 7
 # Longest entry header: type and a 64-bit size, 7 bits a byte.
 _HEADER_MAX = 10
+# First read of an entry: its header and, for most commits, trees and manifests, all of it.
+_FIRST_READ = 1024
 
 
 class PackIndex:
@@ -112,7 +115,7 @@ class PackIndex:
         module's docstring). Raises OSError if the pack cannot be read."""
         if self._fd < 0:
             self._fd = os.open(self.base + ".pack", os.O_RDONLY | os.O_CLOEXEC)
-        head = os.pread(self._fd, _HEADER_MAX, offset)
+        head = os.pread(self._fd, _FIRST_READ, offset)
         if not head:
             return None
         byte = head[0]
@@ -121,7 +124,7 @@ class PackIndex:
         shift = 4
         at = 1
         while byte & 0x80:
-            if at >= len(head):
+            if at >= _HEADER_MAX or at >= len(head):
                 return None
             byte = head[at]
             at += 1
@@ -131,7 +134,7 @@ class PackIndex:
             return None
         # zlib's compressBound: no stream zlib writes for ``size`` bytes is longer.
         bound = size + (size >> 12) + (size >> 14) + (size >> 25) + 13
-        data = os.pread(self._fd, bound, offset + at)
+        data = head[at:] if at + bound <= len(head) else os.pread(self._fd, bound, offset + at)
         try:
             raw = zlib.decompress(data)
         except zlib.error:
