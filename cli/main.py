@@ -867,12 +867,9 @@ def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> N
     version of a spec or of the store, one JSON line each.
     """
     if jsonl:
-        from gitstore import iter_history
+        from gitstore import write_jsonl
 
-        for n, record in enumerate(iter_history(_open(), address)):
-            if limit is not None and n >= limit:
-                break
-            click.echo(json.dumps(record, sort_keys=True, separators=(",", ":")))
+        write_jsonl(_open(), sys.stdout, address, limit=limit)
         return
     store = _open()
     if address is None:

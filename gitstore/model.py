@@ -14,6 +14,7 @@ and :mod:`gitstore.meta`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import urllib.parse
@@ -160,9 +161,21 @@ class ArtifactInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form (the CLI's ``--json`` ARTIFACT)."""
-        out = dataclasses.asdict(self)
-        out["tags"] = dict(self.tags)
-        return out
+        # Spelt out rather than dataclasses.asdict, which deep-copies field by field and was
+        # most of the cost of a whole-store log --jsonl.
+        return {
+            "name": self.name,
+            "oid": self.oid,
+            "sha256": self.sha256,
+            "size": self.size,
+            "content_type": self.content_type,
+            "uri": self.uri,
+            "created_at": self.created_at,
+            "executable": self.executable,
+            "tags": dict(self.tags),
+            "masked_secrets": self.masked_secrets,
+            "truncated": None if self.truncated is None else copy.deepcopy(dict(self.truncated)),
+        }
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,6 +30,7 @@ __all__ = [
     "check_alias",
     "check_artifact_name",
     "check_component",
+    "is_component",
     "check_layout",
     "parse_address",
     "parse_rev",
@@ -80,6 +81,17 @@ def check_component(value: str, what: str = "name") -> str:
     if value.endswith(".lock"):
         raise InvalidNameError(f"{what} {value!r} ends with '.lock'")
     return value
+
+
+# check_component's rules as one pattern: a listing asks them of every ref name.
+_VALID_COMPONENT = re.compile(
+    rf"(?!.*\.\.)(?!.*\.lock\Z)[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_REF_COMPONENT - 1}}}\Z"
+)
+
+
+def is_component(value: str) -> bool:
+    """Would :func:`check_component` accept ``value``? (One regex match, no exception.)"""
+    return _VALID_COMPONENT.match(value) is not None
 
 
 def check_artifact_name(name: str, *, allow_reserved: bool = False) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import json
 import os
 import threading
 import weakref
@@ -27,9 +26,17 @@ import msgspec
 from gitstore import names as _names
 from gitstore._fs import atomic_write
 from gitstore.client import HttpStore
-from gitstore.errors import ConflictError, InvalidNameError, TaskNotFoundError, UsageError
-from gitstore.meta import parse_iso
-from gitstore.model import RunDeletion, Version
+from gitstore.errors import (
+    ConflictError,
+    InvalidNameError,
+    NotFoundError,
+    TaskNotFoundError,
+    UsageError,
+    VersionNotFoundError,
+)
+from gitstore.meta import ArtifactEntry, Manifest, Truncation, parse_iso
+from gitstore.model import ArtifactInfo, RunDeletion, Version
+from gitstore.names import REFS_PREFIX, artifact_uri
 from gitstore.store import Store
 from gitstore.versions import walk_commits
 
@@ -43,17 +50,14 @@ __all__ = [
     "write_jsonl",
 ]
 
-# 2: records carry message and metadata (a format-1 index is simply rebuilt).
-INDEX_FORMAT = 2
-
-
-class _Art(msgspec.Struct, array_like=True):
-    content_type: str
-    tags: dict[str, str]
+# 2: records carry message and metadata; 3: tasks grouped by spec, with each spec's ref folder
+# stamp, and records carry the whole manifest (an index of an older format is simply rebuilt).
+INDEX_FORMAT = 3
 
 
 class VersionRecord(msgspec.Struct, array_like=True):
-    """What the index keeps of one version: enough to match a query without its manifest."""
+    """What the index keeps of one version: its parents and its manifest's fields, enough to
+    match a query and to write its history record without reading the version again."""
 
     spec: str
     task: str
@@ -62,31 +66,59 @@ class VersionRecord(msgspec.Struct, array_like=True):
     created_at: str
     run_id: str | None
     parents: list[str]
-    artifacts: list[_Art]
+    artifacts: dict[str, ArtifactEntry]
     message: str | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    conflicts: list[str] = msgspec.field(default_factory=list)
 
 
 class _Task(msgspec.Struct, array_like=True):
     head: str
-    versions: list[VersionRecord]
+    # The task's records, msgpack-encoded: decoded only for a task that a query's words occur
+    # in (see find), so loading the index of 100k tasks builds 100k small objects, not millions.
+    raw: msgspec.Raw
+
+    def versions(self) -> list[VersionRecord]:
+        return _records_decoder.decode(self.raw)
+
+    def mentions(self, words: Sequence[bytes]) -> bool:
+        """Do all of ``words`` occur in the encoded records? (False: no record can match.)"""
+        data = bytes(self.raw)
+        return all(w in data for w in words)
+
+
+class _Spec(msgspec.Struct, array_like=True):
+    # The spec's ref folder's stamp when its refs were read (None: no stamp; read them again).
+    stamp: list[int] | None
+    tasks: dict[str, _Task]
 
 
 class _File(msgspec.Struct):
     format: int
-    tasks: dict[str, _Task]
+    specs: dict[str, _Spec]
 
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_File)
+_records_decoder = msgspec.msgpack.Decoder(list[VersionRecord])
+
+
+def _task(head: str, records: list[VersionRecord]) -> _Task:
+    return _Task(head, msgspec.Raw(_encoder.encode(records)))
 
 
 class VersionIndex:
-    """Per-task version records, brought up to date from the refs on every :meth:`records`."""
+    """Per-spec, per-task version records, brought up to date from the refs on every query.
+
+    A spec whose ref folder has the stamp recorded with it (see
+    :meth:`gitstore.backend.refs.DiskRefs.stamp`) has had no ref added, moved or removed since
+    its refs were read, so its tasks' heads are taken from the index; any other spec's refs are
+    read, and only the tasks whose head moved are walked again.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._tasks: dict[str, _Task] = {}
+        self._specs: dict[str, _Spec] = {}
         self._loaded = False
         self._lock = threading.Lock()
         self._path = (
@@ -95,41 +127,96 @@ class VersionIndex:
             else None
         )
 
-    def records(
-        self, heads: Mapping[str, str], *, complete: bool = False
-    ) -> Iterator[VersionRecord]:
-        """Every version of the tasks in ``heads`` (``SPEC/TASK -> head``), refreshed first.
-
-        ``complete``: ``heads`` holds every task of the store, so tasks not in it are gone.
-        """
+    def tasks(self, spec: str | None = None) -> list[tuple[str, dict[str, _Task]]]:
+        """``(SPEC, {TASK: its head and records})`` for every spec (or ``spec``), refreshed
+        first."""
         with self._lock:
             if not self._loaded:
                 self._load()
-            changed = False
-            if complete:
-                gone = [k for k in self._tasks if k not in heads]
-                for k in gone:
-                    del self._tasks[k]
+            if spec is not None:
+                specs = [spec] if _valid_spec(spec) else []
+                changed = False
+            else:
+                specs = self._store.specs()
+                gone = [s for s in self._specs if s not in set(specs)]
+                for s in gone:
+                    del self._specs[s]
                 changed = bool(gone)
-            for key, head in heads.items():
-                known = self._tasks.get(key)
-                if known is None or known.head != head:
-                    self._tasks[key] = _Task(head, self._walk(key, head, known))
-                    changed = True
+            for s in specs:
+                changed = self._refresh(s) or changed
             if changed:
                 self._save()
-            tasks = [self._tasks[k] for k in heads]
-        for task in tasks:
-            yield from task.versions
+            # Copies: forget() may drop tasks while a caller goes through them.
+            return [(s, dict(self._specs[s].tasks)) for s in specs if s in self._specs]
+
+    def records(self, spec: str | None = None) -> Iterator[VersionRecord]:
+        """Every version of every task (of ``spec``), refreshed first."""
+        for _, tasks in self.tasks(spec):
+            for task in tasks.values():
+                yield from task.versions()
+
+    def _refresh(self, spec: str) -> bool:
+        """Bring ``spec`` up to date (under lock); True if anything changed."""
+        # A served store's refs are read through its API, which has no stamps.
+        served = isinstance(self._store, HttpStore)
+        stamp = None if served else self._store.versions.refs.stamp(f"{REFS_PREFIX}{spec}/")
+        known = self._specs.get(spec)
+        if known is not None and stamp is not None and known.stamp == list(stamp):
+            return False
+        old = known.tasks if known is not None else {}
+        tasks: dict[str, _Task] = {}
+        for key, head in self._store.heads(spec).items():
+            name = key.split("/", 1)[1]
+            was = old.get(name)
+            tasks[name] = (
+                was if was and was.head == head else _task(head, self._walk(key, head, was))
+            )
+        fresh = _Spec(None if stamp is None else list(stamp), tasks)
+        if tasks:
+            self._specs[spec] = fresh
+        else:
+            self._specs.pop(spec, None)
+        if known is None:
+            return bool(tasks)
+        return (
+            known.stamp != fresh.stamp
+            or len(old) != len(tasks)
+            or any(tasks.get(k) is not v for k, v in old.items())
+        )
 
     def _walk(self, key: str, head: str, known: _Task | None) -> list[VersionRecord]:
         """Records of every version reachable from ``head``, reusing ``known`` ones by commit."""
-        reuse = {r.commit: r for r in known.versions} if known else {}
+        reuse = {r.commit: r for r in known.versions()} if known else {}
         found: dict[str, VersionRecord] = {}
         for commit in walk_commits([head], lambda c: found[c].parents):
             rec = reuse.get(commit)
-            found[commit] = rec if rec is not None else _record(self._store.show(f"{key}@{commit}"))
+            found[commit] = rec if rec is not None else self._read(key, commit)
         return list(found.values())
+
+    def _read(self, key: str, commit: str) -> VersionRecord:
+        """The record of version ``commit`` of task ``key`` (VersionNotFoundError if the commit
+        is a version of another task)."""
+        if isinstance(self._store, HttpStore):
+            v = self._store.show(f"{key}@{commit}")
+            m = Manifest(
+                spec=v.spec,
+                task=v.task,
+                version=v.version,
+                created_at=v.created_at,
+                run_id=v.run_id,
+                message=v.message,
+                metadata=dict(v.metadata),
+                artifacts={a.name: _entry(a) for a in v.artifacts},
+                conflicts=list(v.conflicts),
+            )
+            return _record(commit, m, v.parents)
+        # The manifest and parents straight from the versions layer: Store.show would parse
+        # the address and resolve the commit again first.
+        versions = self._store.versions
+        m = versions.manifest(commit)
+        if f"{m.spec}/{m.task}" != key:
+            raise VersionNotFoundError(f"{key} has no version {commit}")
+        return _record(commit, m, versions.parents(commit))
 
     def _load(self) -> None:
         self._loaded = True
@@ -141,23 +228,27 @@ class VersionIndex:
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             return  # no index, or a damaged one: rebuilt from the refs as queries run
         if data.format == INDEX_FORMAT:
-            self._tasks = data.tasks
+            self._specs = data.specs
 
     def _save(self) -> None:
         if self._path is None:
             return
         with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
             os.makedirs(os.path.dirname(self._path), exist_ok=True)
-            # Tasks of other scopes are kept as they were; they are checked when asked for.
-            blob = _encoder.encode(_File(INDEX_FORMAT, self._tasks))
+            # Specs outside a query's scope are kept as they were; they are checked when asked.
+            blob = _encoder.encode(_File(INDEX_FORMAT, self._specs))
             with atomic_write(self._path, fsync=self._store.settings.fsync) as f:
                 f.write(blob)
 
     def forget(self, gone: Sequence[str]) -> None:
-        """Drop tasks whose refs are gone (a query over all tasks does it anyway)."""
+        """Drop tasks whose refs are gone (the next query would notice anyway)."""
         with self._lock:
             for key in gone:
-                self._tasks.pop(key, None)
+                spec, _, task = key.partition("/")
+                known = self._specs.get(spec)
+                if known is not None:
+                    known.tasks.pop(task, None)
+                    known.stamp = None
 
 
 _indexes: weakref.WeakKeyDictionary[Store, VersionIndex] = weakref.WeakKeyDictionary()
@@ -172,35 +263,47 @@ def _index(store: Store) -> VersionIndex:
         return idx
 
 
-def _record(v: Version) -> VersionRecord:
+def _record(commit: str, m: Manifest, parents: Sequence[str]) -> VersionRecord:
     return VersionRecord(
-        v.spec,
-        v.task,
-        v.commit,
-        v.version,
-        v.created_at,
-        v.run_id,
-        list(v.parents),
-        [_Art(a.content_type, dict(a.tags)) for a in v.artifacts],
-        v.message,
-        dict(v.metadata),
+        m.spec,
+        m.task,
+        commit,
+        m.version,
+        m.created_at,
+        m.run_id,
+        list(parents),
+        dict(m.artifacts),
+        m.message,
+        dict(m.metadata),
+        list(m.conflicts),
     )
 
 
-def _heads(store: Store, pattern: str | None) -> dict[str, str]:
-    """``SPEC/TASK -> head`` for the tasks ``pattern`` (fnmatch over ``SPEC/TASK``) selects."""
-    spec = None
+def _entry(a: ArtifactInfo) -> ArtifactEntry:
+    """The manifest entry a served store's artifact was read from."""
+    return ArtifactEntry(
+        oid=a.oid,
+        size=a.size,
+        sha256=a.sha256,
+        content_type=a.content_type,
+        created_at=a.created_at,
+        executable=a.executable,
+        tags=dict(a.tags),
+        masked_secrets=a.masked_secrets,
+        truncated=msgspec.convert(a.truncated, Truncation) if a.truncated else None,
+    )
+
+
+def _scope(pattern: str | None) -> tuple[str | None, str | None]:
+    """The one spec ``pattern`` (fnmatch over ``SPEC/TASK``) keeps to, if it names one, and the
+    pattern left to match (None: every task of that scope)."""
     if pattern and "/" in pattern:
         first = pattern.split("/", 1)[0]
         if not any(c in first for c in "*?["):
-            spec = first  # read one spec's refs only
+            return first, pattern  # read one spec's refs only
     elif pattern and not any(c in pattern for c in "*?["):
-        spec = pattern
-        pattern = None
-    heads = store.heads(spec) if spec is None or _valid_spec(spec) else {}
-    if pattern:
-        heads = {k: v for k, v in heads.items() if fnmatch.fnmatchcase(k, pattern)}
-    return heads
+        return pattern, None
+    return None, pattern
 
 
 def _valid_spec(spec: str) -> bool:
@@ -275,26 +378,48 @@ def find(
     hi = _time(until, "until")
     want = dict(tags or {})
     hits: list[VersionRecord] = []
-    for rec in _index(store).records(_heads(store, pattern), complete=pattern is None):
-        if run is not None and rec.run_id != run:
-            continue
-        if lo is not None or hi is not None:
-            when = parse_iso(rec.created_at).timestamp()
-            if (lo is not None and when < lo) or (hi is not None and when >= hi):
+    spec, pattern = _scope(pattern)
+    # Words every matching task's encoded records hold: tasks without them are not decoded.
+    words = [w.encode() for w in (run, *want, *want.values()) if w is not None]
+    if content_type is not None:
+        words.append(content_type.removesuffix("*").encode())
+    for s, tasks in _index(store).tasks(spec):
+        for name, task in tasks.items():
+            if pattern is not None and not fnmatch.fnmatchcase(f"{s}/{name}", pattern):
                 continue
-        if (want or content_type) and not any(
-            _type_matches(a.content_type, content_type)
-            and all(a.tags.get(k) == v for k, v in want.items())
-            for a in rec.artifacts
-        ):
-            continue
-        hits.append(rec)
+            if words and not task.mentions(words):
+                continue
+            for rec in task.versions():
+                if _matches(rec, run, lo, hi, want, content_type):
+                    hits.append(rec)
     hits.sort(key=lambda r: (r.created_at, r.version, r.commit), reverse=True)
     if limit is not None:
         hits = hits[:limit]
     if not artifacts:
         return [_bare(r) for r in hits]
     return [store.show(f"{r.spec}/{r.task}@{r.commit}") for r in hits]
+
+
+def _matches(
+    rec: VersionRecord,
+    run: str | None,
+    lo: float | None,
+    hi: float | None,
+    want: Mapping[str, str],
+    content_type: str | None,
+) -> bool:
+    """Does version ``rec`` meet every condition of :func:`find`?"""
+    if run is not None and rec.run_id != run:
+        return False
+    if lo is not None or hi is not None:
+        when = parse_iso(rec.created_at).timestamp()
+        if (lo is not None and when < lo) or (hi is not None and when >= hi):
+            return False
+    return not (want or content_type) or any(
+        _type_matches(a.content_type, content_type)
+        and all(a.tags.get(k) == v for k, v in want.items())
+        for a in rec.artifacts.values()
+    )
 
 
 def _bare(r: VersionRecord) -> Version:
@@ -338,13 +463,11 @@ def delete_run(store: Store, run: str, *, dry_run: bool = False) -> RunDeletion:
     """
     if not run:
         raise UsageError("delete_run needs a run id")
-    heads = store.heads()
-    by_task: dict[str, list[VersionRecord]] = {}
-    for rec in _index(store).records(heads, complete=True):
-        by_task.setdefault(f"{rec.spec}/{rec.task}", []).append(rec)
     deleted: list[str] = []
     kept: dict[str, str] = {}
-    for key, recs in sorted(by_task.items()):
+    every = [(f"{s}/{name}", t) for s, tasks in _index(store).tasks() for name, t in tasks.items()]
+    for key, task in sorted(every, key=lambda kt: kt[0]):
+        recs = task.versions()
         mine = [r for r in recs if r.run_id == run]
         if not mine:
             continue
@@ -359,7 +482,7 @@ def delete_run(store: Store, run: str, *, dry_run: bool = False) -> RunDeletion:
             try:
                 # Only the head the decision was made on: a version another run added
                 # meanwhile must not go with it.
-                store.rm_task(key, expect=heads[key])
+                store.rm_task(key, expect=task.head)
             except TaskNotFoundError:
                 continue  # deleted meanwhile by someone else: nothing left to do
             except ConflictError:
@@ -378,18 +501,86 @@ def iter_history(store: Store, scope: str | None = None) -> Iterator[dict[str, A
     """One JSON-able record per version (its metadata and artifacts), for ``SPEC/TASK``, a spec or
     the whole store (None): tasks in name order, each task's versions newest first."""
     if scope is not None and _names.parse_address(scope).task is not None:
-        keys = [scope]  # SPEC/TASK[@REV]: its history (from that version back)
-    else:
-        keys = list(store.heads_in(scope))
-    for key in keys:
-        for version in store.log(key):
-            yield version.to_dict()
+        # SPEC/TASK[@REV]: its history (from that version back).
+        yield from (v.to_dict() for v in store.log(scope))
+        return
+    if isinstance(store, HttpStore):
+        # A served store answers through its API, a task at a time.
+        for key in store.heads_in(scope):
+            yield from (v.to_dict() for v in store.log(key))
+        return
+    spec = None if scope is None else _names.check_component(scope, "spec")
+    # From the index, brought up to date first (refs read only where they may have moved, only
+    # tasks whose head moved read again): each version's record is in it, exact for as long as
+    # its commit exists, so writing the history reads no version that was read before.
+    specs = _index(store).tasks(spec)
+    if spec is not None and not specs:
+        raise NotFoundError(f"no spec {spec!r} (no task has a version)")  # as Store.heads_in
+    for _, tasks in specs:
+        for name in sorted(tasks):
+            records = tasks[name].versions()
+            # Store.log's order: by version number, then creation time, then commit id.
+            records.sort(key=lambda r: (r.version, r.created_at, r.commit), reverse=True)
+            yield from (_record_dict(r) for r in records)
 
 
-def write_jsonl(store: Store, out: IO[str], scope: str | None = None) -> int:
-    """Write :func:`iter_history` to ``out`` as JSON Lines; return how many lines were written."""
+def _record_dict(r: VersionRecord) -> dict[str, Any]:
+    """``Store.show(...).to_dict()`` of the version ``r`` records, made from the record (a test
+    holds the two equal)."""
+    out: dict[str, Any] = {
+        "spec": r.spec,
+        "task": r.task,
+        "version": r.version,
+        "commit": r.commit,
+        "parents": r.parents,
+        "created_at": r.created_at,
+        "run_id": r.run_id,
+        "message": r.message,
+        "metadata": r.metadata,
+    }
+    if r.conflicts:
+        out["conflicts"] = r.conflicts
+    out["artifacts"] = [
+        {
+            "name": name,
+            "oid": e.oid,
+            "sha256": e.sha256,
+            "size": e.size,
+            "content_type": e.content_type,
+            "uri": artifact_uri(r.spec, r.task, r.commit, name),
+            "created_at": e.created_at,
+            "executable": e.executable,
+            "tags": e.tags,
+            "masked_secrets": e.masked_secrets,
+            "truncated": msgspec.to_builtins(e.truncated) if e.truncated else None,
+        }
+        for name, e in sorted(r.artifacts.items())
+    ]
+    return out
+
+
+# Sorted keys and no spaces, as the CLI's --json; msgspec writes it ~6x faster than json.dumps
+# (non-ASCII as UTF-8 rather than \u escapes, floats in their shortest form: the same values).
+_jsonl = msgspec.json.Encoder(order="sorted")
+
+
+def write_jsonl(
+    store: Store, out: IO[str], scope: str | None = None, *, limit: int | None = None
+) -> int:
+    """Write :func:`iter_history` to ``out`` as JSON Lines (at most ``limit`` lines); return how
+    many lines were written."""
     n = 0
-    for record in iter_history(store, scope):
-        out.write(json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n")
-        n += 1
+    batch: list[bytes] = []
+    try:
+        for record in iter_history(store, scope):
+            if limit is not None and n >= limit:
+                break
+            batch.append(_jsonl.encode(record))
+            n += 1
+            if len(batch) >= 256:  # a write per line cost as much as encoding the line
+                out.write(b"\n".join(batch).decode() + "\n")
+                batch.clear()
+    finally:  # what was read before a failure is written, as line by line would have
+        if batch:
+            out.write(b"\n".join(batch).decode() + "\n")
     return n

@@ -44,7 +44,6 @@ from gitstore.errors import (
     ArtifactNotFoundError,
     ConflictError,
     GitstoreError,
-    InvalidNameError,
     NotFoundError,
     SecretsFoundError,
     TaskNotFoundError,
@@ -578,11 +577,15 @@ class Store:
             REFS_PREFIX if spec is None else f"{REFS_PREFIX}{_names.check_component(spec, 'spec')}/"
         )
         out = {}
+        cut = len(REFS_PREFIX)
+        valid = _names.is_component
         for ref, value in self._refs.items(prefix).items():
-            parts = ref[len(REFS_PREFIX) :].split("/")
-            if len(parts) == 2 and all(_valid_component(p) for p in parts):
-                out["/".join(parts)] = value
-        return dict(sorted(out.items()))
+            key = ref[cut:]
+            first, _, task = key.partition("/")
+            # A deeper ref fails: "/" is in no name. A spec given was checked above.
+            if valid(task) and (spec is not None or valid(first)):
+                out[key] = value
+        return {key: out[key] for key in sorted(out)}
 
     def heads_in(self, scope: str | None = None) -> dict[str, str]:
         """``SPEC/TASK -> latest commit`` for a scope: everything (None), ``SPEC`` or ``SPEC/TASK``.
@@ -612,8 +615,9 @@ class Store:
 
         Raises NotFoundError when the spec has no task.
         """
+        cut = len(spec) + 1
         return [
-            TaskHead(spec, key.split("/", 1)[1], commit)
+            TaskHead(spec, key[cut:], commit)
             for key, commit in self.heads_in(_names.check_component(spec, "spec")).items()
         ]
 
@@ -1181,11 +1185,7 @@ class PutBatch:
 
 
 def _valid_component(text: str) -> bool:
-    try:
-        _names.check_component(text)
-    except InvalidNameError:
-        return False
-    return True
+    return _names.is_component(text)
 
 
 # Stores at a URL rather than a path: the scheme names the module whose ``open_url`` opens it.

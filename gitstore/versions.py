@@ -59,6 +59,9 @@ __all__ = ["MANIFEST_CACHE", "Change", "Versions", "walk_commits"]
 # Decoded manifests kept per store (most recently used); a manifest is a few hundred bytes per
 # artifact, and history walks (log, find, push's scan) come back to the same commits.
 MANIFEST_CACHE = 4096
+# Commits kept likewise (a few hundred bytes each): reading a version asks for its commit three
+# times (the walk's parents, the manifest's tree, the version's parents), and it is read once.
+COMMIT_CACHE = 4096
 
 _T = TypeVar("_T")
 
@@ -99,6 +102,7 @@ class Versions:
         self.identity = identity
         self.cas_timeout = cas_timeout
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
+        self._commits: OrderedDict[str, CommitInfo] = OrderedDict()
         self._cache_lock = threading.Lock()
         # Which commits rewrites replaced (retention, purge): resolve consults it.
         self.rewrites = RecordBook(
@@ -140,8 +144,21 @@ class Versions:
     # -- one version -----------------------------------------------------------------------
 
     def commit(self, commit: str) -> CommitInfo:
-        """The commit of version ``commit``; IntegrityError if it is missing or no commit."""
-        return read_commit(self._objects, commit)
+        """The commit of version ``commit``; IntegrityError if it is missing or no commit.
+
+        Cached: a commit never changes (and a missing one is not cached).
+        """
+        with self._cache_lock:
+            info = self._commits.get(commit)
+            if info is not None:
+                self._commits.move_to_end(commit)
+                return info
+        info = read_commit(self._objects, commit)
+        with self._cache_lock:
+            self._commits[commit] = info
+            if len(self._commits) > COMMIT_CACHE:
+                self._commits.popitem(last=False)
+        return info
 
     def parents(self, commit: str) -> list[str]:
         """The parents of ``commit`` (the previous version first)."""

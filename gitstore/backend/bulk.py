@@ -229,6 +229,11 @@ class PackMap:
         """:meth:`DiskObjects.add_objects` (the map does not see them)."""
         self.objects.add_objects(objects)
 
+    def get_raw(self, oid: str) -> tuple[str, bytes]:
+        """Kind (``commit``, ``tree``, ``blob``, ``tag``) and bytes of object ``oid``."""
+        obj = self.get(oid)
+        return obj.type_name.decode(), obj.as_raw_string()
+
     def add_raw(self, objects: Sequence[RawObject]) -> None:
         """:meth:`DiskObjects.add_raw` (the map does not see them)."""
         self.objects.add_raw(objects)

@@ -15,6 +15,7 @@ import concurrent.futures
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -26,10 +27,14 @@ __all__ = [
     "Busy",
     "DiskRefs",
     "MemoryRefs",
+    "RACY_NS",
     "RefBackend",
 ]
 
 ZERO = "0" * 40
+# A folder changed less than this long ago gives no stamp (see DiskRefs.stamp): file systems
+# that keep whole seconds (or two, on FAT) could show a later change with the same time.
+RACY_NS = 3_000_000_000
 
 # Threads that fsync the lock files of a batch of ref moves side by side: the file system
 # journal commits concurrent fsyncs together, so N refs cost a few journal commits, not N.
@@ -69,6 +74,8 @@ class RefBackend(Protocol):
 
     def items(self, prefix: str) -> dict[str, str]: ...
 
+    def stamp(self, prefix: str) -> tuple[int, ...] | None: ...
+
 
 class MemoryRefs:
     """Refs in a dict behind a lock: the in-memory twin of :class:`DiskRefs`."""
@@ -107,6 +114,10 @@ class MemoryRefs:
         with self._lock:
             return {n: v for n, v in self._refs.items() if n.startswith(prefix)}
 
+    def stamp(self, prefix: str) -> tuple[int, ...] | None:
+        """Always None: reading refs in memory costs less than keeping stamps."""
+        return None
+
 
 class DiskRefs:
     """Loose refs in a Git directory, moved with an flock-guarded O_EXCL lock file."""
@@ -124,21 +135,7 @@ class DiskRefs:
         return os.path.join(self.gitdir, name)
 
     def _read_loose(self, name: str) -> str | None:
-        # os.open/os.read, not open(): a listing reads every ref, and the buffered file object
-        # cost twice as much as the read itself.
-        try:
-            fd = os.open(self._path(name), os.O_RDONLY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        try:
-            value = os.read(fd, 128).strip()
-        except IsADirectoryError:
-            return None
-        finally:
-            os.close(fd)
-        text = value.decode("ascii", "replace")
-        # An empty or symbolic file is not a value we wrote; treat it as absent.
-        return text if len(text) == 40 else None
+        return _read_value(self._path(name))
 
     def packed(self) -> dict[str, str]:
         """The ``packed-refs`` file as a dict, re-read only when the file changes."""
@@ -183,20 +180,57 @@ class DiskRefs:
         return sorted(out)
 
     def items(self, prefix: str) -> dict[str, str]:
-        """Every ref below ``prefix`` with its value (loose ones override packed ones)."""
+        """Every ref below ``prefix`` (a folder, ending with ``/``) with its value (loose ones
+        override packed ones)."""
         refs = {r: v for r, v in self.packed().items() if r.startswith(prefix)}
-        base = self._path(prefix)
-        for root, _dirs, files in os.walk(base):
-            # One relpath per folder, not per ref: at 10k refs it was half the cost of a listing.
-            folder = os.path.relpath(root, self.gitdir).replace(os.sep, "/")
-            for f in files:
-                if f.endswith(".lock") or "~" in f:
-                    continue
-                name = f"{folder}/{f}"
-                value = self._read_loose(name)
-                if value is not None:
-                    refs[name] = value
+        self._scan(prefix.rstrip("/"), refs)
         return refs
+
+    def _scan(self, folder: str, out: dict[str, str]) -> None:
+        """Add the loose refs below ``folder`` (a ref name prefix without ``/``) to ``out``.
+
+        scandir, not os.walk: its entries carry their paths and kinds, so a listing of 100k
+        refs costs the three system calls of each read and little else.
+        """
+        try:
+            entries = os.scandir(self._path(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        with entries:
+            for entry in entries:
+                name = entry.name
+                if name.endswith(".lock") or "~" in name:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    self._scan(f"{folder}/{name}", out)
+                    continue
+                value = _read_value(entry.path)
+                if value is not None:
+                    out[f"{folder}/{name}"] = value
+
+    def stamp(self, prefix: str) -> tuple[int, ...] | None:
+        """A value that differs whenever a ref directly in folder ``prefix`` (ending with ``/``)
+        may have been added, moved or removed since it was taken; None when that cannot be
+        told. Caches of what refs name (the query index) compare it instead of reading every ref.
+
+        It is the folder's identity and change times (git and gitstore move a ref by renaming
+        a file into the folder, which changes them) with the same of ``packed-refs``. A folder
+        changed within :data:`RACY_NS` of now gives None, since a second change in the same
+        clock tick would leave the same time. A ref rewritten in place
+        (not by rename, as neither git nor gitstore ever does) is not seen by it.
+        """
+        key: list[int] = []
+        now = time.time_ns()
+        for path in (self._path(prefix), os.path.join(self.gitdir, "packed-refs")):
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                key += (0, 0, 0, 0)
+                continue
+            if abs(now - st.st_mtime_ns) < RACY_NS or abs(now - st.st_ctime_ns) < RACY_NS:
+                return None
+            key += (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        return tuple(key)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -306,3 +340,21 @@ class DiskRefs:
                 if not skip_peel:
                     keep.append(line)
             out.write(b"".join(keep))
+
+
+def _read_value(path: str) -> str | None:
+    """The object id a loose ref file holds, or None (no such file, or not a value gitstore or
+    git writes there: empty, symbolic, a folder)."""
+    # os.open/os.read, not open(): a listing reads every ref, and the buffered file object
+    # cost twice as much as the read itself.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        value = os.read(fd, 128).strip()
+    except IsADirectoryError:
+        return None
+    finally:
+        os.close(fd)
+    return value.decode("ascii", "replace") if len(value) == 40 else None

@@ -87,17 +87,56 @@ def _get(objects: ObjectBackend, oid: str, cls: type[Any], wanted: str) -> Any:
     return obj
 
 
+def _raw(objects: ObjectBackend, oid: str, wanted: str) -> bytes:
+    kind, raw = objects.get_raw(oid)
+    if kind != wanted:
+        raise KindError(oid, kind, wanted)
+    return raw
+
+
 def read_commit(objects: ObjectBackend, oid: str) -> CommitInfo:
-    """Commit ``oid``; KindError if it is no commit, IntegrityError if it cannot be read."""
-    c: Commit = _get(objects, oid, Commit, "commit")
-    return CommitInfo(
-        oid,
-        c.tree.decode(),
-        tuple(p.decode() for p in c.parents),
-        c.message,
-        int(c.commit_time),
-        c.as_raw_string(),
-    )
+    """Commit ``oid``; KindError if it is no commit, IntegrityError if it cannot be read or
+    names no tree, or names one (or a parent) by something else than an object id."""
+    return parse_commit(oid, _raw(objects, oid, "commit"))
+
+
+def parse_commit(oid: str, raw: bytes) -> CommitInfo:
+    """The commit whose bytes are ``raw`` (see :func:`read_commit`).
+
+    Parsed here rather than by dulwich, whose parser cost more than reading the commit: the
+    headers end at the first empty line (a multi-line header continues with a space), ``tree``
+    and ``parent`` give the links, the committer line the time, and the message follows.
+    """
+    head, _, message = raw.partition(b"\n\n")
+    tree: str | None = None
+    parents: list[str] = []
+    when = 0
+    try:
+        for line in head.split(b"\n"):
+            key, _, value = line.partition(b" ")
+            if key == b"tree" and tree is None:
+                tree = _hex_id(value)
+            elif key == b"parent":
+                parents.append(_hex_id(value))
+            elif key == b"committer":
+                when = int(value.rsplit(b" ", 2)[-2])
+    except (ValueError, IndexError):
+        raise IntegrityError(
+            f"commit {oid} is malformed (a bad tree, parent or committer line)"
+        ) from None
+    if tree is None:
+        raise IntegrityError(f"commit {oid} is malformed (no tree)")
+    return CommitInfo(oid, tree, tuple(parents), message, when, raw)
+
+
+def _hex_id(value: bytes) -> str:
+    text = value.decode("ascii")
+    if len(text) != 40 or not _HEX.issuperset(text):
+        raise ValueError(text)
+    return text
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 def read_tree(objects: ObjectBackend, oid: str, *, strict: bool = False) -> list[TreeEntry]:
@@ -119,23 +158,29 @@ def read_tree(objects: ObjectBackend, oid: str, *, strict: bool = False) -> list
 
 def read_blob(objects: ObjectBackend, oid: str) -> bytes:
     """The bytes of blob ``oid``, whole (for small blobs; large ones stream with open_blob)."""
-    blob: Blob = _get(objects, oid, Blob, "blob")
-    return blob.as_raw_string()
+    return _raw(objects, oid, "blob")
 
 
 def lookup(objects: ObjectBackend, tree: str, path: str) -> TreeEntry | None:
     """The entry at ``path`` (``a/b/c``) below tree ``tree``; None where the path leads nowhere
-    (a missing name, or a file where a folder should be)."""
+    (a missing name, or a file where a folder should be). Of two entries of one name (a
+    malformed tree), the last counts."""
     entry = TreeEntry(b"", MODE_TREE, tree)
     for part in path.split("/"):
         if entry.mode != MODE_TREE:
             return None
-        node: Tree = _get(objects, entry.oid, Tree, "tree")
+        want = part.encode()
+        raw = _raw(objects, entry.oid, "tree")
+        found = None
         try:
-            mode, sha = node[part.encode()]
-        except KeyError:
+            for name, mode, sha in parse_tree(raw, 20):
+                if name == want:
+                    found = TreeEntry(name, mode, sha.decode())
+        except (ObjectFormatException, ValueError) as e:
+            raise IntegrityError(f"tree {entry.oid} is malformed ({e})") from None
+        if found is None:
             return None
-        entry = TreeEntry(part.encode(), mode, sha.decode())
+        entry = found
     return entry
 
 
