@@ -30,6 +30,8 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.secrets",
         "gitstore.statcache",
         "gitstore.credentials",
+        # The retention planner: pure, it reads plain values and no store.
+        "gitstore.retention",
     ),
     ("gitstore.backend",),
     ("gitstore.cas", "gitstore.versions"),
