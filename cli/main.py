@@ -755,10 +755,11 @@ def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
 def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
+    from .lifecycle_retain import COMMANDS as RETAIN_COMMANDS
     from .runner import COMMANDS
     from .serve import COMMANDS as SERVE_COMMANDS
 
-    for command in [*COMMANDS, *SERVE_COMMANDS]:
+    for command in [*COMMANDS, *SERVE_COMMANDS, *RETAIN_COMMANDS]:
         cli.add_command(command)
 
 

@@ -79,6 +79,7 @@ from gitstore.model import (
     Diff,
     GcReport,
     Problem,
+    RetainPlan,
     SecretFinding,
     Source,
     SpecSummary,
@@ -542,6 +543,10 @@ class HttpStore(Store):
     def gc(self, *, prune_after: float = 14 * 86400, dry_run: bool = False) -> GcReport:
         """Refused: gc cleans the store's files, on the machine that holds them."""
         self._local_only("gc")
+
+    def retain(self, scope: Sequence[str] = (), **rules: Any) -> RetainPlan:
+        """Refused: retention rewrites the store's chains, on the machine that holds them."""
+        self._local_only("retain")
 
     def _local_only(self, operation: str) -> NoReturn:
         raise UsageError(

@@ -45,6 +45,7 @@ __all__ = [
     "StorePolicy",
     "TaskFacts",
     "VersionFacts",
+    "command_policy",
     "parse_duration",
     "parse_policy",
     "plan",
@@ -484,3 +485,51 @@ def _expire(
                 Expiry(name=a.name, size=a.size, content_type=a.content_type, rule=rule)
             )
     return out
+
+
+def command_policy(
+    *,
+    keep_last: int | None = None,
+    keep_within: str | Duration | None = None,
+    keep_daily: int | None = None,
+    keep_weekly: int | None = None,
+    keep_monthly: int | None = None,
+    keep_tags: Sequence[str] = (),
+    content_type: str | None = None,
+) -> Rules | None:
+    """The rules a caller gave (None when it gave none), checked.
+
+    Raises:
+      UsageError: a count below 1, a duration or ``KEY=VALUE`` that does not read, or a
+        ``content_type`` without a rule to restrict.
+    """
+    counts = {
+        "keep_last": keep_last,
+        "keep_daily": keep_daily,
+        "keep_weekly": keep_weekly,
+        "keep_monthly": keep_monthly,
+    }
+    for name, n in counts.items():
+        if n is not None and n < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be 1 or more, not {n}")
+    tags = []
+    for item in keep_tags:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--keep-tag {item!r} is not KEY=VALUE")
+        tags.append((key, value))
+    within = parse_duration(keep_within) if isinstance(keep_within, str) else keep_within
+    rules = Rules(keep_last, within, keep_daily, keep_weekly, keep_monthly, tuple(tags))
+    if not rules:
+        if content_type is not None:
+            raise UsageError("--type restricts keep rules: give at least one --keep-* rule too")
+        return None
+    if content_type is not None:
+        _check_type(content_type)
+    return rules
+
+
+def _check_type(mime: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][\w.+-]*/(\*|[A-Za-z0-9][\w.+-]*)", mime):
+        raise UsageError(f"--type {mime!r} is not a content type (TYPE/SUBTYPE or TYPE/*)")
+    return mime.lower()

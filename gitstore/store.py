@@ -23,8 +23,9 @@ from typing import Any
 
 from gitstore import export as _export
 from gitstore import gc as _gc
-from gitstore import ingest
+from gitstore import ingest, retention
 from gitstore import names as _names
+from gitstore import retain as _retain
 from gitstore import verify as _verify
 from gitstore.backend import config, repo
 from gitstore.backend.config import Settings
@@ -55,6 +56,7 @@ from gitstore.model import (
     Diff,
     GcReport,
     Problem,
+    RetainPlan,
     SecretFinding,
     Source,
     SpecSummary,
@@ -576,6 +578,78 @@ class Store:
         return list(scan(self.versions, self.heads_in(scope), masker=masker))
 
     # -- maintenance -------------------------------------------------------------------------
+
+    def retain(
+        self,
+        scope: Sequence[str] = (),
+        *,
+        keep_last: int | None = None,
+        keep_within: str | None = None,
+        keep_daily: int | None = None,
+        keep_weekly: int | None = None,
+        keep_monthly: int | None = None,
+        keep_tags: Sequence[str] = (),
+        content_type: str | None = None,
+        min_copies: int | None = None,
+        force: bool = False,
+    ) -> RetainPlan:
+        """Plan which versions of the tasks in ``scope`` (SPEC or SPEC/TASK each; none: all)
+        stay and which go. See :mod:`gitstore.retention` for the rules.
+
+        A version stays when ANY rule keeps it: ``keep_last`` (the N newest), ``keep_within``
+        (``12h``, ``7d``, ``2w``, ``6m``, ``1y``), ``keep_daily``/``weekly``/``monthly`` (the
+        newest of each of the last N days, weeks, months that have versions, UTC),
+        ``keep_tags`` (``KEY=VALUE``: an artifact's tag or a metadata value). With
+        ``content_type`` (``text/x-log``, ``text/*``) the rules drop only artifacts of that
+        type, from the versions they do not keep. Given no rule, the store's policy applies
+        (``[gitstore "retain"]`` and its per-spec and per-type sections in its git config).
+        The latest version of each task and versions an alias names always stay whole; so do
+        versions known to be on fewer than ``min_copies`` remotes (default: the config's
+        ``minCopies``, else 0) unless ``force``.
+
+        Nothing is written: the plan says what would go, what stays and by which rule, and the
+        bytes freed (by the next gc past its grace period).
+
+        Raises:
+          UsageError: a bad rule, or no rule given and none in the store's config.
+          StoreError: the config's policy holds a bad value.
+          NotFoundError: a scope that matches no task.
+        """
+        rules = retention.command_policy(
+            keep_last=keep_last,
+            keep_within=keep_within,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            keep_tags=keep_tags,
+            content_type=content_type,
+        )
+        if min_copies is not None and min_copies < 0:
+            raise UsageError(f"--min-copies must be 0 or more, not {min_copies}")
+        stored = retention.parse_policy(
+            config.subsections(self.path, "gitstore") if self.path is not None else {}
+        )
+        copies = stored.default.min_copies if min_copies is None else min_copies
+        if rules is None and not stored:
+            raise UsageError(
+                "no retention rule: give --keep-last, --keep-within, --keep-daily, --keep-weekly, "
+                '--keep-monthly or --keep-tag, or set them in the store\'s [gitstore "retain"]'
+            )
+        # Rules given here replace the store's whole policy for this run, type rules included.
+        given = None
+        if rules is not None:
+            types = {content_type.lower(): rules} if content_type else {}
+            given = retention.Policy(None if content_type else rules, types)
+
+        def policy_for(spec: str) -> retention.Policy:
+            chosen = given if given is not None else stored.for_spec(spec)
+            return dataclasses.replace(chosen, min_copies=copies, force=force)
+
+        heads: dict[str, str] = {}
+        items: Sequence[str | None] = list(scope) or [None]
+        for item in items:
+            heads.update(self.heads_in(item))
+        return _retain.retain(self.versions, heads, policy_for)
 
     def gc(self, *, prune_after: float = 14 * 86400, dry_run: bool = False) -> GcReport:
         """Clean up after crashed or abandoned writes; safe while other writers run.

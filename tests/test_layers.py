@@ -42,6 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.export",
         "gitstore.scan",
         "gitstore.gc",
+        "gitstore.retain",
     ),
     # The HTTP client is a Store (a subclass speaking to a served one), so it sits beside it.
     ("gitstore.store", "gitstore.client"),

@@ -15,6 +15,7 @@ from dulwich.refs import Ref
 
 from gitstore.errors import CorruptTransferError, NotAStoreError, RemoteAuthError, RemoteError
 from gitstore.model import TransferResult, redact_url
+from gitstore.remote import tracking
 from gitstore.remote.config import resolve_remote, store_gitdir
 from gitstore.remote.merge import integrate
 from gitstore.remote.scope import Scope, task_of
@@ -117,6 +118,7 @@ def pull_url(
         repo.close()
     result.objects, result.bytes = new_pack_stats(gitdir, before)
     integrate_all(store, remote_heads, result, progress)
+    tracking.record(store, name, remote_heads)
     return result
 
 

@@ -18,6 +18,7 @@ from dulwich.repo import Repo
 
 from gitstore.model import Refusal, TaskUpdate, TransferResult
 from gitstore.names import REFS_PREFIX
+from gitstore.remote import tracking
 from gitstore.remote.config import resolve_remote, store_gitdir
 from gitstore.remote.merge import ancestors, is_ancestor
 from gitstore.remote.scope import Scope, ref_of
@@ -79,6 +80,7 @@ def push_url(
     local = {k: v for k, v in store.heads().items() if scope.covers(k)}
     client, path = client_for(url, "push", ssh_key)
     planned: dict[Ref, tuple[str | None, str]] = {}
+    theirs_now: dict[str, str] = {}  # what the remote holds, for the remote-tracking refs
     relevant_haves: set[ObjectID] = set()
 
     def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
@@ -90,6 +92,8 @@ def push_url(
             ref = ref_of(key)
             theirs = refs.get(ref)
             theirs_s = theirs.decode() if theirs is not None else None
+            if theirs_s is not None:
+                theirs_now[key] = theirs_s
             if theirs_s == mine:
                 result.up_to_date += 1
             elif theirs_s is None or is_ancestor(store.versions, theirs_s, mine):
@@ -179,6 +183,8 @@ def push_url(
             result.updated.append(
                 TaskUpdate(key, "created" if old is None else "fast-forward", old, new)
             )
+            theirs_now[key] = new
+    tracking.record(store, name, theirs_now)
     result.refused.sort(key=lambda r: r.task)
     return result
 

@@ -1,0 +1,198 @@
+"""``retain`` on real stores: the plan read from a store, its config policy, remote copies, the CLI.
+
+The rules themselves are tested without a disk in test_retention.py; here a store's history,
+git config and remote-tracking refs become the planner's input, and a dry run changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from support import fsck, git
+
+from gitstore import Store, UsageError
+from gitstore import remote as R
+from gitstore.cli.main import cli
+
+
+def run(store: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--store", str(store), *args], catch_exceptions=False)
+
+
+def history(store: Store, key: str, n: int, **extra: bytes) -> list[str]:
+    """Put ``n`` versions of ``key`` (a diff each, plus ``extra``); return their commits."""
+    return [
+        store.put(key, {"diff.diff": f"change {i}\n".encode(), **extra}, force=True).commit
+        for i in range(n)
+    ]
+
+
+def dropped(plan_dict: dict[str, object]) -> list[int]:
+    return [
+        v["version"]
+        for t in plan_dict["tasks"]  # type: ignore[attr-defined]
+        for v in t["versions"]
+        if not v["keep"]
+    ]
+
+
+def test_a_dry_run_plans_from_the_history_and_writes_nothing(disk_store: Store) -> None:
+    history(disk_store, "s/t", 5)
+    assert disk_store.path is not None
+    before = git(disk_store.path, "for-each-ref").stdout
+    plan = disk_store.retain(keep_last=2)
+    assert not plan.applied
+    assert [(v.number, v.keep) for v in plan.tasks[0].versions] == [
+        (5, True),
+        (4, True),
+        (3, False),
+        (2, False),
+        (1, False),
+    ]
+    assert plan.tasks[0].versions[0].reasons == ("latest", "last")
+    assert plan.bytes_freed == 3 * len(b"change 0\n")
+    assert git(disk_store.path, "for-each-ref").stdout == before
+    assert len(disk_store.log("s/t")) == 5
+    fsck(disk_store.path)
+
+
+def test_the_scope_limits_the_plan_to_its_specs_and_tasks(disk_store: Store) -> None:
+    for key in ("a/x", "a/y", "b/z"):
+        history(disk_store, key, 2)
+    plan = disk_store.retain(["a/y", "b"], keep_last=1)
+    assert [(t.spec, t.task) for t in plan.tasks] == [("a", "y"), ("b", "z")]
+
+
+def test_a_content_type_rule_expires_artifacts_not_versions(disk_store: Store) -> None:
+    for i in range(3):
+        disk_store.put("s/t", {"run.log": f"log {i}\n", "diff.diff": f"d {i}\n"})
+    plan = disk_store.retain(content_type="text/plain", keep_last=1)
+    assert plan.dropped == 0
+    assert [[e.name for e in v.expire] for v in plan.tasks[0].versions] == [
+        [],
+        ["run.log"],
+        ["run.log"],
+    ]
+
+
+def test_the_store_config_is_the_policy_when_no_rule_is_given(disk_store: Store) -> None:
+    history(disk_store, "nightly/t", 4)
+    history(disk_store, "other/t", 4)
+    assert disk_store.path is not None
+    git(disk_store.path, "config", "gitstore.retain.keepLast", "3")
+    git(disk_store.path, "config", "gitstore.retain.spec.nightly.keepLast", "1")
+    plan = disk_store.retain()
+    assert {t.spec: len(t.dropped) for t in plan.tasks} == {"nightly": 3, "other": 1}
+
+
+def test_no_rule_and_no_policy_is_a_usage_error(disk_store: Store) -> None:
+    history(disk_store, "s/t", 2)
+    with pytest.raises(UsageError, match="no retention rule"):
+        disk_store.retain()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--keep-within", "7x"], 2, "'7x' is not a duration"),
+        (["--keep-last", "0"], 2, "--keep-last"),
+        (["--keep-tag", "novalue"], 2, "is not KEY=VALUE"),
+        (["--type", "text/x-log"], 2, "give at least one --keep-* rule"),
+        (["--type", "log", "--keep-last", "1"], 2, "'log' is not a content type"),
+        ([], 2, "no retention rule"),
+        (["nosuchspec", "--keep-last", "1"], 4, "no spec 'nosuchspec'"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_their_code(
+    disk_store: Store, store_path: Path, args: list[str], code: int, message: str
+) -> None:
+    history(disk_store, "s/t", 2)
+    result = run(store_path, "retain", *args)
+    assert result.exit_code == code, result.stderr
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_bad_config_policy_names_the_setting_and_exits_8(
+    disk_store: Store, store_path: Path
+) -> None:
+    history(disk_store, "s/t", 2)
+    assert disk_store.path is not None
+    git(disk_store.path, "config", "gitstore.retain.type.text/x-log.keepWithin", "a week")
+    result = run(store_path, "retain")
+    assert result.exit_code == 8
+    assert "gitstore.retain.type.text/x-log.keepwithin: 'a week' is not a duration" in (
+        result.stderr
+    )
+
+
+def test_the_cli_prints_what_goes_what_stays_and_why(disk_store: Store, store_path: Path) -> None:
+    commits = history(disk_store, "s/t", 3)
+    result = run(store_path, "retain", "--keep-last", "2")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "s/t"
+    assert lines[1].startswith(f"  keep v3  {commits[2][:12]}  ")
+    assert lines[1].endswith("latest, last")
+    assert lines[3].startswith(f"  drop v1  {commits[0][:12]}")
+    assert lines[-1] == "would drop 1 version; kept 2 versions; 9 B to free; --yes applies it"
+    doc = json.loads(run(store_path, "retain", "--keep-last", "2", "--json").stdout)
+    assert doc["applied"] is False and doc["bytes_freed"] == 9
+    assert dropped(doc) == [1]
+
+
+# -- copies on remotes -------------------------------------------------------------------------
+
+
+def bare(path: Path) -> Path:
+    subprocess.run(["git", "init", "-q", "--bare", str(path)], check=True)
+    return path
+
+
+def test_push_and_pull_record_what_the_remote_holds(disk_store: Store, tmp_path: Path) -> None:
+    commits = history(disk_store, "s/t", 2)
+    R.add_remote(disk_store, "origin", str(bare(tmp_path / "remote.git")))
+    R.push(disk_store, "origin")
+    assert disk_store.path is not None
+    ref = "refs/remotes/origin/artifacts/s/t"
+    assert git(disk_store.path, "rev-parse", ref).stdout.strip() == commits[1]
+    with Store.open(tmp_path / "other.git", create=True) as other:
+        R.add_remote(other, "up", str(tmp_path / "remote.git"))
+        R.pull(other, "up")
+    other_git = tmp_path / "other.git"
+    assert (
+        git(other_git, "rev-parse", "refs/remotes/up/artifacts/s/t").stdout.strip() == (commits[1])
+    )
+    fsck(disk_store.path)
+    fsck(other_git)
+
+
+def test_min_copies_keeps_versions_no_remote_has_unless_forced(
+    disk_store: Store, tmp_path: Path
+) -> None:
+    history(disk_store, "s/t", 3)
+    R.add_remote(disk_store, "origin", str(bare(tmp_path / "remote.git")))
+    R.push(disk_store, "origin")
+    history(disk_store, "s/t", 2)  # v4 and v5 are only here
+    plan = disk_store.retain(keep_last=1, min_copies=1)
+    assert [(v.number, v.keep) for v in plan.tasks[0].versions] == [
+        (5, True),
+        (4, True),
+        (3, False),
+        (2, False),
+        (1, False),
+    ]
+    assert plan.tasks[0].versions[1].reasons == ("on 0 of 1 remotes",)
+    assert disk_store.retain(keep_last=1, min_copies=1, force=True).dropped == 4
+
+
+def test_min_copies_comes_from_the_config_too(disk_store: Store) -> None:
+    history(disk_store, "s/t", 3)
+    assert disk_store.path is not None
+    git(disk_store.path, "config", "gitstore.retain.minCopies", "1")
+    assert disk_store.retain(keep_last=1).dropped == 0
+    assert disk_store.retain(keep_last=1, min_copies=0).dropped == 2
