@@ -517,14 +517,16 @@ class VersionPlan:
 class TaskPlan:
     """Retention's plan for one task, newest version first, made from the head ``head``.
 
+    ``rules`` are the version rules the task was planned with (empty: none, every version stays).
     After the plan is applied, ``new_head`` is the task's rewritten head; ``skipped`` says why a
-    task with changes planned was left as it was (a version landed after it was planned).
+    task with changes planned was left as it was (another rewrite won the race for it).
     """
 
     spec: str
     task: str
     head: str
     versions: tuple[VersionPlan, ...]
+    rules: str = ""
     new_head: str | None = None
     skipped: str | None = None
 
@@ -548,6 +550,7 @@ class TaskPlan:
             "spec": self.spec,
             "task": self.task,
             "head": self.head,
+            "rules": self.rules,
             "versions": [v.to_dict() for v in self.versions],
         }
         if self.new_head is not None:

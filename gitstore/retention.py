@@ -398,7 +398,8 @@ def _plan_task(facts: TaskFacts, policy: Policy, now: dt.datetime) -> TaskPlan:
         )
         for v in ordered
     )
-    return TaskPlan(spec=facts.spec, task=facts.task, head=facts.head, versions=versions)
+    rules = str(policy.versions) if policy.versions else ""
+    return TaskPlan(facts.spec, facts.task, facts.head, versions, rules=rules)
 
 
 def _keep(ordered: Sequence[VersionFacts], rules: Rules, now: dt.datetime) -> dict[str, list[str]]:
