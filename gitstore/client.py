@@ -77,6 +77,7 @@ from gitstore.model import (
     Artifact,
     ArtifactInfo,
     Diff,
+    ExpungeReport,
     GcReport,
     Problem,
     RetainPlan,
@@ -547,6 +548,10 @@ class HttpStore(Store):
     def retain(self, scope: Sequence[str] = (), **rules: Any) -> RetainPlan:
         """Refused: retention rewrites the store's chains, on the machine that holds them."""
         self._local_only("retain")
+
+    def expunge(self, oids: Iterable[str], *, wait: float = 120.0) -> ExpungeReport:
+        """Refused: expunge rewrites the store's files, on the machine that holds them."""
+        self._local_only("expunge")
 
     def _local_only(self, operation: str) -> NoReturn:
         raise UsageError(

@@ -14,13 +14,20 @@
     ├── IntegrityError            6   stored bytes do not match their recorded identity
     ├── InputError                7   a file to put is missing, unreadable, or changed while read
     ├── StoreError                8   the path is not a usable store (not a bare repo, bad config)
-    └── RemoteError               9   a transfer with another store failed (root of the next five)
-        ├── PushRefusedError      10    push left alone tasks the remote has versions of we lack
-        ├── RemoteUnreachableError 11   the remote cannot be reached (no such host, port, path)
-        ├── RemoteAuthError       12    the remote refused our credentials (or asked for some)
-        ├── NotAStoreError        13    the remote answers but is not a Git repository or a store
-        ├── CorruptTransferError  14    the pack or bundle received is damaged; nothing applied
-        └── RejectedVersionError  15    a version received breaks the store's rules; nothing applied
+    ├── RemoteError               9   a transfer with another store failed (root of the next five)
+    │   ├── PushRefusedError      10    push left alone tasks the remote has versions of we lack
+    │   ├── RemoteUnreachableError 11   the remote cannot be reached (no such host, port, path)
+    │   ├── RemoteAuthError       12    the remote refused our credentials (or asked for some)
+    │   ├── NotAStoreError        13    the remote answers but is not a Git repository or a store
+    │   ├── CorruptTransferError  14    the pack or bundle received is damaged; nothing applied
+    │   └── RejectedVersionError  15    a version received breaks the store's rules; nothing applied
+    └── QuotaExceededError        16  a put would cross a limit in the store's config (no write)
+        ├── StoreFullError        16    gitstore.maxSize: the store's bytes on disk
+        └── ArtifactTooLargeError 16    gitstore.maxArtifactSize: one artifact
+
+``QuotaExceededError`` (16, under the root) is a put refused by a limit of the store's config,
+before anything was written: ``StoreFullError`` (``gitstore.maxSize``) and
+``ArtifactTooLargeError`` (``gitstore.maxArtifactSize``) say which.
 
 ``SecretsFoundError`` (20, under the root) is a finding, not a broken store: ``gitstore scan``
 found secret-shaped strings in what is stored.
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArtifactNotFoundError",
+    "ArtifactTooLargeError",
     "ConflictError",
     "CorruptTransferError",
     "GitstoreError",
@@ -45,12 +53,14 @@ __all__ = [
     "NotAStoreError",
     "NotFoundError",
     "PushRefusedError",
+    "QuotaExceededError",
     "RejectedVersionError",
     "RemoteAuthError",
     "RemoteError",
     "RemoteUnreachableError",
     "SecretsFoundError",
     "StoreError",
+    "StoreFullError",
     "StoreNotFoundError",
     "TaskNotFoundError",
     "UsageError",
@@ -163,6 +173,21 @@ class RejectedVersionError(RemoteError):
     tree that does not match its manifest, a commit of another task ...; no ref was moved."""
 
     exit_code = 15
+
+
+class QuotaExceededError(GitstoreError):
+    """A put refused by a limit of the store's config (nothing was written); the message says
+    the limit, the size, what to delete and how to raise the limit."""
+
+    exit_code = 16
+
+
+class StoreFullError(QuotaExceededError):
+    """The put would bring the store's bytes on disk over ``gitstore.maxSize``."""
+
+
+class ArtifactTooLargeError(QuotaExceededError):
+    """An artifact is larger than ``gitstore.maxArtifactSize``."""
 
 
 class SecretsFoundError(GitstoreError):

@@ -22,7 +22,7 @@ import mimetypes
 import os
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any, BinaryIO, cast
 
 import msgspec
@@ -151,10 +151,20 @@ class Ingest:
       caches: the stat index of each folder read, saved by :meth:`save_caches`.
     """
 
-    def __init__(self, objects: ObjectBackend, path: str | None, *, fsync: bool) -> None:
+    def __init__(
+        self,
+        objects: ObjectBackend,
+        path: str | None,
+        *,
+        fsync: bool,
+        stream_check: Callable[[str, int, bool], None] | None = None,
+    ) -> None:
         self._objects = objects
         self._path = path
         self._fsync = fsync
+        # Called with (name, bytes read so far, whether that is all) as a stream is read, before
+        # any of it is stored: the store's quotas (see gitstore.quota) raise from it.
+        self._stream_check = stream_check
         self.batch = Batch(objects)
         self.caches: dict[str, StatCache] = {}
 
@@ -209,6 +219,8 @@ class Ingest:
                 out = stack.enter_context(tempfile.TemporaryFile(dir=tmpdir))
                 item.masked_secrets = masker.mask_content(src, out)
                 size = out.tell()
+                if item.stream is not None and self._stream_check is not None:
+                    self._stream_check(item.name, size, True)
                 out.seek(0)
                 if size <= SMALL_BLOB:
                     return self._small_blob(out.read(), progress)
@@ -270,11 +282,18 @@ class Ingest:
 
     def _store_stream(self, name: str, stream: IO[bytes], progress: Progress | None) -> BlobInfo:
         """A stream of unknown size: small ones in memory, larger ones spooled to a temp file."""
+        check = self._stream_check
         head = _read_upto(stream, SMALL_BLOB + 1)
         if len(head) <= SMALL_BLOB:
+            if check is not None:
+                check(name, len(head), True)
             return self._small_blob(head, progress)
+        if check is not None:
+            check(name, len(head), False)
         if self._path is None:
             rest = _read_upto(stream, -1)
+            if check is not None:
+                check(name, len(head) + len(rest), True)
             return self._small_blob(head + rest, progress)
         spool = os.path.join(
             self._path, "objects", f"tmp_spool_{os.getpid()}_{os.urandom(6).hex()}"
@@ -285,9 +304,15 @@ class Ingest:
         try:
             with open(fd, "w+b") as f:
                 f.write(head)
+                read = len(head)
                 while chunk := stream.read(1 << 20):
+                    read += len(chunk)
+                    if check is not None:
+                        check(name, read, False)
                     f.write(chunk)
                 size = f.tell()
+                if check is not None:
+                    check(name, size, True)
                 f.seek(0)
                 return self._objects.add_blob_stream(f, size, name, progress)
         finally:

@@ -18,8 +18,10 @@ __all__ = [
     "FORMAT",
     "MANIFEST_DIR",
     "MANIFEST_FILE",
+    "REMOVAL_KINDS",
     "ArtifactEntry",
     "Manifest",
+    "Removal",
     "Truncation",
     "decode_manifest",
     "encode_manifest",
@@ -65,6 +67,25 @@ class ArtifactEntry(msgspec.Struct, kw_only=True, omit_defaults=True):
         )
 
 
+# Why an artifact left a kept version: dropped by a retention rule, or its bytes purged.
+REMOVAL_KINDS = ("expired", "purged")
+
+
+class Removal(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An artifact a version held once and no longer does (or holds as a tombstone).
+
+    ``kind`` is ``expired`` (a retention rule removed it from the tree) or ``purged`` (its bytes
+    were replaced by a tombstone naming this record); ``size`` and ``sha256`` describe the bytes
+    that were there, ``at`` says when and ``why`` by which rule or for what reason.
+    """
+
+    kind: str
+    size: int
+    sha256: str
+    at: str
+    why: str = ""
+
+
 class Manifest(msgspec.Struct, kw_only=True):
     """``.gitstore/manifest.json``: a version's metadata and its artifacts, by name.
 
@@ -83,6 +104,13 @@ class Manifest(msgspec.Struct, kw_only=True):
     artifacts: dict[str, ArtifactEntry] = msgspec.field(default_factory=dict)
     # Set on merge versions (pull of diverged histories): names both sides wrote differently.
     conflicts: list[str] = msgspec.field(default_factory=list)
+    # Artifacts removed from this version after it was written (retention, purge), by name.
+    # UNSET is not encoded: a manifest that never lost one is byte for byte what it always was.
+    removed: dict[str, Removal] | msgspec.UnsetType = msgspec.UNSET
+
+    def removals(self) -> dict[str, Removal]:
+        """The artifacts removed from this version, by name (empty when none ever was)."""
+        return {} if isinstance(self.removed, msgspec.UnsetType) else self.removed
 
 
 _encoder = msgspec.json.Encoder(order="sorted")

@@ -32,10 +32,12 @@ __all__ = [
     "ArtifactInfo",
     "Diff",
     "Expiry",
+    "ExpungeReport",
     "GcReport",
     "Problem",
     "Refusal",
     "Remote",
+    "RemovedArtifact",
     "RetainPlan",
     "RunDeletion",
     "SecretFinding",
@@ -48,6 +50,7 @@ __all__ = [
     "TransferResult",
     "Version",
     "VersionPlan",
+    "human_bytes",
     "redact_url",
 ]
 
@@ -149,6 +152,28 @@ class ArtifactInfo:
 
 
 @dataclasses.dataclass(frozen=True)
+class RemovedArtifact:
+    """An artifact a version no longer holds, or holds as a tombstone: ``kind`` is ``expired``
+    (a retention rule removed it) or ``purged`` (its bytes were replaced); ``size`` and
+    ``sha256`` describe the bytes that were there, ``at`` is when, ``why`` the rule or reason."""
+
+    name: str
+    kind: str
+    size: int
+    sha256: str
+    at: str
+    why: str = ""
+
+    def __str__(self) -> str:
+        why = f" ({self.why})" if self.why else ""
+        return f"{self.name} {self.kind} on {self.at[:10]}{why}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class Version:
     """One version of a task: its number, commit, metadata and artifacts.
 
@@ -167,6 +192,7 @@ class Version:
     artifacts: tuple[ArtifactInfo, ...]
     conflicts: tuple[str, ...] = ()
     created: bool = True
+    removed: tuple[RemovedArtifact, ...] = ()
 
     @property
     def address(self) -> str:
@@ -178,6 +204,9 @@ class Version:
         for a in self.artifacts:
             if a.name == name:
                 return a
+        for r in self.removed:
+            if r.name == name:
+                raise ArtifactNotFoundError(f"{self.spec}/{self.task}@v{self.version}: {r}")
         raise ArtifactNotFoundError(
             f"{self.spec}/{self.task}@v{self.version} has no artifact {name!r}"
         )
@@ -201,6 +230,8 @@ class Version:
         }
         if self.conflicts:
             out["conflicts"] = list(self.conflicts)
+        if self.removed:
+            out["removed"] = [r.to_dict() for r in self.removed]
         if artifacts:
             out["artifacts"] = [a.to_dict() for a in self.artifacts]
         if created:
@@ -293,9 +324,28 @@ class TaskDeletion:
         return {"address": self.address, "deleted": True, "commit": self.commit}
 
 
+def human_bytes(n: int) -> str:
+    """``n`` bytes for people, in powers of 1024 as git and du print them: ``512 B``,
+    ``1.5 KiB``, ``12.0 MiB``, ``3.21 GiB``."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB"):
+        value /= 1024
+        if value < 1024 or unit == "PiB":
+            break
+    return f"{value:.2f} {unit}" if value < 10 else f"{value:.1f} {unit}"
+
+
 @dataclasses.dataclass(frozen=True)
 class GcReport:
-    """What :meth:`gitstore.Store.gc` removed or merged (or would have, with ``dry_run``)."""
+    """What :meth:`gitstore.Store.gc` removed or merged (or would have, with ``dry_run``).
+
+    ``pruned_objects`` / ``pruned_bytes``: objects no ref reaches that were removed (loose
+    files, and pack entries at their compressed size). ``packs_rewritten``: old packs replaced
+    by the new ones. ``bytes_freed``: how much less the files gc touched take on disk now (old
+    packs and loose files minus new packs; with ``dry_run`` an estimate).
+    """
 
     temp_files: int = 0
     stale_locks: int = 0
@@ -303,6 +353,22 @@ class GcReport:
     pruned_objects: int = 0
     pruned_bytes: int = 0
     dry_run: bool = False
+    packs_rewritten: int = 0
+    bytes_freed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpungeReport:
+    """What :meth:`gitstore.Store.expunge` removed: how many of the objects asked for were found
+    (and are now gone), how many packs were rewritten without them, and the bytes given back."""
+
+    objects: int = 0
+    packs_rewritten: int = 0
+    bytes_freed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""

@@ -14,11 +14,12 @@ One :class:`Store` may be shared by threads; any number of processes may open th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gitstore import export as _export
@@ -27,7 +28,7 @@ from gitstore import ingest, retention
 from gitstore import names as _names
 from gitstore import retain as _retain
 from gitstore import verify as _verify
-from gitstore.backend import config, repo
+from gitstore.backend import config, pins, repo
 from gitstore.backend.config import Settings
 from gitstore.backend.objects import (
     BlobReader,
@@ -54,6 +55,7 @@ from gitstore.model import (
     Artifact,
     ArtifactInfo,
     Diff,
+    ExpungeReport,
     GcReport,
     Problem,
     RetainPlan,
@@ -71,6 +73,7 @@ from gitstore.names import (
     check_layout,
     task_ref,
 )
+from gitstore.quota import Quota, StreamCheck
 from gitstore.scan import scan
 from gitstore.secrets import Masker
 from gitstore.versions import Versions
@@ -104,6 +107,7 @@ class Store:
         self._refs = refs
         self.path = path
         self.settings = settings or Settings()
+        self._quota = Quota(path if isinstance(objects, DiskObjects) else None, self.settings)
         self.versions = Versions(
             objects,
             refs,
@@ -249,10 +253,55 @@ class Store:
             head = self.versions.head(spec, task)
             if head is not None:
                 check_layout([*self.versions.manifest(head).artifacts, *names])
+        stream_check = None
+        if self._quota.active:
+            # Quotas refuse before anything is written; streams are checked as they are read.
+            sizes = [(i.name, _known_size(i)) for i in inputs if i.stream is None]
+            self._quota.check_put(sizes)
+            stream_check = self._quota.stream_check(sizes)
         masker = Masker() if mask_secrets is True else (mask_secrets or None)
         if masker is not None:
             message, metadata = ingest.mask_fields(masker, run_id, message, metadata, inputs)
-        reader = ingest.Ingest(self._objects, self.path, fsync=self.settings.fsync)
+        # Pinned from the first blob found already stored until the ref has moved: gc and
+        # expunge remove no object meanwhile (see gitstore.backend.pins).
+        with self._pinned():
+            return self._put(
+                spec,
+                task,
+                inputs,
+                run_id,
+                message,
+                metadata,
+                replace,
+                force,
+                progress,
+                masker,
+                stream_check,
+            )
+
+    def _pinned(self) -> contextlib.AbstractContextManager[None]:
+        """A pin on a store on disk (see :mod:`gitstore.backend.pins`); nothing in memory."""
+        if self.path is None or not isinstance(self._objects, DiskObjects):
+            return contextlib.nullcontext()
+        return pins.pinned(self.path)
+
+    def _put(
+        self,
+        spec: str,
+        task: str,
+        inputs: list[ingest.Input],
+        run_id: str | None,
+        message: str | None,
+        metadata: Mapping[str, Any] | None,
+        replace: bool,
+        force: bool,
+        progress: Progress | None,
+        masker: Masker | None,
+        stream_check: StreamCheck | None,
+    ) -> Version:
+        reader = ingest.Ingest(
+            self._objects, self.path, fsync=self.settings.fsync, stream_check=stream_check
+        )
         now = now_iso()
         changes = {p.name: p.entry(now) for p in reader.store(inputs, progress, masker)}
 
@@ -277,6 +326,8 @@ class Store:
         )
         # The stat index learns only from puts that landed: a refused put writes nothing.
         reader.save_caches()
+        if self._quota.active and version.created:
+            self._quota.added(sum(e.size for e in changes.values()))
         return version
 
     def rm(
@@ -669,8 +720,39 @@ class Store:
             self.path, self._objects, self._refs, prune_after=prune_after, dry_run=dry_run
         )
 
+    def expunge(self, oids: Iterable[str], *, wait: float = _gc.REMOVE_WAIT) -> ExpungeReport:
+        """Remove objects ``oids``, which no ref may reach, from the store now: no grace period.
+
+        Loose copies are deleted and every pack holding one is rewritten without it (its other
+        entries copied raw), so their bytes are in no file of the store when this returns (see
+        :func:`gitstore.gc.expunge`). Safe beside writers: a put that found one of them stored
+        before this call finishes first, and then its ref reaches it, so it is refused.
+
+        Raises:
+          UsageError: an id that is not 40 lowercase hex digits, or an object a ref reaches
+            (nothing removed).
+          IntegrityError: what the refs reach cannot be read, or a pack that may hold them
+            cannot be (nothing removed).
+          ConflictError: another gc, or writers' pins, kept the store busy for ``wait``
+            seconds (nothing removed).
+        """
+        if isinstance(self._objects, MemoryObjects):
+            return _gc.expunge_memory(self._objects, self._refs.items("refs/"), oids)
+        if not isinstance(self._objects, DiskObjects) or not isinstance(self._refs, DiskRefs):
+            raise UsageError("expunge works on a store on disk or in memory")
+        assert self.path is not None
+        return _gc.expunge(self.path, self._objects, self._refs, oids, wait=wait)
+
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _known_size(item: ingest.Input) -> int:
+    """The size of an input that is not a stream, as the put was given it."""
+    if item.data is not None:
+        return len(item.data)
+    assert item.stat is not None
+    return item.stat.st_size
 
 
 def _valid_component(text: str) -> bool:

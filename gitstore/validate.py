@@ -5,8 +5,9 @@ the server receives) is treated as written by an attacker. :func:`check_incoming
 commit a new task head brings in, down to the commits the local task already holds, and refuses
 the whole head unless each of them is a gitstore version of that task:
 
-* the commit parses, has at most two parents, and its version number is its largest parent's
-  plus one (1 for a first version), so ``@vN`` keeps meaning what the numbers say;
+* the commit parses, has at most two parents, and its version number is above its parents'
+  (at least 1), so ``@vN`` keeps meaning what the numbers say. A gap is allowed: a chain that
+  retention rewrote keeps its versions' numbers while some between them are gone;
 * its tree holds ``.gitstore/manifest.json`` (a plain file, alone in ``.gitstore/``), and the
   manifest decodes within :data:`MAX_MANIFEST_BYTES` and :data:`MAX_DEPTH` levels of nesting,
   names this spec and task, and carries well-formed ids, digests, sizes and timestamps;
@@ -55,8 +56,10 @@ from gitstore.errors import (
 from gitstore.meta import (
     MANIFEST_DIR,
     MANIFEST_FILE,
+    REMOVAL_KINDS,
     ArtifactEntry,
     Manifest,
+    Removal,
     decode_manifest,
     parse_iso,
     parse_trailers,
@@ -76,6 +79,8 @@ __all__ = [
 MAX_MANIFEST_BYTES = 64 << 20
 # Metadata is JSON of the caller's; nesting beyond this is an attack on every reader's stack.
 MAX_DEPTH = 64
+# A removal's reason is a rule or a sentence, not a document.
+MAX_WHY = 1024
 # gitstore writes one parent, or two for a merge.
 MAX_PARENTS = 2
 
@@ -169,10 +174,10 @@ def check_incoming(
     # Numbers last: a parent's is known once the walk has seen it (or the local history has it).
     for commit, parents in parents_of.items():
         expected = 1 + max((numbers.get(p) or trusted.number(p) for p in parents), default=0)
-        if numbers[commit] != expected:
+        if numbers[commit] < expected:
             raise RejectedVersionError(
                 f"{where}: commit {commit} is refused: it says version {numbers[commit]}, but "
-                f"its parents make it version {expected}; no ref moved"
+                f"its parents make it at least version {expected}; no ref moved"
             )
 
 
@@ -192,8 +197,10 @@ def version_problem(
         if number != claimed:
             raise _Refused(f"its message says version {claimed}, its manifest {number}")
         expected = 1 + max((_claimed_number(objects, p) for p in parents), default=0)
-        if number != expected:
-            raise _Refused(f"it says version {number}, but its parents make it version {expected}")
+        if number < expected:
+            raise _Refused(
+                f"it says version {number}, but its parents make it at least version {expected}"
+            )
     except (_Refused, _Missing) as e:
         return escape(str(e))
     return None
@@ -348,6 +355,27 @@ def _check_manifest(m: Manifest) -> None:
         raise _Refused(str(e)) from None
     for name, entry in m.artifacts.items():
         _check_entry(name, entry)
+    for name, removal in m.removals().items():
+        _check_removal(name, removal, m)
+
+
+def _check_removal(name: str, r: Removal, m: Manifest) -> None:
+    """A removal record (retention, purge) is well-formed and names what the version lacks."""
+    try:
+        check_artifact_name(name)
+    except InvalidNameError as e:
+        raise _Refused(f"removed artifact: {e}") from None
+    if r.kind not in REMOVAL_KINDS:
+        raise _Refused(f"removed artifact {name!r} has an unknown kind {r.kind[:20]!r}")
+    if not _HEX64.match(r.sha256):
+        raise _Refused(f"removed artifact {name!r} has a malformed sha256 {r.sha256[:70]!r}")
+    if r.size < 0:
+        raise _Refused(f"removed artifact {name!r} has a negative size")
+    if len(r.why) > MAX_WHY:
+        raise _Refused(f"removed artifact {name!r} has a reason over {MAX_WHY} characters")
+    if r.kind == "expired" and name in m.artifacts:
+        raise _Refused(f"artifact {name!r} is both held and recorded as expired")
+    _check_time(r.at, f"removal time of {name!r}")
 
 
 def _check_entry(name: str, e: ArtifactEntry) -> None:

@@ -31,8 +31,9 @@ from gitstore.errors import (
     VersionNotFoundError,
 )
 from gitstore.meta import ArtifactEntry, Manifest, decode_manifest, now_iso, parse_trailers
-from gitstore.model import MANIFEST_PATH, ArtifactInfo, Version
+from gitstore.model import MANIFEST_PATH, ArtifactInfo, RemovedArtifact, Version
 from gitstore.names import Address, artifact_uri, task_ref
+from gitstore.records import REWRITES_REF, RecordBook, RewriteRecord
 
 __all__ = ["MANIFEST_CACHE", "Versions", "walk_commits"]
 
@@ -80,6 +81,10 @@ class Versions:
         self.cas_timeout = cas_timeout
         self._manifests: OrderedDict[str, Manifest] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # Which commits rewrites replaced (retention, purge): resolve consults it.
+        self.rewrites = RecordBook(
+            objects, refs, REWRITES_REF, RewriteRecord, identity=identity, cas_timeout=cas_timeout
+        )
 
     @property
     def objects(self) -> ObjectBackend:
@@ -203,6 +208,10 @@ class Versions:
             artifacts=arts,
             conflicts=tuple(m.conflicts),
             created=created,
+            removed=tuple(
+                RemovedArtifact(name, r.kind, r.size, r.sha256, r.at, r.why)
+                for name, r in sorted(m.removals().items())
+            ),
         )
 
     # -- history ---------------------------------------------------------------------------
@@ -228,6 +237,11 @@ class Versions:
         where = f"{addr.spec}/{addr.task}"
         rev = addr.rev
         if rev.kind == "commit" and isinstance(rev.value, str) and len(rev.value) == 40:
+            # A rewritten version resolves to the commit that holds it now (the old one may still
+            # hold what the rewrite removed), a dropped one is refused as gone.
+            moved = self.rewritten(addr.spec, addr.task, rev.value)
+            if moved is not None:
+                return moved
             # A pinned commit resolves for as long as the object exists, even if the ref is gone.
             try:
                 self.commit(rev.value)
@@ -264,11 +278,47 @@ class Versions:
             raise VersionNotFoundError(f"{where} has no version {rev}")
         prefix = str(rev.value)
         matches = [c for c in self.walk([head]) if c.startswith(prefix)]
+        if not matches:
+            # A prefix of a commit a rewrite replaced: the version it was, if still kept.
+            replaced = self.rewrites.keys(prefix)
+            if len(replaced) == 1:
+                moved = self.rewritten(addr.spec, addr.task, replaced[0])
+                if moved is not None:
+                    return moved
+            matches = replaced
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise InvalidNameError(f"{where}@{prefix} is ambiguous ({len(matches)} versions match)")
         raise VersionNotFoundError(f"{where} has no version {prefix}")
+
+    def rewritten(self, spec: str, task: str, commit: str) -> str | None:
+        """The commit that holds version ``commit`` of ``spec/task`` since a rewrite replaced
+        it (following rewrites of rewrites), or None when no rewrite replaced it.
+
+        Raises VersionNotFoundError when the version was dropped (naming when and why), or when
+        the record is of another task.
+        """
+        where = f"{spec}/{task}"
+        seen: set[str] = set()
+        current = commit
+        record: RewriteRecord | None = None
+        while True:
+            found = self.rewrites.get(current)
+            if found is None or current in seen:
+                break
+            seen.add(current)
+            record = found
+            if (record.spec, record.task) != (spec, task):
+                raise VersionNotFoundError(f"{where} has no version {commit}")
+            if record.new is None:
+                why = f" ({record.why})" if record.why else ""
+                raise VersionNotFoundError(
+                    f"{where}@{commit[:12]} (v{record.version}) is gone: dropped by "
+                    f"{record.by} on {record.at[:10]}{why}"
+                )
+            current = record.new
+        return None if record is None else current
 
     # -- writing ---------------------------------------------------------------------------
 

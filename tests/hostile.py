@@ -365,8 +365,9 @@ def _foreign_ancestor(repo: Repo) -> str:
 
 
 def _wrong_number(repo: Repo) -> str:
-    first = version(repo, {"ok.txt": B})
-    return version(repo, {"ok.txt": b"v2\n"}, parents=(first,), number=5)
+    # Numbers may skip (retention drops versions and keeps the others' numbers), never go back.
+    first = version(repo, {"ok.txt": B}, number=3)
+    return version(repo, {"ok.txt": b"v2\n"}, parents=(first,), number=2)
 
 
 def _trailer_disagrees(repo: Repo) -> str:
@@ -478,7 +479,7 @@ CASES: list[Case] = [
     Case("ancestor-hostile-name", _hostile_ancestor, 15),
     Case("ancestor-plain-commit", _plain_ancestor, 15),
     Case("ancestor-of-another-task", _foreign_ancestor, 15),
-    Case("version-number-skips", _wrong_number, 15),
+    Case("version-number-goes-back", _wrong_number, 15),
     Case("trailer-disagrees", _trailer_disagrees, 15),
     Case("three-parents", _octopus, 15),
     # Objects the transfer cannot deliver.

@@ -19,7 +19,7 @@ from support import fsck, git
 
 import gitstore.backend.objects
 import gitstore.backend.packs
-from gitstore import InputError, Store
+from gitstore import InputError, IntegrityError, Store
 from gitstore.backend.objects import hash_bytes
 from gitstore.backend.packs import MERGE_AT
 from gitstore.gc import TEMP_GRACE
@@ -332,8 +332,12 @@ def test_a_merge_leaves_a_damaged_pack_alone(
     holder = next(idx for idx in pack_dir.glob("*.idx") if versions[0].commit in _listed(idx))
     victim = holder.with_suffix(".pack") if damage == "truncated-pack" else holder
     os.truncate(victim, victim.stat().st_size - 30)
-    assert disk_store.gc().merges >= 1
+    # The writers' merge passes the damaged pack over; gc, which must read all that refs reach
+    # before it removes anything, stops on it instead (see test_gc_unreadable.py).
+    assert gitstore.backend.packs.merge_small_packs(str(pack_dir), fsync=True, force=True)
     assert victim.exists() and holder.with_suffix(".pack").exists()  # left for repair
+    with pytest.raises(IntegrityError, match="gc stopped"):
+        disk_store.gc()
     for i in range(1, 6):
         assert disk_store.get(f"s/t{i}", "n") == str(i).encode()
 

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.retention",
     ),
     ("gitstore.backend",),
-    ("gitstore.cas", "gitstore.versions"),
+    ("gitstore.cas", "gitstore.versions", "gitstore.records"),
     (
         "gitstore.ingest",
         "gitstore.validate",
@@ -43,6 +43,9 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.scan",
         "gitstore.gc",
         "gitstore.retain",
+        "gitstore.rewrite",
+        "gitstore.quota",
+        "gitstore.du",
     ),
     # The HTTP client is a Store (a subclass speaking to a served one), so it sits beside it.
     ("gitstore.store", "gitstore.client"),

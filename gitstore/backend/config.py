@@ -19,7 +19,15 @@ from dulwich.config import ConfigFile
 from gitstore._fs import Busy, atomic_write
 from gitstore.errors import StoreError
 
-__all__ = ["DEFAULT_IDENTITY", "Settings", "read", "settings", "subsections", "update"]
+__all__ = [
+    "DEFAULT_IDENTITY",
+    "Settings",
+    "parse_size",
+    "read",
+    "settings",
+    "subsections",
+    "update",
+]
 
 DEFAULT_IDENTITY = b"gitstore <gitstore@localhost>"
 # How long an update waits for another writer's config.lock before giving up.
@@ -40,12 +48,18 @@ class Settings:
       cas_timeout: ``gitstore.casTimeout`` (default 60): seconds a write keeps retrying a
         contended ref.
       identity: ``user.name <user.email>``: the author of version commits.
+      max_size: ``gitstore.maxSize`` (default none): the bytes on disk the store may reach; a
+        put that would cross it is refused.
+      max_artifact_size: ``gitstore.maxArtifactSize`` (default none): the largest artifact a
+        put accepts, in bytes.
     """
 
     fsync: bool = True
     compression: int = 1
     cas_timeout: float = 60.0
     identity: bytes = DEFAULT_IDENTITY
+    max_size: int | None = None
+    max_artifact_size: int | None = None
 
 
 def read(gitdir: str) -> ConfigFile:
@@ -70,6 +84,8 @@ def settings(gitdir: str) -> Settings:
         compression=_int(config, "compression", 1, 0, 9),
         cas_timeout=float(_int(config, "casTimeout", 60, 1, 86400)),
         identity=_identity(config),
+        max_size=_size(config, "maxSize"),
+        max_artifact_size=_size(config, "maxArtifactSize"),
     )
 
 
@@ -139,6 +155,38 @@ def _int(config: ConfigFile, key: str, default: int, lo: int, hi: int) -> int:
         raise StoreError(f"gitstore.{key} = {raw.decode()!r} is not a whole number") from None
     if not lo <= value <= hi:
         raise StoreError(f"gitstore.{key} = {value} is outside {lo}..{hi}")
+    return value
+
+
+# git's integer suffixes (``git config --type=int``): k, m, g, in powers of 1024.
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def parse_size(text: str) -> int:
+    """A size as git reads one: digits with an optional ``k``, ``m`` or ``g`` (any case,
+    powers of 1024): ``10G``, ``512m``, ``1048576``. ValueError for anything else."""
+    value = text.strip().lower()
+    unit = value[-1:] if value[-1:] in _UNITS else ""
+    digits = value[: len(value) - len(unit)]
+    if not digits.isdigit() or not digits.isascii():
+        raise ValueError(f"{text!r} is not a size (digits, then k, m or g if you like)")
+    return int(digits) * _UNITS[unit]
+
+
+def _size(config: ConfigFile, key: str) -> int | None:
+    try:
+        raw = config.get((b"gitstore",), key.encode())
+    except KeyError:
+        return None
+    try:
+        value = parse_size(raw.decode())
+    except (ValueError, UnicodeDecodeError):
+        raise StoreError(
+            f"gitstore.{key} = {raw.decode(errors='replace')!r} is not a size "
+            "(bytes, or with a unit as git reads it: 512k, 100m, 10g)"
+        ) from None
+    if value < 1:
+        raise StoreError(f"gitstore.{key} = {value} must be at least 1 byte")
     return value
 
 

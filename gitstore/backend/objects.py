@@ -259,6 +259,19 @@ class MemoryObjects:
             except KeyError:
                 raise IntegrityError(f"object {oid} is missing from the store") from None
 
+    def discard(self, oids: set[str]) -> int:
+        """Forget objects ``oids`` (expunge, in memory); return how many were there."""
+        with self._lock:
+            kept = MemoryObjectStore()
+            gone = 0
+            for sha in self.store:
+                if sha.decode() in oids:
+                    gone += 1
+                else:
+                    kept.add_object(self.store[sha])
+            self.store = kept
+            return gone
+
     def open_blob(self, oid: str, expect_sha256: str | None = None) -> BlobReader:
         obj = self.get(oid)
         if not isinstance(obj, Blob):

@@ -33,6 +33,11 @@ __all__ = [
     "MERGE_AT",
     "SMALL_PACK",
     "Entry",
+    "PackWriter",
+    "check_pack_matches",
+    "entry_header",
+    "geometric",
+    "read_index",
     "merge_small_packs",
     "packs_to_merge",
     "write_pack",
@@ -387,3 +392,12 @@ def _geometric(packs: list[tuple[int, str]]) -> list[str]:
 def _entry_kind(f: BinaryIO, offset: int) -> int:
     f.seek(offset)
     return (f.read(1)[0] >> 4) & 7
+
+
+# Public names for gc's pack rewrite (gitstore.backend.repack), which builds on the same writer
+# and index reader as the merges above.
+PackWriter = _PackWriter
+read_index = _read_index
+entry_header = _entry_header
+check_pack_matches = _check_pack_matches
+geometric = _geometric

@@ -10,7 +10,7 @@ nested artifact trees and the commit, all in one pack); :func:`reachable` walks 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, NamedTuple
 
 from dulwich.errors import ObjectFormatException
@@ -202,8 +202,11 @@ def _build(node: dict[str, Any], out: list[ShaFile]) -> Tree:
     return tree
 
 
-def reachable(objects: ObjectBackend, tips: Mapping[str, str]) -> set[str]:
-    """Every object that refs ``tips`` (ref name -> object id) reach, read one by one.
+def reachable(
+    objects: ObjectBackend, tips: Mapping[str, str], known: Set[str] = frozenset()
+) -> set[str]:
+    """Every object that refs ``tips`` (ref name -> object id) reach, read one by one, except
+    what is reached through ``known`` (objects already found reachable: not read again).
 
     Blobs are marked without being read (they reach nothing and may be GiBs); a submodule entry
     names another repository's commit and is not followed. An object that cannot be read raises
@@ -213,7 +216,7 @@ def reachable(objects: ObjectBackend, tips: Mapping[str, str]) -> set[str]:
     todo: list[tuple[str, str]] = [(oid, ref) for ref, oid in tips.items()]
     while todo:
         oid, ref = todo.pop()
-        if oid in seen:
+        if oid in seen or oid in known:
             continue
         seen.add(oid)
         try:

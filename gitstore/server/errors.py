@@ -24,10 +24,12 @@ from gitstore import (
     IntegrityError,
     InvalidNameError,
     NotFoundError,
+    QuotaExceededError,
     RemoteAuthError,
     RemoteError,
     SecretsFoundError,
     StoreError,
+    StoreFullError,
     UsageError,
 )
 
@@ -132,6 +134,8 @@ STATUS: dict[type[BaseException], int] = {
     AuthRequiredError: 401,
     ForbiddenError: 403,
     SecretsFoundError: 422,
+    QuotaExceededError: 413,
+    StoreFullError: 507,
 }
 
 
