@@ -75,6 +75,7 @@ def _open() -> Store:
     help="Never drop a version known to be on fewer than N remotes (default: config, else 0).",
 )
 @click.option("--force", is_flag=True, help="Drop versions even when --min-copies would keep them.")
+@click.option("--yes", is_flag=True, help="Apply the plan (without it: print it, change nothing).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def retain(
     scope: tuple[str, ...],
@@ -87,6 +88,7 @@ def retain(
     content_type: str | None,
     min_copies: int | None,
     force: bool,
+    yes: bool,
     as_json: bool,
 ) -> None:
     """Drop old versions (and old artifacts of a type) by keep rules; a dry run unless --yes.
@@ -114,6 +116,7 @@ def retain(
         content_type=content_type,
         min_copies=min_copies,
         force=force,
+        apply=yes,
     )
     if as_json:
         click.echo(json.dumps(plan.to_dict(), indent=2))

@@ -9,16 +9,20 @@ the task is planned again over its new head (which the new version, the latest, 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
+from gitstore.errors import ConflictError, TaskNotFoundError
 from gitstore.meta import parse_iso
-from gitstore.model import RetainPlan
+from gitstore.model import RetainPlan, TaskPlan
 from gitstore.retention import ArtifactFacts, Policy, TaskFacts, VersionFacts, plan
+from gitstore.rewrite import Edit, Rewritten, record_rewrites, rewrite_chain
 from gitstore.versions import Versions
 
 __all__ = [
     "TRACKING_PREFIX",
+    "apply_plan",
     "copies_of",
     "iter_facts",
     "retain",
@@ -112,10 +116,64 @@ def retain(
     heads: Mapping[str, str],
     policy_for: Callable[[str], Policy],
     *,
+    apply: bool = False,
     protected: Mapping[str, set[str]] | None = None,
     now: dt.datetime | None = None,
 ) -> RetainPlan:
-    """Plan retention of the tasks in ``heads`` (``SPEC/TASK -> head``)."""
+    """Plan retention of the tasks in ``heads`` (``SPEC/TASK -> head``); with ``apply``, apply
+    the plan (:func:`apply_plan`) and return what was done."""
     when = now or dt.datetime.now(dt.UTC)
     facts = iter_facts(versions, heads, protected=protected or {})
-    return plan(facts, policy_for, now=when)
+    planned = plan(facts, policy_for, now=when)
+    if not apply:
+        return planned
+    return apply_plan(versions, planned, at=when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def apply_plan(versions: Versions, planned: RetainPlan, *, at: str) -> RetainPlan:
+    """Apply ``planned`` through the chain rewrite, task by task, and say what was done.
+
+    Each task's chain is rewritten with compare-and-swap from the head it was planned from
+    (:func:`gitstore.rewrite.rewrite_chain`): a version put on top of that head meanwhile is
+    rebuilt on the new chain (it is no part of the plan, so it stays); a task whose head no
+    longer builds on the planned one (another rewrite or a merging pull won) is left as it was,
+    with the reason in ``skipped``. What was replaced is recorded once for all tasks in
+    ``refs/gitstore/rewrites``, even when an error stops the run half-way.
+    """
+    done: list[Rewritten] = []
+    tasks: list[TaskPlan] = []
+    try:
+        for task in planned.tasks:
+            if not task.changes:
+                tasks.append(task)
+                continue
+            try:
+                rewritten = rewrite_chain(
+                    versions,
+                    task.spec,
+                    task.task,
+                    expect=task.head,
+                    plan=_edits(task),
+                    by="retention",
+                    at=at,
+                    record=False,
+                )
+            except (ConflictError, TaskNotFoundError) as e:
+                tasks.append(dataclasses.replace(task, skipped=str(e)))
+                continue
+            done.append(rewritten)
+            tasks.append(dataclasses.replace(task, new_head=rewritten.new_head))
+    finally:
+        record_rewrites(versions, done, by="retention", at=at)
+    return dataclasses.replace(planned, tasks=tuple(tasks), applied=True)
+
+
+def _edits(task: TaskPlan) -> dict[str, Edit]:
+    """The rewrite's plan for one task: each dropped version, each kept one losing artifacts."""
+    edits = {}
+    for v in task.versions:
+        if not v.keep:
+            edits[v.commit] = Edit(drop=True, why=f"retention: kept by no rule ({task.rules})")
+        elif v.expire:
+            edits[v.commit] = Edit(expire={e.name: f"retention: {e.rule}" for e in v.expire})
+    return edits

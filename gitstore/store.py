@@ -643,9 +643,10 @@ class Store:
         content_type: str | None = None,
         min_copies: int | None = None,
         force: bool = False,
+        apply: bool = False,
     ) -> RetainPlan:
         """Plan which versions of the tasks in ``scope`` (SPEC or SPEC/TASK each; none: all)
-        stay and which go. See :mod:`gitstore.retention` for the rules.
+        stay and which go; with ``apply``, do it. See :mod:`gitstore.retention` for the rules.
 
         A version stays when ANY rule keeps it: ``keep_last`` (the N newest), ``keep_within``
         (``12h``, ``7d``, ``2w``, ``6m``, ``1y``), ``keep_daily``/``weekly``/``monthly`` (the
@@ -658,13 +659,19 @@ class Store:
         versions known to be on fewer than ``min_copies`` remotes (default: the config's
         ``minCopies``, else 0) unless ``force``.
 
-        Nothing is written: the plan says what would go, what stays and by which rule, and the
-        bytes freed (by the next gc past its grace period).
+        Without ``apply`` nothing is written: the plan says what would go, what stays and by
+        which rule, and the bytes freed (by the next gc past its grace period). With it, each
+        task's chain is rewritten from its first dropped version (numbers, artifacts and
+        metadata of kept versions unchanged; expired artifacts recorded in their manifests;
+        URIs of kept versions still resolve, those of dropped ones are refused as gone), by
+        compare-and-swap on the head it was planned from: a version put meanwhile is kept.
 
         Raises:
           UsageError: a bad rule, or no rule given and none in the store's config.
           StoreError: the config's policy holds a bad value.
           NotFoundError: a scope that matches no task.
+          ConflictError: writers kept a task's ref busy for ``gitstore.casTimeout`` seconds
+            (tasks rewritten before it are recorded and stay rewritten).
         """
         rules = retention.command_policy(
             keep_last=keep_last,
@@ -700,7 +707,7 @@ class Store:
         items: Sequence[str | None] = list(scope) or [None]
         for item in items:
             heads.update(self.heads_in(item))
-        return _retain.retain(self.versions, heads, policy_for)
+        return _retain.retain(self.versions, heads, policy_for, apply=apply)
 
     def gc(self, *, prune_after: float = 14 * 86400, dry_run: bool = False) -> GcReport:
         """Clean up after crashed or abandoned writes; safe while other writers run.

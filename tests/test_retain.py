@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 from support import fsck, git
 
-from gitstore import Store, UsageError
+from gitstore import NotFoundError, Store, UsageError
 from gitstore import remote as R
 from gitstore.cli.main import cli
 
@@ -196,3 +196,52 @@ def test_min_copies_comes_from_the_config_too(disk_store: Store) -> None:
     git(disk_store.path, "config", "gitstore.retain.minCopies", "1")
     assert disk_store.retain(keep_last=1).dropped == 0
     assert disk_store.retain(keep_last=1, min_copies=0).dropped == 2
+
+
+# -- applying the plan -------------------------------------------------------------------------
+
+
+def test_apply_drops_versions_and_keeps_numbers_and_uris(disk_store: Store) -> None:
+    commits = history(disk_store, "s/t", 5)
+    old_uri = f"gitstore://s/t@{commits[3]}/diff.diff"
+    plan = disk_store.retain(keep_last=2, apply=True)
+    assert plan.applied and plan.dropped == 3
+    assert plan.tasks[0].new_head == disk_store.heads()["s/t"]
+    assert [v.version for v in disk_store.log("s/t")] == [5, 4]
+    assert disk_store.get("s/t@v4", "diff.diff") == b"change 3\n"
+    # A kept version's old URI still reads its bytes; a dropped one is refused as gone.
+    assert disk_store.get(old_uri) == b"change 3\n"
+    with pytest.raises(NotFoundError, match="gone: dropped by retention"):
+        disk_store.get(f"gitstore://s/t@{commits[0]}/diff.diff")
+    # Idempotent on a real store too: a second run plans nothing.
+    again = disk_store.retain(keep_last=2)
+    assert again.dropped == 0 and again.bytes_freed == 0
+    assert disk_store.path is not None
+    fsck(disk_store.path)
+
+
+def test_apply_expires_artifacts_and_records_them_in_the_manifest(disk_store: Store) -> None:
+    for i in range(3):
+        disk_store.put("s/t", {"run.log": f"log {i}\n", "diff.diff": f"d {i}\n"})
+    disk_store.retain(content_type="text/plain", keep_last=1, apply=True)
+    v1 = disk_store.show("s/t@v1")
+    assert [a.name for a in v1.artifacts] == ["diff.diff"]
+    assert [(r.name, r.kind, r.size) for r in v1.removed] == [("run.log", "expired", 6)]
+    assert "type text/plain: keep-last 1" in v1.removed[0].why
+    with pytest.raises(NotFoundError, match=r"run\.log expired on"):
+        disk_store.get("s/t@v1", "run.log")
+    assert disk_store.get("s/t@v3", "run.log") == b"log 2\n"
+    assert disk_store.retain(content_type="text/plain", keep_last=1).expired == 0
+    assert disk_store.path is not None
+    fsck(disk_store.path)
+
+
+def test_the_cli_applies_with_yes_and_says_what_it_did(disk_store: Store, store_path: Path) -> None:
+    history(disk_store, "s/t", 3)
+    result = run(store_path, "retain", "--keep-last", "1", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith("s/t  (now ")
+    assert result.stdout.splitlines()[-1] == (
+        "dropped 2 versions; kept 1 version; 18 B freed by the next gc"
+    )
+    assert [v.version for v in disk_store.log("s/t")] == [3]
