@@ -575,6 +575,7 @@ def ls(address: str | None, as_json: bool) -> None:
         return
     say(f"{version.spec}/{version.task} v{version.version} {version.commit[:12]}")
     _table(_artifact_rows(version.artifacts), right=frozenset({1}))
+    _print_removed(version)
 
 
 @cli.command()
@@ -652,6 +653,13 @@ def show(address: str, name: str | None, as_json: bool) -> None:
         }
     )
     _table([["", *row] for row in _artifact_rows(version.artifacts)], right=frozenset({2}))
+    _print_removed(version)
+
+
+def _print_removed(version: Version) -> None:
+    """Artifacts retention or purge took from the version: "log.log expired on ... (rule)"."""
+    for r in version.removed:
+        say(f"  {r}")
 
 
 @cli.command()
@@ -755,11 +763,12 @@ def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
 def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
+    from .lifecycle_purge import COMMANDS as PURGE_COMMANDS
     from .lifecycle_retain import COMMANDS as RETAIN_COMMANDS
     from .runner import COMMANDS
     from .serve import COMMANDS as SERVE_COMMANDS
 
-    for command in [*COMMANDS, *SERVE_COMMANDS, *RETAIN_COMMANDS]:
+    for command in [*COMMANDS, *SERVE_COMMANDS, *PURGE_COMMANDS, *RETAIN_COMMANDS]:
         cli.add_command(command)
 
 

@@ -80,6 +80,7 @@ from gitstore.model import (
     ExpungeReport,
     GcReport,
     Problem,
+    PurgeReport,
     RetainPlan,
     SecretFinding,
     Source,
@@ -552,6 +553,21 @@ class HttpStore(Store):
     def expunge(self, oids: Iterable[str], *, wait: float = 120.0) -> ExpungeReport:
         """Refused: expunge rewrites the store's files, on the machine that holds them."""
         self._local_only("expunge")
+
+    def purge(
+        self,
+        target: str | None = None,
+        name: str | None = None,
+        *,
+        blob: str | None = None,
+        sha256: str | None = None,
+        replace_with: str | None = None,
+        why: str = "",
+        apply: bool = False,
+    ) -> PurgeReport:
+        """Refused: purge rewrites histories and expunges objects, on the machine that holds
+        them (and it must: the bytes are on its disk)."""
+        self._local_only("purge")
 
     def _local_only(self, operation: str) -> NoReturn:
         raise UsageError(

@@ -35,6 +35,8 @@ __all__ = [
     "ExpungeReport",
     "GcReport",
     "Problem",
+    "PurgeHolder",
+    "PurgeReport",
     "Refusal",
     "Remote",
     "RemovedArtifact",
@@ -373,6 +375,53 @@ class ExpungeReport:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form."""
         return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class PurgeHolder:
+    """One version holding purged bytes: ``spec/task`` version ``version`` (``commit``, as it
+    was before the purge) at artifact ``names``."""
+
+    spec: str
+    task: str
+    version: int
+    commit: str
+    names: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        out = dataclasses.asdict(self)
+        out["names"] = list(self.names)
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class PurgeReport:
+    """What :meth:`gitstore.Store.purge` found (dry run) or did (``applied``).
+
+    The purged bytes are blob ``oid`` (``sha256``, ``size`` bytes); ``held_by`` lists every
+    version that held them; ``tombstone`` is the text that replaces them, ``at`` and ``why``
+    when and why. Applied, ``rewritten`` counts the versions rewritten and ``expunged`` the
+    objects removed from disk (``bytes_freed``).
+    """
+
+    oid: str
+    sha256: str
+    size: int
+    at: str
+    why: str
+    tombstone: str
+    held_by: tuple[PurgeHolder, ...]
+    applied: bool = False
+    rewritten: int = 0
+    expunged: int = 0
+    bytes_freed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        out = dataclasses.asdict(self)
+        out["held_by"] = [h.to_dict() for h in self.held_by]
+        return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -153,7 +153,10 @@ class RecordBook(Generic[R]):
         tree = self.tree()
         if tree is None:
             return []
-        return sorted(k for k, _m, _o in sharded_entries(self._objects, tree, prefix=prefix))
+        return sorted(
+            path.replace("/", "", 1)
+            for path, _m, _o in sharded_entries(self._objects, tree, prefix=prefix)
+        )
 
     def all(self) -> dict[str, R]:
         """Every record, by key (reads them all: for sync and purge, not for lookups)."""
@@ -161,8 +164,8 @@ class RecordBook(Generic[R]):
         if tree is None:
             return {}
         out: dict[str, R] = {}
-        for key, _mode, oid in sharded_entries(self._objects, tree):
-            out[key] = decode_record(read_blob(self._objects, oid), self.kind)
+        for path, _mode, oid in sharded_entries(self._objects, tree):
+            out[path.replace("/", "", 1)] = decode_record(read_blob(self._objects, oid), self.kind)
         return out
 
     def add(self, records: Mapping[str, R], *, merge_from: str | None = None) -> str | None:

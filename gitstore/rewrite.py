@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from gitstore.backend.chains import blob_id, copy_commit, edit_tree
 from gitstore.backend.trees import MODE_FILE, read_commit
@@ -42,7 +42,7 @@ from gitstore.meta import (
 )
 from gitstore.names import task_ref
 from gitstore.records import RewriteRecord
-from gitstore.versions import Versions
+from gitstore.versions import Versions, walk_commits
 
 __all__ = [
     "TOMBSTONE_TYPE",
@@ -52,6 +52,8 @@ __all__ = [
     "record_rewrites",
     "rewrite_chain",
     "rewrite_chains",
+    "rebuild",
+    "translate",
 ]
 
 # The content type of a tombstone: a short text saying what was there.
@@ -188,6 +190,46 @@ def rewrite_chains(
     return done
 
 
+def rebuild(
+    versions: Versions, spec: str, task: str, head: str, plan: Mapping[str, Edit], *, at: str
+) -> Rewritten:
+    """The chain of ``head`` with ``plan`` applied, written but moved into no ref (for heads
+    fetched from elsewhere, which integrate then brings in like any other)."""
+    return _rebuild(versions, spec, task, head, plan, at)
+
+
+def translate(versions: Versions, spec: str, task: str, head: str) -> Rewritten:
+    """The chain of ``head`` as this store's rewrite records say it now is (no ref moves).
+
+    A commit the records say was dropped goes; one they say was rewritten is replaced by its
+    new commit (when this store has it); every version on top is rebuilt on them. This is how
+    a chain from a store that has not seen a rewrite (or one of ours, from before the records
+    arrived) joins the rewritten one, and versions added to the old chain are kept.
+    ``mapping`` holds only the commits rebuilt here (those the records name are recorded).
+    """
+    plan: dict[str, Edit] = {}
+    substitute: dict[str, str] = {}
+    if versions.rewrites.head() is None:
+        return Rewritten(spec, task, head, head)
+    # The history of a substituted commit is the rewritten chain's: not walked.
+    parents_of = lambda c: [] if c in substitute else versions.parents(c)  # noqa: E731
+    for commit in walk_commits([head], parents_of):
+        found = versions.follow(spec, task, commit)
+        if found is None:
+            continue
+        target, record = found
+        if target is None:
+            plan[commit] = Edit(drop=True, why=record.why)
+        elif versions.has(target):
+            substitute[commit] = target
+    if not plan and not substitute:
+        return Rewritten(spec, task, head, head)
+    done = _rebuild(versions, spec, task, head, plan, now_iso(), substitute)
+    for old in [*plan, *substitute]:
+        done.mapping.pop(old, None)
+    return done
+
+
 def record_rewrites(
     versions: Versions, done: Sequence[Rewritten], *, by: str, at: str | None = None
 ) -> None:
@@ -240,8 +282,9 @@ def _descends(versions: Versions, head: str, ancestor: str) -> bool:
     return False
 
 
-def _topological(versions: Versions, head: str) -> list[str]:
-    """Every commit reachable from ``head``, parents before children (iterative)."""
+def _topological(versions: Versions, head: str, stop: Collection[str] = ()) -> list[str]:
+    """Every commit reachable from ``head``, parents before children (iterative); the parents
+    of commits in ``stop`` are not visited."""
     order: list[str] = []
     state: dict[str, bool] = {}  # False: being visited; True: done
     stack: list[tuple[str, bool]] = [(head, False)]
@@ -255,6 +298,8 @@ def _topological(versions: Versions, head: str) -> list[str]:
             continue
         state[commit] = False
         stack.append((commit, True))
+        if commit in stop:
+            continue
         for p in reversed(versions.parents(commit)):
             if p not in state:
                 stack.append((p, False))
@@ -268,17 +313,28 @@ def _rebuild(
     head: str,
     plan: Mapping[str, Edit],
     when: str,
+    substitute: Mapping[str, str] | None = None,
 ) -> Rewritten:
-    """Write the rewritten chain of ``head``; return the mapping (no ref moves)."""
+    """Write the rewritten chain of ``head``; return the mapping (no ref moves).
+
+    ``substitute`` (old commit -> the commit that replaced it in an earlier rewrite) puts those
+    commits in place of the old ones, with their own history (translating a chain that
+    another store rewrote).
+    """
     done = Rewritten(spec, task, head, head)
-    if head in plan and plan[head].drop:
+    translating = substitute is not None
+    substitute = substitute or {}
+    if head in plan and plan[head].drop and not translating:
         raise UsageError(
             f"{spec}/{task}: the latest version (v{versions.number(head)}) cannot be dropped "
             "(delete the task instead)"
         )
     new: dict[str, str] = {}  # kept commit -> its commit now
     stands_for: dict[str, list[str]] = {}  # dropped commit -> the kept commits now in its place
-    for commit in _topological(versions, head):
+    for commit in _topological(versions, head, substitute):
+        if commit in substitute:
+            new[commit] = substitute[commit]
+            continue
         info = read_commit(versions.objects, commit)
         parents: list[str] = []
         for p in info.parents:
@@ -315,7 +371,14 @@ def _rebuild(
                     [f"{n} expired" for n in sorted(edit.expire)]
                     + [f"{n} purged" for n in sorted(edit.replace)]
                 )
-    done.new_head = new[head]
+    if head in new:
+        done.new_head = new[head]
+    else:
+        # Translating a chain whose head another store dropped: its nearest kept version.
+        kept = stands_for[head]
+        if not kept:
+            raise UsageError(f"{spec}/{task}: every version of {head[:12]} was dropped")
+        done.new_head = kept[0]
     return done
 
 

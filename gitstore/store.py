@@ -26,6 +26,7 @@ from gitstore import export as _export
 from gitstore import gc as _gc
 from gitstore import ingest, retention
 from gitstore import names as _names
+from gitstore import purge as _purge
 from gitstore import retain as _retain
 from gitstore import verify as _verify
 from gitstore.backend import config, pins, repo
@@ -58,6 +59,7 @@ from gitstore.model import (
     ExpungeReport,
     GcReport,
     Problem,
+    PurgeReport,
     RetainPlan,
     SecretFinding,
     Source,
@@ -749,6 +751,53 @@ class Store:
             raise UsageError("expunge works on a store on disk or in memory")
         assert self.path is not None
         return _gc.expunge(self.path, self._objects, self._refs, oids, wait=wait)
+
+    def purge(
+        self,
+        target: str | None = None,
+        name: str | None = None,
+        *,
+        blob: str | None = None,
+        sha256: str | None = None,
+        replace_with: str | None = None,
+        why: str = "",
+        apply: bool = False,
+    ) -> PurgeReport:
+        """Replace bytes that must not be kept (a leaked secret) by a tombstone, everywhere.
+
+        The bytes are named by an artifact (``target`` ``SPEC/TASK[@REV]`` and ``name``, or a
+        URI), by ``blob`` id or by ``sha256``. Every version of every task holding them is
+        found; without ``apply`` that is all (a dry run). With ``apply`` the purge is recorded
+        in ``refs/gitstore/purges`` (push, pull and bundles carry it, and stores that learn of
+        it purge their own copies), every chain holding the bytes is rewritten with the
+        tombstone in their place (``replace_with``, or a note saying what was purged, when and
+        ``why``; each manifest records it) and the old blob is expunged, so the bytes are in
+        no object of the store when this returns. Copies on other machines are not touched:
+        rotate the secret.
+
+        Raises:
+          UsageError: not exactly one way of naming the bytes, a malformed id, or a ref outside
+            the task refs still reaches the bytes (expunge refuses; the chains are rewritten).
+          NotFoundError: nothing holds those bytes.
+        """
+        if sum(x is not None for x in (target, blob, sha256)) != 1:
+            raise UsageError("purge takes SPEC/TASK[@REV] NAME, a blob id or a sha256 (one)")
+        heads = self.heads()
+        if target is not None:
+            info = self._locate(target, name)[1]
+            oid, digest, size = info.oid, info.sha256, info.size
+        else:
+            oid, digest, size = _purge.find_blob(self.versions, heads, oid=blob, sha256=sha256)
+        report = _purge.plan(
+            self.versions, heads, oid, digest, size, why=why, replace_with=replace_with
+        )
+        if not apply:
+            return report
+        report = _purge.apply(self.versions, heads, report)
+        if not self.versions.has(oid):
+            return report
+        gone = self.expunge([oid])
+        return dataclasses.replace(report, expunged=gone.objects, bytes_freed=gone.bytes_freed)
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from gitstore.errors import (
 from gitstore.meta import ArtifactEntry, Manifest, decode_manifest, now_iso, parse_trailers
 from gitstore.model import MANIFEST_PATH, ArtifactInfo, RemovedArtifact, Version
 from gitstore.names import Address, artifact_uri, task_ref
-from gitstore.records import REWRITES_REF, RecordBook, RewriteRecord
+from gitstore.records import PURGES_REF, REWRITES_REF, PurgeRecord, RecordBook, RewriteRecord
 
 __all__ = ["MANIFEST_CACHE", "Versions", "walk_commits"]
 
@@ -84,6 +84,10 @@ class Versions:
         # Which commits rewrites replaced (retention, purge): resolve consults it.
         self.rewrites = RecordBook(
             objects, refs, REWRITES_REF, RewriteRecord, identity=identity, cas_timeout=cas_timeout
+        )
+        # Which blobs were purged (and their tombstones): purge and pull apply them.
+        self.purges = RecordBook(
+            objects, refs, PURGES_REF, PurgeRecord, identity=identity, cas_timeout=cas_timeout
         )
 
     @property
@@ -292,33 +296,54 @@ class Versions:
             raise InvalidNameError(f"{where}@{prefix} is ambiguous ({len(matches)} versions match)")
         raise VersionNotFoundError(f"{where} has no version {prefix}")
 
+    def follow(self, spec: str, task: str, commit: str) -> tuple[str | None, RewriteRecord] | None:
+        """What rewrites made of version ``commit`` of ``spec/task``: ``(commit now, record)``,
+        ``(None, record)`` when it was dropped, or None when no rewrite replaced it (or the
+        records lead elsewhere than to this task's own version of that number: records may
+        come from other stores, and one never redirects to foreign data)."""
+        seen: set[str] = set()
+        current: str | None = commit
+        record: RewriteRecord | None = None
+        while current is not None and current not in seen:
+            found = self.rewrites.get(current)
+            if found is None:
+                break
+            if (found.spec, found.task) != (spec, task):
+                return None
+            seen.add(current)
+            record, current = found, found.new
+        if record is None:
+            return None
+        if current is not None and self.has(current):
+            m = self.manifest(current)
+            if (m.spec, m.task, m.version) != (spec, task, record.version):
+                return None
+        return current, record
+
     def rewritten(self, spec: str, task: str, commit: str) -> str | None:
         """The commit that holds version ``commit`` of ``spec/task`` since a rewrite replaced
         it (following rewrites of rewrites), or None when no rewrite replaced it.
 
-        Raises VersionNotFoundError when the version was dropped (naming when and why), or when
-        the record is of another task.
+        Raises VersionNotFoundError when the version was dropped (naming when and why), or
+        when the commit that holds it now is not in this store.
         """
         where = f"{spec}/{task}"
-        seen: set[str] = set()
-        current = commit
-        record: RewriteRecord | None = None
-        while True:
-            found = self.rewrites.get(current)
-            if found is None or current in seen:
-                break
-            seen.add(current)
-            record = found
-            if (record.spec, record.task) != (spec, task):
-                raise VersionNotFoundError(f"{where} has no version {commit}")
-            if record.new is None:
-                why = f" ({record.why})" if record.why else ""
-                raise VersionNotFoundError(
-                    f"{where}@{commit[:12]} (v{record.version}) is gone: dropped by "
-                    f"{record.by} on {record.at[:10]}{why}"
-                )
-            current = record.new
-        return None if record is None else current
+        found = self.follow(spec, task, commit)
+        if found is None:
+            return None
+        current, record = found
+        if current is None:
+            why = f" ({record.why})" if record.why else ""
+            raise VersionNotFoundError(
+                f"{where}@{commit[:12]} (v{record.version}) is gone: dropped by "
+                f"{record.by} on {record.at[:10]}{why}"
+            )
+        if not self.has(current):
+            raise VersionNotFoundError(
+                f"{where}@{commit[:12]} (v{record.version}) was rewritten to {current[:12]}, "
+                "which this store does not have (pull it)"
+            )
+        return current
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.gc",
         "gitstore.retain",
         "gitstore.rewrite",
+        "gitstore.purge",
         "gitstore.quota",
         "gitstore.du",
     ),

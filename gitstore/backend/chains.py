@@ -149,22 +149,23 @@ def sharded_tree(objects: ObjectBackend, root: str | None, records: Mapping[str,
 def sharded_entries(
     objects: ObjectBackend, root: str, *, prefix: str = ""
 ) -> Iterator[tuple[str, int, str]]:
-    """``(key, mode, oid)`` of every record in sharded tree ``root`` (keys starting ``prefix``).
+    """``(path, mode, oid)`` of every entry of sharded tree ``root``, two levels deep
+    (``ab/cdef...``; the key is the path less its ``/``), those whose key starts ``prefix``.
 
     Entries are read strictly (as git's fsck does); an entry that is no two-level record is
-    yielded with its raw path as the key, for the caller to refuse.
+    yielded with its raw path, for a caller checking a tree from elsewhere to refuse.
     """
     for top in read_tree(objects, root, strict=True):
         name = top.name.decode("utf-8", "replace")
-        if prefix[:2] and not name.startswith(prefix[:2]):
+        if not (name.startswith(prefix[:2]) or prefix[:2].startswith(name)):
             continue
         if top.mode != MODE_TREE:
             yield name, top.mode, top.oid
             continue
         for entry in read_tree(objects, top.oid, strict=True):
-            key = name + entry.name.decode("utf-8", "replace")
-            if key.startswith(prefix):
-                yield key, entry.mode, entry.oid
+            path = f"{name}/{entry.name.decode('utf-8', 'replace')}"
+            if path.replace("/", "", 1).startswith(prefix):
+                yield path, entry.mode, entry.oid
 
 
 def _empty_tree(objects: ObjectBackend) -> str:

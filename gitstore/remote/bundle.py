@@ -13,6 +13,7 @@ from dulwich.repo import Repo
 from gitstore._fs import atomic_write
 from gitstore.errors import CorruptTransferError, InputError, NotFoundError, RemoteError
 from gitstore.model import TaskUpdate, TransferResult
+from gitstore.remote import rewrites
 from gitstore.remote.config import store_gitdir
 from gitstore.remote.pull import integrate_all
 from gitstore.remote.scope import Scope, ref_of, task_of
@@ -39,7 +40,8 @@ def bundle_create(
     result = TransferResult("bundle", target)
     repo = Repo(gitdir)
     try:
-        bundle = create_bundle_from_repo(repo, refs=[ref_of(k) for k in heads], version=2)
+        refs = [ref_of(k) for k in heads] + rewrites.record_refs(store.versions)
+        bundle = create_bundle_from_repo(repo, refs=refs, version=2)
         try:
             with atomic_write(target, fsync=store.settings.fsync) as f:
                 write_bundle(f, bundle)
@@ -89,7 +91,7 @@ def bundle_import(
         finally:
             repo.close()
     result.objects, result.bytes = new_pack_stats(gitdir, before)
-    integrate_all(store, heads, result, progress)
+    integrate_all(store, heads, result, progress, rewrites.records_of(refs))
     return result
 
 

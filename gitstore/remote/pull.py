@@ -15,7 +15,7 @@ from dulwich.refs import Ref
 
 from gitstore.errors import CorruptTransferError, NotAStoreError, RemoteAuthError, RemoteError
 from gitstore.model import TransferResult, redact_url
-from gitstore.remote import tracking
+from gitstore.remote import rewrites, tracking
 from gitstore.remote.config import resolve_remote, store_gitdir
 from gitstore.remote.merge import integrate
 from gitstore.remote.scope import Scope, task_of
@@ -69,6 +69,7 @@ def pull_url(
     result = TransferResult(name, url)
     client, path = client_for(url, "pull", ssh_key)
     remote_heads: dict[str, str] = {}
+    records: dict[str, str] = {}  # refs/gitstore/{rewrites,purges} offered
     repo = StoreRepo(gitdir)
     try:
 
@@ -78,9 +79,13 @@ def pull_url(
             wants: list[ObjectID] = []
             haves: list[ObjectID] = []
             for ref, sha in refs.items():
+                if rewrites.offered(ref, sha, records) and not store.versions.has(sha.decode()):
+                    wants.append(sha)
                 key = task_of(ref)
                 if key is None or sha is None or not scope.covers(key):
                     continue
+                if rewrites.known(store.versions, sha.decode()):
+                    continue  # a head our records say was rewritten: what it became is here
                 remote_heads[key] = sha.decode()
                 if not store.versions.has(sha.decode()):
                     wants.append(sha)
@@ -117,13 +122,17 @@ def pull_url(
     finally:
         repo.close()
     result.objects, result.bytes = new_pack_stats(gitdir, before)
-    integrate_all(store, remote_heads, result, progress)
+    integrate_all(store, remote_heads, result, progress, records)
     tracking.record(store, name, remote_heads)
     return result
 
 
 def integrate_all(
-    store: Store, heads: Mapping[str, str], result: TransferResult, progress: Progress | None
+    store: Store,
+    heads: Mapping[str, str],
+    result: TransferResult,
+    progress: Progress | None,
+    records: Mapping[str, str] | None = None,
 ) -> None:
     """Bring every fetched head in, once each has been checked to be a version of its task."""
     # Checked before any ref moves, so a remote with one bad ref changes nothing here.
@@ -137,6 +146,8 @@ def integrate_all(
             local_head=store.versions.head(spec, task),
             known_number=store.versions.number,
         )
+    # Rewrite and purge records: merged, applied here, and to the fetched chains.
+    heads = rewrites.settle(store, heads, records or {})
     for key, sha in sorted(heads.items()):
         spec, task = key.split("/")
         update = integrate(store.versions, spec, task, sha)
@@ -148,3 +159,4 @@ def integrate_all(
             result.up_to_date += 1
         if progress is not None and update.action == "merged" and update.conflicts:
             progress(f"merged {key}: {len(update.conflicts)} conflicting name(s)")
+    rewrites.expunge_purged(store)

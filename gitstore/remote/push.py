@@ -18,7 +18,7 @@ from dulwich.repo import Repo
 
 from gitstore.model import Refusal, TaskUpdate, TransferResult
 from gitstore.names import REFS_PREFIX
-from gitstore.remote import tracking
+from gitstore.remote import rewrites, tracking
 from gitstore.remote.config import resolve_remote, store_gitdir
 from gitstore.remote.merge import ancestors, is_ancestor
 from gitstore.remote.scope import Scope, ref_of
@@ -80,6 +80,7 @@ def push_url(
     local = {k: v for k, v in store.heads().items() if scope.covers(k)}
     client, path = client_for(url, "push", ssh_key)
     planned: dict[Ref, tuple[str | None, str]] = {}
+    records: dict[str, tuple[str | None, str]] = {}  # rewrite and purge records sent
     theirs_now: dict[str, str] = {}  # what the remote holds, for the remote-tracking refs
     relevant_haves: set[ObjectID] = set()
 
@@ -96,10 +97,15 @@ def push_url(
                 theirs_now[key] = theirs_s
             if theirs_s == mine:
                 result.up_to_date += 1
-            elif theirs_s is None or is_ancestor(store.versions, theirs_s, mine):
+            elif (
+                theirs_s is None
+                or is_ancestor(store.versions, theirs_s, mine)
+                # A head our rewrite records say we rewrote into ours: replaced, not lost.
+                or rewrites.superseded(store.versions, theirs_s, mine)
+            ):
                 out[ref] = ObjectID(mine.encode())
                 planned[ref] = (theirs_s, mine)
-                if theirs is not None:
+                if theirs is not None and store.versions.has(theirs.decode()):
                     relevant_haves.add(theirs)
             else:
                 result.refused.append(
@@ -120,6 +126,9 @@ def push_url(
                             "secrets",
                         )
                     )
+        records.clear()
+        records.update(rewrites.record_updates(store.versions, refs))
+        out.update({Ref(r.encode()): ObjectID(new.encode()) for r, (_, new) in records.items()})
         return out
 
     repo = Repo(gitdir)
@@ -173,6 +182,10 @@ def push_url(
     finally:
         repo.close()
     status = sent.ref_status or {}
+    for name in sorted(records):
+        if status.get(Ref(name.encode())):
+            why = one_line(Exception(status[Ref(name.encode())]))
+            result.refused.append(Refusal(name, f"the remote refused it ({why})", "rejected"))
     for ref, (old, new) in sorted(planned.items()):
         key = ref[len(REFS_PREFIX) :].decode()
         error = status.get(ref)

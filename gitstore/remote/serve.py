@@ -49,6 +49,7 @@ from dulwich.web import make_wsgi_chain
 from gitstore import names as _names
 from gitstore.errors import GitstoreError, InvalidNameError
 from gitstore.names import REFS_PREFIX
+from gitstore.remote import rewrites
 from gitstore.remote.merge import is_ancestor
 from gitstore.remote.push import secrets_to_send
 from gitstore.remote.transport import StoreRepo
@@ -78,6 +79,9 @@ def receive(
     ``(ref, None)`` for a ref that moved and ``(ref, reason)`` for one refused; with ``atomic``,
     one refusal refuses them all and nothing moves.
     """
+    # Rewrite and purge records first: a task head they supersede may then be replaced.
+    records, updates = rewrites.split_records(updates)
+    received = rewrites.receive_records(store, records, unrestricted=may_write is None)
     checked: list[tuple[str, str | None, str, str | None]] = []  # ref, current, new, reason
     scanner = Scanner(store.versions)
     for ref, old, new in updates:
@@ -85,7 +89,7 @@ def receive(
         checked.append((ref, current, new, reason))
     if atomic and any(reason for *_, reason in checked):
         return [(ref, reason or "atomic push failed") for ref, _, _, reason in checked]
-    out: list[tuple[str, str | None]] = []
+    out: list[tuple[str, str | None]] = list(received)
     for ref, current, new, reason in checked:
         if reason is None and not store.versions.refs.cas(ref, current, new):
             reason = "the task moved while the push was checked; fetch and push again"
@@ -114,7 +118,11 @@ def _check(
         return current, "a task is not deleted by push; delete it with 'gitstore rm --task'"
     if (old if old != ZERO else None) != current:
         return current, "the task has versions this push did not know of; pull first"
-    if current is not None and not is_ancestor(versions, current, new):
+    if (
+        current is not None
+        and not is_ancestor(versions, current, new)
+        and not rewrites.superseded(versions, current, new)
+    ):
         return current, "the task has versions this push lacks; pull first"
     try:
         check_incoming(
@@ -153,6 +161,7 @@ class _ServedRepo(StoreRepo):
             ref: sha
             for ref, sha in super().get_refs().items()
             if _task_key(ref.decode("utf-8", "replace")) is not None
+            or ref.decode("utf-8", "replace") in rewrites.RECORD_REFS
         }
 
 
