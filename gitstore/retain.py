@@ -1,10 +1,10 @@
 """retain: what a store holds, read into the planner's facts; the plan applied to the store.
 
 :mod:`gitstore.retention` decides on plain values; this module reads them from a store (each
-task's history, manifests, the remote-tracking refs that say which versions a remote has) and
-applies a plan through the chain-rewrite primitive, task by task, each with compare-and-swap on
-the head it was planned from: a version that lands meanwhile makes that task's swap fail, and
-the task is planned again over its new head (which the new version, the latest, keeps).
+task's history and manifests, and the heads each remote was last seen to hold) and applies a
+plan through the chain rewrite (:func:`gitstore.rewrite.rewrite_chain`), task by task, each with
+compare-and-swap on the head it was planned from: a version put on top of that head meanwhile is
+no part of the plan and is rebuilt on the new chain, so it stays.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from gitstore.errors import ConflictError, TaskNotFoundError
+from gitstore.errors import ConflictError, TaskNotFoundError, VersionNotFoundError
 from gitstore.meta import parse_iso
 from gitstore.model import RetainPlan, TaskPlan
 from gitstore.retention import ArtifactFacts, Policy, TaskFacts, VersionFacts, plan
@@ -21,37 +21,35 @@ from gitstore.rewrite import Edit, Rewritten, record_rewrites, rewrite_chain
 from gitstore.versions import Versions
 
 __all__ = [
-    "TRACKING_PREFIX",
     "apply_plan",
     "copies_of",
     "iter_facts",
     "retain",
     "task_facts",
-    "tracking_heads",
 ]
 
-# Remote-tracking refs: what a remote was last seen to hold, one ref per remote and task, where
-# stock git's `git fetch REMOTE '+refs/artifacts/*:refs/remotes/REMOTE/artifacts/*'` puts them.
-TRACKING_PREFIX = "refs/remotes/"
-_TRACKED = "/artifacts/"
 
+def copies_of(
+    versions: Versions, key: str, remote_heads: Mapping[str, Mapping[str, str]]
+) -> dict[str, int]:
+    """On how many remotes each version of task ``key`` is, as far as the recorded heads of
+    the remotes (:mod:`gitstore.remoteheads`) reach.
 
-def tracking_heads(versions: Versions) -> dict[str, dict[str, str]]:
-    """``SPEC/TASK -> {remote: commit}``: each task's heads as remote-tracking refs know them."""
-    out: dict[str, dict[str, str]] = {}
-    for ref, commit in versions.refs.items(TRACKING_PREFIX).items():
-        remote, sep, key = ref[len(TRACKING_PREFIX) :].partition(_TRACKED)
-        if sep and remote and "/" not in remote and key.count("/") == 1:
-            out.setdefault(key, {})[remote] = commit
-    return out
-
-
-def copies_of(versions: Versions, remote_heads: Mapping[str, str]) -> dict[str, int]:
-    """On how many remotes each commit is, as far as their tracking heads reach."""
+    A head a rewrite replaced stands for the version it became (the remote holds that version,
+    in its old form); a head dropped since, or whose objects are gone, counts for nothing.
+    """
+    spec, task = key.split("/", 1)
     counts: dict[str, int] = {}
-    for head in remote_heads.values():
+    for heads in remote_heads.values():
+        head = heads.get(key)
+        if head is None:
+            continue
+        try:
+            head = versions.rewritten(spec, task, head) or head
+        except VersionNotFoundError:
+            continue
         if not versions.has(head):
-            continue  # a tracking ref whose objects are gone knows nothing we can check
+            continue
         for commit in versions.walk([head]):
             counts[commit] = counts.get(commit, 0) + 1
     return counts
@@ -93,12 +91,15 @@ def task_facts(
 
 
 def iter_facts(
-    versions: Versions, heads: Mapping[str, str], *, protected: Mapping[str, set[str]]
+    versions: Versions,
+    heads: Mapping[str, str],
+    *,
+    protected: Mapping[str, set[str]],
+    remote_heads: Mapping[str, Mapping[str, str]],
 ) -> Iterator[TaskFacts]:
     """:func:`task_facts` of every task in ``heads`` (``SPEC/TASK -> head``)."""
-    tracking = tracking_heads(versions)
     for key, head in heads.items():
-        copies = copies_of(versions, tracking.get(key, {}))
+        copies = copies_of(versions, key, remote_heads) if remote_heads else {}
         yield task_facts(versions, key, head, copies=copies, protected=protected.get(key, ()))
 
 
@@ -118,12 +119,13 @@ def retain(
     *,
     apply: bool = False,
     protected: Mapping[str, set[str]] | None = None,
+    remote_heads: Mapping[str, Mapping[str, str]] | None = None,
     now: dt.datetime | None = None,
 ) -> RetainPlan:
     """Plan retention of the tasks in ``heads`` (``SPEC/TASK -> head``); with ``apply``, apply
     the plan (:func:`apply_plan`) and return what was done."""
     when = now or dt.datetime.now(dt.UTC)
-    facts = iter_facts(versions, heads, protected=protected or {})
+    facts = iter_facts(versions, heads, protected=protected or {}, remote_heads=remote_heads or {})
     planned = plan(facts, policy_for, now=when)
     if not apply:
         return planned

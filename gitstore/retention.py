@@ -316,7 +316,7 @@ class VersionFacts:
     Attributes:
       tags: what ``keep_tags`` matches: every artifact's tags and the metadata values as text.
       protected: an alias names it (never dropped, never loses an artifact).
-      copies: on how many remotes it is known to be (the remote-tracking refs reach it).
+      copies: on how many remotes it is known to be (their last recorded heads reach it).
     """
 
     commit: str

@@ -24,7 +24,7 @@ from typing import Any
 
 from gitstore import export as _export
 from gitstore import gc as _gc
-from gitstore import ingest, retention
+from gitstore import ingest, remoteheads, retention
 from gitstore import names as _names
 from gitstore import purge as _purge
 from gitstore import retain as _retain
@@ -709,7 +709,10 @@ class Store:
         items: Sequence[str | None] = list(scope) or [None]
         for item in items:
             heads.update(self.heads_in(item))
-        return _retain.retain(self.versions, heads, policy_for, apply=apply)
+        remote_heads = remoteheads.read(self.path) if self.path is not None else {}
+        return _retain.retain(
+            self.versions, heads, policy_for, apply=apply, remote_heads=remote_heads
+        )
 
     def gc(self, *, prune_after: float = 14 * 86400, dry_run: bool = False) -> GcReport:
         """Clean up after crashed or abandoned writes; safe while other writers run.

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.credentials",
         # The retention planner: pure, it reads plain values and no store.
         "gitstore.retention",
+        "gitstore.remoteheads",
     ),
     ("gitstore.backend",),
     ("gitstore.cas", "gitstore.versions", "gitstore.records"),

@@ -1,7 +1,8 @@
 """``retain`` on real stores: the plan read from a store, its config policy, remote copies, the CLI.
 
 The rules themselves are tested without a disk in test_retention.py; here a store's history,
-git config and remote-tracking refs become the planner's input, and a dry run changes nothing.
+git config and the heads its remotes were last seen to hold become the planner's input; a dry
+run changes nothing, and an applied plan is a rewritten chain that still reads as it did.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from support import fsck, git
 
-from gitstore import NotFoundError, Store, UsageError
+from gitstore import NotFoundError, Store, UsageError, remoteheads
 from gitstore import remote as R
 from gitstore.cli.main import cli
 
@@ -158,17 +159,19 @@ def test_push_and_pull_record_what_the_remote_holds(disk_store: Store, tmp_path:
     R.add_remote(disk_store, "origin", str(bare(tmp_path / "remote.git")))
     R.push(disk_store, "origin")
     assert disk_store.path is not None
-    ref = "refs/remotes/origin/artifacts/s/t"
-    assert git(disk_store.path, "rev-parse", ref).stdout.strip() == commits[1]
+    assert remoteheads.read(disk_store.path) == {"origin": {"s/t": commits[1]}}
     with Store.open(tmp_path / "other.git", create=True) as other:
         R.add_remote(other, "up", str(tmp_path / "remote.git"))
         R.pull(other, "up")
-    other_git = tmp_path / "other.git"
-    assert (
-        git(other_git, "rev-parse", "refs/remotes/up/artifacts/s/t").stdout.strip() == (commits[1])
-    )
+    assert remoteheads.read(str(tmp_path / "other.git")) == {"up": {"s/t": commits[1]}}
+    # A push to a bare URL has no remote name to keep its state under.
+    R.push(disk_store, str(bare(tmp_path / "unnamed.git")))
+    assert list(remoteheads.read(disk_store.path)) == ["origin"]
+    # The state pins nothing: no ref beyond the task's own is made.
+    assert git(disk_store.path, "for-each-ref", "--format=%(refname)").stdout.split() == [
+        "refs/artifacts/s/t"
+    ]
     fsck(disk_store.path)
-    fsck(other_git)
 
 
 def test_min_copies_keeps_versions_no_remote_has_unless_forced(
@@ -188,6 +191,22 @@ def test_min_copies_keeps_versions_no_remote_has_unless_forced(
     ]
     assert plan.tasks[0].versions[1].reasons == ("on 0 of 1 remotes",)
     assert disk_store.retain(keep_last=1, min_copies=1, force=True).dropped == 4
+
+
+def test_min_copies_follows_versions_through_a_rewrite(disk_store: Store, tmp_path: Path) -> None:
+    history(disk_store, "s/t", 4)
+    R.add_remote(disk_store, "origin", str(bare(tmp_path / "remote.git")))
+    R.push(disk_store, "origin")
+    # v1 goes; v2..v4 are rewritten (new commits), and the remote still holds them in old form.
+    disk_store.retain(keep_last=3, apply=True)
+    history(disk_store, "s/t", 1)  # v5, only here
+    plan = disk_store.retain(keep_last=1, min_copies=1)
+    assert [(v.number, v.keep) for v in plan.tasks[0].versions] == [
+        (5, True),
+        (4, False),
+        (3, False),
+        (2, False),
+    ]
 
 
 def test_min_copies_comes_from_the_config_too(disk_store: Store) -> None:

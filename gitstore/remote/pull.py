@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 
+from gitstore import remoteheads
 from gitstore.errors import CorruptTransferError, NotAStoreError, RemoteAuthError, RemoteError
 from gitstore.model import TransferResult, redact_url
-from gitstore.remote import rewrites, tracking
+from gitstore.remote import rewrites
 from gitstore.remote.config import resolve_remote, store_gitdir
 from gitstore.remote.merge import integrate
 from gitstore.remote.scope import Scope, task_of
@@ -123,7 +124,8 @@ def pull_url(
         repo.close()
     result.objects, result.bytes = new_pack_stats(gitdir, before)
     integrate_all(store, remote_heads, result, progress, records)
-    tracking.record(store, name, remote_heads)
+    if name != url:  # a remote of the config: its state has a name to be kept under
+        remoteheads.record(gitdir, name, remote_heads, fsync=store.settings.fsync)
     return result
 
 

@@ -16,9 +16,10 @@ from dulwich.pack import UnpackedObject, generate_unpacked_objects
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from gitstore import remoteheads
 from gitstore.model import Refusal, TaskUpdate, TransferResult
 from gitstore.names import REFS_PREFIX
-from gitstore.remote import rewrites, tracking
+from gitstore.remote import rewrites
 from gitstore.remote.config import resolve_remote, store_gitdir
 from gitstore.remote.merge import ancestors, is_ancestor
 from gitstore.remote.scope import Scope, ref_of
@@ -81,7 +82,7 @@ def push_url(
     client, path = client_for(url, "push", ssh_key)
     planned: dict[Ref, tuple[str | None, str]] = {}
     records: dict[str, tuple[str | None, str]] = {}  # rewrite and purge records sent
-    theirs_now: dict[str, str] = {}  # what the remote holds, for the remote-tracking refs
+    theirs_now: dict[str, str] = {}  # what the remote holds, for gitstore.remoteheads
     relevant_haves: set[ObjectID] = set()
 
     def update_refs(refs: dict[Ref, ObjectID]) -> dict[Ref, ObjectID]:
@@ -197,7 +198,8 @@ def push_url(
                 TaskUpdate(key, "created" if old is None else "fast-forward", old, new)
             )
             theirs_now[key] = new
-    tracking.record(store, name, theirs_now)
+    if name != url:  # a remote of the config: its state has a name to be kept under
+        remoteheads.record(gitdir, name, theirs_now, fsync=store.settings.fsync)
     result.refused.sort(key=lambda r: r.task)
     return result
 
