@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,6 @@ def test_retain_plan(benchmark: Any, retain_store: Path) -> None:
 
 def _git_read_manifests(store: Path) -> float:
     """Seconds stock git takes to list every task and read every version's manifest."""
-    import time
-
     script = (
         "git for-each-ref --format='%(objectname)' refs/artifacts/ "
         "| git rev-list --stdin "
@@ -101,3 +100,47 @@ def _git_read_manifests(store: Path) -> float:
         )
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def test_retain_apply(benchmark: Any, retain_store: Path, tmp_path: Path) -> None:
+    copies = iter(range(1_000))
+
+    def fresh() -> tuple[tuple[Path], dict[str, Any]]:
+        copy = tmp_path / f"copy-{next(copies)}"
+        shutil.copytree(retain_store, copy, symlinks=True)
+        quiet_disk()
+        return (copy,), {}
+
+    def apply(copy: Path) -> None:
+        with Store.open(copy) as store:
+            plan = store.retain(keep_last=KEEP, apply=True)
+        assert plan.dropped == TASKS * (VERSIONS - KEEP)
+        assert not any(t.skipped for t in plan.tasks)
+
+    benchmark.pedantic(apply, setup=fresh, rounds=1, iterations=1)
+    ours = mean_of(benchmark)
+    peer = _git_replay_chains(retain_store, tmp_path)
+    figure = f"retain apply, {TASKS} tasks x {VERSIONS} versions (keep-last {KEEP})"
+    record(figure, "gitstore", ours, peer_s=peer, vs_peer=peer / ours)
+    record(figure, "git fast-export --no-data | git fast-import of every chain", peer)
+
+
+def _git_replay_chains(store: Path, tmp_path: Path) -> float:
+    """Seconds stock git takes to write every task's chain again (its commits and trees) into
+    a fresh repository that borrows the blobs (``objects/info/alternates``)."""
+    target = tmp_path / "replayed.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(target)], env=GIT_ENV, check=True)
+    (target / "objects" / "info" / "alternates").write_text(f"{store / 'objects'}\n")
+    quiet_disk()
+    t0 = time.perf_counter()
+    subprocess.run(
+        [
+            "sh",
+            "-c",
+            f"git --git-dir='{store}' fast-export --no-data --all "
+            f"| git --git-dir='{target}' fast-import --quiet",
+        ],
+        env=GIT_ENV,
+        check=True,
+    )
+    return time.perf_counter() - t0

@@ -13,12 +13,20 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from gitstore.errors import ConflictError, TaskNotFoundError, VersionNotFoundError
-from gitstore.meta import parse_iso
-from gitstore.model import RetainPlan, TaskPlan
+import msgspec
+
+from gitstore.backend.trees import lookup, read_blob
+from gitstore.errors import (
+    ConflictError,
+    IntegrityError,
+    TaskNotFoundError,
+    VersionNotFoundError,
+)
+from gitstore.meta import Manifest, decode_manifest, parse_iso
+from gitstore.model import MANIFEST_PATH, RetainPlan, TaskPlan
 from gitstore.retention import ArtifactFacts, Policy, TaskFacts, VersionFacts, plan
 from gitstore.rewrite import Edit, Rewritten, record_rewrites, rewrite_chain
-from gitstore.versions import Versions
+from gitstore.versions import Versions, walk_commits
 
 __all__ = [
     "apply_plan",
@@ -68,8 +76,13 @@ def task_facts(
     spec, task = key.split("/", 1)
     guarded = set(protected)
     found = []
-    for commit in versions.walk([head]):
-        m = versions.manifest(commit)
+    # The walk reads each commit once, for its parents and its tree (Versions.manifest would
+    # read it again): a store-wide plan reads every version, and a read less per version shows.
+    parents: dict[str, list[str]] = {}
+    for commit in walk_commits([head], parents.pop):
+        info = versions.commit(commit)
+        parents[commit] = list(info.parents)
+        m = versions.cached(commit) or _manifest(versions, commit, info.tree)
         arts = tuple(
             ArtifactFacts(name, e.oid, e.size, e.content_type, frozenset(e.tags.items()))
             for name, e in m.artifacts.items()
@@ -88,6 +101,16 @@ def task_facts(
             )
         )
     return TaskFacts(spec, task, head, tuple(found))
+
+
+def _manifest(versions: Versions, commit: str, tree: str) -> Manifest:
+    entry = lookup(versions.objects, tree, MANIFEST_PATH)
+    if entry is None:
+        raise IntegrityError(f"commit {commit} is not a gitstore version (no manifest)")
+    try:
+        return decode_manifest(read_blob(versions.objects, entry.oid))
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise IntegrityError(f"version {commit}: damaged manifest ({e})") from None
 
 
 def iter_facts(
