@@ -237,6 +237,11 @@ def parse_policy(sections: Mapping[str, Mapping[str, str]]) -> StorePolicy:
                 spec_types.setdefault(_spec(name, spec), {})[mime] = _rules(name, keys)
             else:
                 spec_versions[_spec(name, rest)] = _rules(name, keys)
+        elif name.startswith(SECTION + "."):
+            raise StoreError(
+                f'[gitstore "{name}"]: not a retention section (retain, retain.spec.SPEC, '
+                "retain.type.MIME or retain.spec.SPEC.type.MIME)"
+            )
     specs = {
         spec: Policy(versions=spec_versions.get(spec), types=spec_types.get(spec, {}))
         for spec in {*spec_versions, *spec_types}

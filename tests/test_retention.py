@@ -268,6 +268,7 @@ def test_the_store_policy_reads_defaults_specs_and_types() -> None:
         ({"retain.type.log": {"keeplast": "1"}}, "'log' is not a content type"),
         ({"retain.spec.no/such": {"keeplast": "1"}}, "not a spec name"),
         ({"retain.spec.s": {"mincopies": "1"}}, "not a retention setting"),
+        ({"retain.specs.s": {"keeplast": "1"}}, "not a retention section"),
     ],
 )
 def test_a_bad_policy_names_the_setting(sections: dict[str, dict[str, str]], message: str) -> None:
