@@ -264,3 +264,18 @@ def test_the_cli_applies_with_yes_and_says_what_it_did(disk_store: Store, store_
         "dropped 2 versions; kept 1 version; 18 B freed by the next gc"
     )
     assert [v.version for v in disk_store.log("s/t")] == [3]
+
+
+def test_the_cron_line_applies_the_store_policy(disk_store: Store, store_path: Path) -> None:
+    for i in range(4):
+        disk_store.put("s/t", {"run.log": f"log {i}\n", "diff.diff": f"d {i}\n"})
+    assert disk_store.path is not None
+    git(disk_store.path, "config", "gitstore.retain.keepLast", "3")
+    git(disk_store.path, "config", "gitstore.retain.type.text/plain.keepLast", "1")
+    result = run(store_path, "retain", "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert [v.version for v in disk_store.log("s/t")] == [4, 3, 2]
+    assert [a.name for a in disk_store.show("s/t@v3").artifacts] == ["diff.diff"]
+    assert [a.name for a in disk_store.show("s/t@v4").artifacts] == ["diff.diff", "run.log"]
+    assert run(store_path, "retain").stdout.splitlines()[-1].startswith("would drop 0 versions;")
+    fsck(disk_store.path)
