@@ -104,6 +104,8 @@ LOCAL_ONLY = [
     ["bundle", "create", "x.bundle"],
     ["serve"],
     ["token", "ls"],
+    ["retain", "--keep-last", "1"],
+    ["purge", "--blob", "0" * 40],
 ]
 
 
