@@ -20,6 +20,7 @@ from gitstore.errors import (
     ConflictError,
     IntegrityError,
     TaskNotFoundError,
+    UsageError,
     VersionNotFoundError,
 )
 from gitstore.meta import Manifest, decode_manifest, parse_iso
@@ -161,9 +162,10 @@ def apply_plan(versions: Versions, planned: RetainPlan, *, at: str) -> RetainPla
     Each task's chain is rewritten with compare-and-swap from the head it was planned from
     (:func:`gitstore.rewrite.rewrite_chain`): a version put on top of that head meanwhile is
     rebuilt on the new chain (it is no part of the plan, so it stays); a task whose head no
-    longer builds on the planned one (another rewrite or a merging pull won) is left as it was,
-    with the reason in ``skipped``. What was replaced is recorded once for all tasks in
-    ``refs/gitstore/rewrites``, even when an error stops the run half-way.
+    longer builds on the planned one (another rewrite or a merging pull won), or whose plan the
+    rewrite refuses, is left as it was, with the reason in ``skipped``. What was replaced is
+    recorded once for all tasks in ``refs/gitstore/rewrites``, even when an error stops the run
+    half-way.
     """
     done: list[Rewritten] = []
     tasks: list[TaskPlan] = []
@@ -183,7 +185,10 @@ def apply_plan(versions: Versions, planned: RetainPlan, *, at: str) -> RetainPla
                     at=at,
                     record=False,
                 )
-            except (ConflictError, TaskNotFoundError) as e:
+            except (ConflictError, TaskNotFoundError, UsageError) as e:
+                # Another rewrite won, the task was deleted, or its history has a shape the
+                # rewrite cannot drop from (a merge whose sides would need three parents): the
+                # task stays as it was, the others go on.
                 tasks.append(dataclasses.replace(task, skipped=str(e)))
                 continue
             done.append(rewritten)

@@ -18,6 +18,7 @@ from support import fsck, git
 from gitstore import NotFoundError, Store, UsageError, remoteheads
 from gitstore import remote as R
 from gitstore.cli.main import cli
+from gitstore.retain import apply_plan
 
 
 def run(store: Path, *args: str) -> Result:
@@ -279,3 +280,18 @@ def test_the_cron_line_applies_the_store_policy(disk_store: Store, store_path: P
     assert [a.name for a in disk_store.show("s/t@v4").artifacts] == ["diff.diff", "run.log"]
     assert run(store_path, "retain").stdout.splitlines()[-1].startswith("would drop 0 versions;")
     fsck(disk_store.path)
+
+
+def test_a_task_whose_history_was_replaced_after_planning_is_skipped(disk_store: Store) -> None:
+    history(disk_store, "s/t", 3)
+    history(disk_store, "s/u", 3)
+    plan = disk_store.retain(keep_last=1)
+    # s/t is deleted and written anew: its head no longer builds on the one planned from.
+    disk_store.rm_task("s/t")
+    fresh = history(disk_store, "s/t", 2)
+    done = apply_plan(disk_store.versions, plan, at="2026-01-01T00:00:00.000000Z")
+    skipped = {t.task: t.skipped for t in done.tasks}
+    assert skipped["u"] is None
+    assert "plan again" in (skipped["t"] or "")
+    assert [v.commit for v in disk_store.log("s/t")] == fresh[::-1]
+    assert [v.version for v in disk_store.log("s/u")] == [3]
