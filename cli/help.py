@@ -87,6 +87,11 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "gitstore purge --sha256 9f86d081884c7d65 --reason 'token leaked' --yes",
         "gitstore purge --blob 0f7bc766052a5a0ee28a393d51d2370f96d8ceb8 --replace-with 'removed'",
     ),
+    "retain": (
+        "gitstore retain --keep-last 5 --keep-daily 7",
+        "gitstore retain fix-login --type text/x-log --keep-within 7d",
+        "gitstore retain --yes",
+    ),
     "alias": ("gitstore alias fix-login/t1@v3 best", "gitstore alias ls fix-login"),
     "alias rm": ("gitstore alias rm fix-login/t1 best",),
     "alias ls": ("gitstore alias ls", "gitstore alias ls fix-login/t1 --json"),
@@ -103,6 +108,7 @@ SUMMARIES: dict[str, str] = {
     "export": "Write a version's artifacts into a folder.",
     "du": "Bytes on disk and logical bytes, per spec and task.",
     "purge": "Replace leaked bytes by a tombstone, everywhere.",
+    "retain": "Drop old versions and artifacts by keep rules.",
     "alias": "Name versions: SPEC/TASK@NAME.",
     "alias rm": "Remove alias NAME of SPEC/TASK.",
 }

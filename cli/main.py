@@ -1222,11 +1222,18 @@ def _register() -> None:
     # Commands for agent runners live in their own module; imported here, after the group
     # exists, so ``gitstore --help`` lists them with the rest.
     from .lifecycle_purge import COMMANDS as PURGE_COMMANDS
+    from .lifecycle_retain import COMMANDS as RETAIN_COMMANDS
     from .lifecycle_space import COMMANDS as SPACE_COMMANDS
     from .runner import COMMANDS
     from .serve import COMMANDS as SERVE_COMMANDS
 
-    for command in [*COMMANDS, *SERVE_COMMANDS, *SPACE_COMMANDS, *PURGE_COMMANDS]:
+    for command in [
+        *COMMANDS,
+        *SERVE_COMMANDS,
+        *SPACE_COMMANDS,
+        *PURGE_COMMANDS,
+        *RETAIN_COMMANDS,
+    ]:
         cli.add_command(command)
 
 

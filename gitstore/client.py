@@ -83,6 +83,7 @@ from gitstore.model import (
     GcReport,
     Problem,
     PurgeReport,
+    RetainPlan,
     SecretFinding,
     Source,
     SpecSummary,
@@ -575,6 +576,10 @@ class HttpStore(Store):
     def aliases(self, scope: str | None = None) -> list[Alias]:
         """Refused, as :meth:`alias`."""
         self._local_only("alias")
+
+    def retain(self, scope: Sequence[str] = (), **rules: Any) -> RetainPlan:
+        """Refused: retention rewrites the store's chains, on the machine that holds them."""
+        self._local_only("retain")
 
     def expunge(self, oids: Iterable[str], *, wait: float = 120.0) -> ExpungeReport:
         """Refused: expunge rewrites the store's files, on the machine that holds them."""

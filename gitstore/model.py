@@ -3,10 +3,10 @@
 Every public value type lives here: what a put takes (:class:`Artifact`), what readers return
 (:class:`Version`, :class:`ArtifactInfo`, :class:`Diff`, :class:`SpecSummary`, :class:`TaskHead`),
 what maintenance reports (:class:`Problem`, :class:`GcReport`, :class:`TaskDeletion`,
-:class:`RunDeletion`, :class:`SecretFinding`) and what transfers report (:class:`Remote`,
-:class:`Refusal`, :class:`TaskUpdate`, :class:`TransferResult`). Their ``to_dict`` is the JSON
-document the CLI prints with ``--json`` and the HTTP API sends: one shape per value, written once,
-so the two can never drift apart.
+:class:`RunDeletion`, :class:`SecretFinding`, :class:`RetainPlan`) and what transfers report
+(:class:`Remote`, :class:`Refusal`, :class:`TaskUpdate`, :class:`TransferResult`). Their
+``to_dict`` is the JSON document the CLI prints with ``--json`` and the HTTP API sends: one shape
+per value, written once, so the two can never drift apart.
 
 This module holds data only: it reads no store and imports nothing below :mod:`gitstore.names`
 and :mod:`gitstore.meta`.
@@ -34,6 +34,7 @@ __all__ = [
     "ArtifactInfo",
     "Diff",
     "DiskUsage",
+    "Expiry",
     "ExpungeReport",
     "GcReport",
     "Problem",
@@ -42,17 +43,20 @@ __all__ = [
     "Refusal",
     "Remote",
     "RemovedArtifact",
+    "RetainPlan",
     "RunDeletion",
     "SecretFinding",
     "Source",
     "SpecSummary",
     "TaskDeletion",
     "TaskHead",
+    "TaskPlan",
     "TaskUpdate",
     "Text",
     "TransferResult",
     "UsagePart",
     "Version",
+    "VersionPlan",
     "human_bytes",
     "redact_url",
 ]
@@ -698,6 +702,130 @@ class RunDeletion:
             "deleted": list(self.deleted),
             "kept": dict(self.kept),
             "dry_run": self.dry_run,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class Expiry:
+    """An artifact that a kept version loses to a content type's retention rule."""
+
+    name: str
+    size: int
+    content_type: str
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionPlan:
+    """What retention does with one version: keep it (``reasons`` say which rules) or drop it,
+    and which of its artifacts expire if it stays."""
+
+    commit: str
+    number: int
+    time: str
+    keep: bool
+    reasons: tuple[str, ...] = ()
+    expire: tuple[Expiry, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        return {
+            "commit": self.commit,
+            "version": self.number,
+            "time": self.time,
+            "keep": self.keep,
+            "reasons": list(self.reasons),
+            "expire": [e.to_dict() for e in self.expire],
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskPlan:
+    """Retention's plan for one task, newest version first, made from the head ``head``.
+
+    ``rules`` are the version rules the task was planned with (empty: none, every version stays).
+    After the plan is applied, ``new_head`` is the task's rewritten head; ``skipped`` says why a
+    task with changes planned was left as it was (another rewrite won the race for it).
+    """
+
+    spec: str
+    task: str
+    head: str
+    versions: tuple[VersionPlan, ...]
+    rules: str = ""
+    new_head: str | None = None
+    skipped: str | None = None
+
+    @property
+    def dropped(self) -> tuple[VersionPlan, ...]:
+        """The versions that go."""
+        return tuple(v for v in self.versions if not v.keep)
+
+    @property
+    def changes(self) -> bool:
+        """True when the plan drops a version or expires an artifact."""
+        return any(not v.keep or v.expire for v in self.versions)
+
+    def keeps(self, commit: str) -> bool:
+        """True when the plan keeps version ``commit``."""
+        return any(v.keep for v in self.versions if v.commit == commit)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form."""
+        out: dict[str, Any] = {
+            "spec": self.spec,
+            "task": self.task,
+            "head": self.head,
+            "rules": self.rules,
+            "versions": [v.to_dict() for v in self.versions],
+        }
+        if self.new_head is not None:
+            out["new_head"] = self.new_head
+        if self.skipped is not None:
+            out["skipped"] = self.skipped
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class RetainPlan:
+    """What :meth:`gitstore.Store.retain` plans (a dry run) or did (``applied``).
+
+    ``bytes_freed`` counts each blob once that no version left holds; the bytes leave the disk
+    with the next ``gc`` past its grace period.
+    """
+
+    tasks: tuple[TaskPlan, ...]
+    bytes_freed: int = 0
+    applied: bool = False
+
+    @property
+    def dropped(self) -> int:
+        """How many versions go."""
+        return sum(len(t.dropped) for t in self.tasks)
+
+    @property
+    def kept(self) -> int:
+        """How many versions stay."""
+        return sum(1 for t in self.tasks for v in t.versions if v.keep)
+
+    @property
+    def expired(self) -> int:
+        """How many artifacts of kept versions go."""
+        return sum(len(v.expire) for t in self.tasks for v in t.versions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form (``retain --json``)."""
+        return {
+            "applied": self.applied,
+            "dropped": self.dropped,
+            "kept": self.kept,
+            "expired": self.expired,
+            "bytes_freed": self.bytes_freed,
+            "tasks": [t.to_dict() for t in self.tasks],
         }
 
 

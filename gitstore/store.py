@@ -26,9 +26,10 @@ from gitstore import aliases as _aliases
 from gitstore import du as _du
 from gitstore import export as _export
 from gitstore import gc as _gc
-from gitstore import ingest
+from gitstore import ingest, remoteheads, retention
 from gitstore import names as _names
 from gitstore import purge as _purge
+from gitstore import retain as _retain
 from gitstore import verify as _verify
 from gitstore.backend import config, pins, repo
 from gitstore.backend.config import Settings
@@ -64,6 +65,7 @@ from gitstore.model import (
     GcReport,
     Problem,
     PurgeReport,
+    RetainPlan,
     SecretFinding,
     Source,
     SpecSummary,
@@ -882,6 +884,95 @@ class Store:
         return list(scan(self.versions, self.heads_in(scope), masker=masker))
 
     # -- maintenance -------------------------------------------------------------------------
+
+    def retain(
+        self,
+        scope: Sequence[str] = (),
+        *,
+        keep_last: int | None = None,
+        keep_within: str | None = None,
+        keep_daily: int | None = None,
+        keep_weekly: int | None = None,
+        keep_monthly: int | None = None,
+        keep_tags: Sequence[str] = (),
+        content_type: str | None = None,
+        min_copies: int | None = None,
+        force: bool = False,
+        apply: bool = False,
+    ) -> RetainPlan:
+        """Plan which versions of the tasks in ``scope`` (SPEC or SPEC/TASK each; none: all)
+        stay and which go; with ``apply``, do it. See :mod:`gitstore.retention` for the rules.
+
+        A version stays when ANY rule keeps it: ``keep_last`` (the N newest), ``keep_within``
+        (``12h``, ``7d``, ``2w``, ``6m``, ``1y``), ``keep_daily``/``weekly``/``monthly`` (the
+        newest of each of the last N days, weeks, months that have versions, UTC),
+        ``keep_tags`` (``KEY=VALUE``: an artifact's tag or a metadata value). With
+        ``content_type`` (``text/x-log``, ``text/*``) the rules drop only artifacts of that
+        type, from the versions they do not keep. Given no rule, the store's policy applies
+        (``[gitstore "retain"]`` and its per-spec and per-type sections in its git config).
+        The latest version of each task and versions an alias names always stay whole; so do
+        versions known to be on fewer than ``min_copies`` remotes (default: the config's
+        ``minCopies``, else 0) unless ``force``.
+
+        Without ``apply`` nothing is written: the plan says what would go, what stays and by
+        which rule, and the bytes freed (by the next gc past its grace period). With it, each
+        task's chain is rewritten from its first dropped version (numbers, artifacts and
+        metadata of kept versions unchanged; expired artifacts recorded in their manifests;
+        URIs of kept versions still resolve, those of dropped ones are refused as gone), by
+        compare-and-swap on the head it was planned from: a version put meanwhile is kept.
+
+        Raises:
+          UsageError: a bad rule, or no rule given and none in the store's config.
+          StoreError: the config's policy holds a bad value.
+          NotFoundError: a scope that matches no task.
+          ConflictError: writers kept a task's ref busy for ``gitstore.casTimeout`` seconds
+            (tasks rewritten before it are recorded and stay rewritten).
+        """
+        rules = retention.command_policy(
+            keep_last=keep_last,
+            keep_within=keep_within,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            keep_tags=keep_tags,
+            content_type=content_type,
+        )
+        if min_copies is not None and min_copies < 0:
+            raise UsageError(f"--min-copies must be 0 or more, not {min_copies}")
+        stored = retention.parse_policy(
+            config.subsections(self.path, "gitstore") if self.path is not None else {}
+        )
+        copies = stored.default.min_copies if min_copies is None else min_copies
+        if rules is None and not stored:
+            raise UsageError(
+                "no retention rule: give --keep-last, --keep-within, --keep-daily, --keep-weekly, "
+                '--keep-monthly or --keep-tag, or set them in the store\'s [gitstore "retain"]'
+            )
+        # Rules given here replace the store's whole policy for this run, type rules included.
+        given = None
+        if rules is not None:
+            types = {content_type.lower(): rules} if content_type else {}
+            given = retention.Policy(None if content_type else rules, types)
+
+        def policy_for(spec: str) -> retention.Policy:
+            chosen = given if given is not None else stored.for_spec(spec)
+            return dataclasses.replace(chosen, min_copies=copies, force=force)
+
+        heads: dict[str, str] = {}
+        items: Sequence[str | None] = list(scope) or [None]
+        for item in items:
+            heads.update(self.heads_in(item))
+        remote_heads = remoteheads.read(self.path) if self.path is not None else {}
+        # A version with an alias is never dropped (nor loses artifacts): the planner keeps it.
+        protected = {k: set(self.versions.aliases(*k.split("/")).values()) for k in heads}
+        return _retain.retain(
+            self.versions,
+            heads,
+            policy_for,
+            apply=apply,
+            protected=protected,
+            remote_heads=remote_heads,
+        )
 
     def gc(self, *, prune_after: float = 14 * 86400, dry_run: bool = False) -> GcReport:
         """Clean up after crashed or abandoned writes; safe while other writers run.

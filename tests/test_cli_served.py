@@ -108,6 +108,7 @@ LOCAL_ONLY = [
     ["serve"],
     ["token", "ls"],
     ["alias", "ls"],
+    ["retain", "--keep-last", "1"],
 ]
 
 

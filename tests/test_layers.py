@@ -30,6 +30,9 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.secrets",
         "gitstore.statcache",
         "gitstore.credentials",
+        # The retention planner: pure, it reads plain values and no store.
+        "gitstore.retention",
+        "gitstore.remoteheads",
     ),
     ("gitstore.backend",),
     ("gitstore.cas", "gitstore.aliases", "gitstore.versions", "gitstore.records"),
@@ -40,6 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
         "gitstore.export",
         "gitstore.scan",
         "gitstore.gc",
+        "gitstore.retain",
         "gitstore.rewrite",
         "gitstore.purge",
         "gitstore.quota",

@@ -19,7 +19,15 @@ from dulwich.config import ConfigFile
 from gitstore._fs import Busy, atomic_write
 from gitstore.errors import StoreError
 
-__all__ = ["DEFAULT_IDENTITY", "Settings", "parse_size", "read", "settings", "update"]
+__all__ = [
+    "DEFAULT_IDENTITY",
+    "Settings",
+    "parse_size",
+    "read",
+    "settings",
+    "subsections",
+    "update",
+]
 
 DEFAULT_IDENTITY = b"gitstore <gitstore@localhost>"
 # How long an update waits for another writer's config.lock before giving up.
@@ -79,6 +87,22 @@ def settings(gitdir: str) -> Settings:
         max_size=_size(config, "maxSize"),
         max_artifact_size=_size(config, "maxArtifactSize"),
     )
+
+
+def subsections(gitdir: str, section: str) -> dict[str, dict[str, str]]:
+    """Every ``[SECTION "NAME"]`` of the config: NAME -> its keys and values.
+
+    Keys are lower case (git compares them so); of a key given twice, the last value wins, as
+    ``git config --get`` answers. StoreError for a config that cannot be read.
+    """
+    out: dict[str, dict[str, str]] = {}
+    config = read(gitdir)
+    for name in config.sections():
+        if len(name) == 2 and name[0].lower() == section.encode():
+            keys = out.setdefault(name[1].decode(errors="replace"), {})
+            for key, value in config.items(name):
+                keys[key.decode(errors="replace").lower()] = value.decode(errors="replace")
+    return out
 
 
 def update(gitdir: str, change: Callable[[ConfigFile], _T], *, fsync: bool = True) -> _T:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 
+from gitstore import remoteheads
 from gitstore.errors import CorruptTransferError, NotAStoreError, RemoteAuthError, RemoteError
 from gitstore.model import TransferResult, redact_url
 from gitstore.remote import aliases as _aliases
@@ -127,6 +128,8 @@ def pull_url(
         repo.close()
     result.objects, result.bytes = new_pack_stats(gitdir, before)
     integrate_all(store, remote_heads, result, progress, records, alias_heads)
+    if name != url:  # a remote of the config: its state has a name to be kept under
+        remoteheads.record(gitdir, name, remote_heads, fsync=store.settings.fsync)
     return result
 
 

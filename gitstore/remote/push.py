@@ -22,6 +22,7 @@ from dulwich.pack import UnpackedObject, generate_unpacked_objects
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
+from gitstore import remoteheads
 from gitstore.backend.bulk import PackMap
 from gitstore.backend.objects import DiskObjects
 from gitstore.errors import IntegrityError
@@ -95,6 +96,7 @@ def push_url(
     client, path = client_for(url, "push", ssh_key)
     planned: dict[Ref, tuple[str | None, str]] = {}
     records: dict[str, tuple[str | None, str]] = {}  # rewrite and purge records sent
+    theirs_now: dict[str, str] = {}  # what the remote holds, for gitstore.remoteheads
     relevant_haves: set[ObjectID] = set()
     alias_refs: dict[str, str] = {}
     bulk: list[PackMap] = []  # the map of a big push, made once its size is known
@@ -109,6 +111,8 @@ def push_url(
             ref = ref_of(key)
             theirs = refs.get(ref)
             theirs_s = theirs.decode() if theirs is not None else None
+            if theirs_s is not None:
+                theirs_now[key] = theirs_s
             if theirs_s == mine:
                 result.up_to_date += 1
             elif (
@@ -232,6 +236,9 @@ def push_url(
             result.updated.append(
                 TaskUpdate(key, "created" if old is None else "fast-forward", old, new)
             )
+            theirs_now[key] = new
+    if name != url:  # a remote of the config: its state has a name to be kept under
+        remoteheads.record(gitdir, name, theirs_now, fsync=store.settings.fsync)
     result.refused.sort(key=lambda r: r.task)
     # An alias the remote refused (a served store takes task refs only) is simply not there.
     result.aliases += _aliases.landed(alias_refs, status)
