@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .output import say
+from .output import say, size, when
 
 if TYPE_CHECKING:
     from gitstore import RetainPlan, Store, TaskPlan
@@ -136,9 +136,9 @@ def _print_task(task: TaskPlan) -> None:
     for v in task.versions:
         what = "keep" if v.keep else "drop"
         why = ", ".join(v.reasons)
-        say(f"  {what} v{v.number}  {v.commit[:12]}  {v.time}  {why}".rstrip())
+        say(f"  {what} v{v.number}  {v.commit[:12]}  {when(v.time)}  {why}".rstrip())
         for e in v.expire:
-            say(f"    expire {e.name} ({_size(e.size)}, {e.content_type})  {e.rule}")
+            say(f"    expire {e.name} ({size(e.size)}, {e.content_type})  {e.rule}")
 
 
 def _print_summary(plan: RetainPlan) -> None:
@@ -150,25 +150,13 @@ def _print_summary(plan: RetainPlan) -> None:
     skipped = sum(1 for t in plan.tasks if t.skipped)
     if skipped:
         parts.append(f"left {_n(skipped, 'task')} that changed meanwhile")
-    freed = _size(plan.bytes_freed) + (" freed by the next gc" if plan.applied else " to free")
+    freed = size(plan.bytes_freed) + (" freed by the next gc" if plan.applied else " to free")
     tail = "" if plan.applied or not (plan.dropped or plan.expired) else "; --yes applies it"
     say(f"{'; '.join(parts)}; {freed}{tail}")
 
 
 def _n(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
-
-
-def _size(n: int) -> str:
-    """Bytes in human units (1024-based, as du -h)."""
-    if n < 1024:
-        return f"{n} B"
-    size = n / 1024
-    for unit in ("KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 COMMANDS = [retain]

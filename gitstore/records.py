@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Generic, TypeVar
 
 import msgspec
@@ -185,6 +185,14 @@ class RecordBook(Generic[R]):
             path.replace("/", "", 1)
             for path, _m, _o in sharded_entries(self._objects, tree, prefix=prefix)
         )
+
+    def iter_records(self) -> Iterator[R]:
+        """Every record, one at a time (stop early to read fewer)."""
+        tree = self.tree()
+        if tree is None:
+            return
+        for _path, _mode, oid in sharded_entries(self._objects, tree):
+            yield decode_record(read_blob(self._objects, oid), self.kind)
 
     def all(self) -> dict[str, R]:
         """Every record, by key (reads them all: for sync and purge, not for lookups)."""

@@ -339,6 +339,13 @@ class Versions:
                 return matches[0]
             if matches:
                 raise self._ambiguous(where, rev.value, matches, walked)
+            gone = self.dropped_number(addr.spec, addr.task, rev.value)
+            if gone is not None:
+                # Numbers never change meaning: a dropped vN is refused as gone, saying why.
+                why = f" ({gone.why})" if gone.why else ""
+                raise VersionNotFoundError(
+                    f"{where}@{rev} is gone: dropped by {gone.by} on {gone.at[:10]}{why}"
+                )
             raise VersionNotFoundError(f"{where} has no version {rev}")
         prefix = str(rev.value)
         found = sorted(c for c in self.walk([head]) if c.startswith(prefix))
@@ -384,6 +391,17 @@ class Versions:
             if (m.spec, m.task, m.version) != (spec, task, record.version):
                 return None
         return current, record
+
+    def dropped_number(self, spec: str, task: str, number: int) -> RewriteRecord | None:
+        """The record of version ``number`` of ``spec/task`` if a rewrite dropped it, else None.
+
+        Reads the rewrite records one by one until it finds it: for the error of an ``@vN``
+        that no longer resolves, not for lookups on a hot path.
+        """
+        for record in self.rewrites.iter_records():
+            if (record.spec, record.task, record.version, record.new) == (spec, task, number, None):
+                return record
+        return None
 
     def rewritten(self, spec: str, task: str, commit: str) -> str | None:
         """The commit that holds version ``commit`` of ``spec/task`` since a rewrite replaced

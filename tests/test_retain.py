@@ -309,3 +309,15 @@ def test_a_version_with_an_alias_is_never_dropped(disk_store: Store) -> None:
     assert disk_store.get("s/t@shipped", "diff.diff") == b"change 1\n"
     assert disk_store.path is not None
     fsck(disk_store.path)
+
+
+def test_the_number_of_a_dropped_version_is_refused_as_gone(disk_store: Store) -> None:
+    history(disk_store, "s/t", 4)
+    disk_store.retain(keep_last=2, apply=True)
+    with pytest.raises(NotFoundError, match=r"s/t@v2 is gone: dropped by retention on \d{4}-"):
+        disk_store.show("s/t@v2")
+    # A number that never existed is still just not found.
+    with pytest.raises(NotFoundError, match="has no version v9"):
+        disk_store.show("s/t@v9")
+    result = run(disk_store.path, "show", "s/t@v1")  # type: ignore[arg-type]
+    assert result.exit_code == 4 and "is gone: dropped by retention" in result.output
