@@ -42,7 +42,7 @@ from gitstore.meta import (
 )
 from gitstore.names import task_ref
 from gitstore.records import RewriteRecord
-from gitstore.versions import Versions, walk_commits
+from gitstore.versions import Versions, is_ancestor, walk_commits
 
 __all__ = [
     "TOMBSTONE_TYPE",
@@ -139,7 +139,7 @@ def rewrite_chain(
         head = versions.refs.get(ref)
         if head is None:
             raise TaskNotFoundError(f"no task {spec}/{task}")
-        if head != expect and not _descends(versions, head, expect):
+        if head != expect and not is_ancestor(versions, expect, head):
             raise ConflictError(
                 f"{spec}/{task}: the head moved to {head[:12]}, which does not build on "
                 f"{expect[:12]} the plan was made on; plan again"
@@ -266,24 +266,6 @@ def tombstone_entry(old: ArtifactEntry, data: bytes) -> ArtifactEntry:
     )
 
 
-def _descends(versions: Versions, head: str, ancestor: str) -> bool:
-    """Is ``ancestor`` in the history of ``head``? (Numbers grow along edges: the walk stops
-    below the ancestor's number.)"""
-    floor = versions.number(ancestor)
-    seen: set[str] = set()
-    todo = [head]
-    while todo:
-        c = todo.pop()
-        if c in seen:
-            continue
-        seen.add(c)
-        if c == ancestor:
-            return True
-        if versions.number(c) > floor:
-            todo.extend(versions.parents(c))
-    return False
-
-
 def _topological(versions: Versions, head: str, stop: Collection[str] = ()) -> list[str]:
     """Every commit reachable from ``head``, parents before children (iterative); the parents
     of commits in ``stop`` are not visited."""
@@ -386,7 +368,7 @@ def _rebuild(
 
 def _without_ancestors(versions: Versions, parents: list[str]) -> list[str]:
     """``parents`` less each one that another one descends from (it adds no history)."""
-    return [p for p in parents if not any(q != p and _descends(versions, q, p) for q in parents)]
+    return [p for p in parents if not any(q != p and is_ancestor(versions, p, q) for q in parents)]
 
 
 def _edited_tree(versions: Versions, commit: str, tree: str, edit: Edit, when: str) -> str | None:

@@ -54,7 +54,7 @@ from gitstore.model import MANIFEST_PATH, ArtifactInfo, RemovedArtifact, Version
 from gitstore.names import Address, artifact_uri, task_ref
 from gitstore.records import PURGES_REF, REWRITES_REF, PurgeRecord, RecordBook, RewriteRecord
 
-__all__ = ["MANIFEST_CACHE", "Change", "Versions", "walk_commits"]
+__all__ = ["MANIFEST_CACHE", "Change", "Versions", "is_ancestor", "walk_commits"]
 
 # Decoded manifests kept per store (most recently used); a manifest is a few hundred bytes per
 # artifact, and history walks (log, find, push's scan) come back to the same commits.
@@ -744,3 +744,29 @@ def _carried(base: Manifest, artifacts: Mapping[str, ArtifactEntry]) -> dict[str
 
 def _same_set(a: Mapping[str, ArtifactEntry], b: Mapping[str, ArtifactEntry]) -> bool:
     return a.keys() == b.keys() and all(a[k].same_content(b[k]) for k in a)
+
+
+def is_ancestor(versions: Versions, ancestor: str, descendant: str) -> bool:
+    """True when ``ancestor`` is ``descendant`` or reachable from it in the local store.
+
+    Version numbers grow along every parent edge (a merge is the larger parent's + 1), so the walk
+    stops at versions numbered below the one looked for instead of visiting the whole history.
+    """
+    if ancestor == descendant:
+        return True
+    if not versions.has(ancestor):
+        return False
+    target = versions.number(ancestor)
+    seen: set[str] = set()
+    todo = [descendant]
+    while todo:
+        c = todo.pop()
+        if c in seen:
+            continue
+        seen.add(c)
+        if c == ancestor:
+            return True
+        if versions.number(c) <= target:
+            continue
+        todo.extend(versions.parents(c))
+    return False

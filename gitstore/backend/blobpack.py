@@ -23,6 +23,7 @@ import struct
 
 from gitstore import _zlib
 from gitstore._fs import fsync_dir, write_all
+from gitstore.backend.packs import entry_header
 
 __all__ = ["BlobPackWriter"]
 
@@ -34,18 +35,6 @@ _ZLIB_HEAD = b"\x78\x01"
 _BLOCK = 0xFFFF
 # Bytes gathered before a write (a chunk of the blob, with its block framing).
 _BUFFER = 1 << 20
-
-
-def _entry_header(kind: int, size: int) -> bytes:
-    out = bytearray()
-    byte = (kind << 4) | (size & 0x0F)
-    size >>= 4
-    while size:
-        out.append(byte | 0x80)
-        byte = size & 0x7F
-        size >>= 7
-    out.append(byte)
-    return bytes(out)
 
 
 class BlobPackWriter:
@@ -77,7 +66,7 @@ class BlobPackWriter:
         self.job: concurrent.futures.Future[None] | None = None
         self.buf: list[bytes] = []
         self.held = 0
-        head = _entry_header(_BLOB, size) + _ZLIB_HEAD
+        head = entry_header(_BLOB, size) + _ZLIB_HEAD
         self.crc = _zlib.crc32(head)
         self._out(_HEADER + head)
 

@@ -22,39 +22,13 @@ from gitstore.backend.trees import CommitInfo
 from gitstore.meta import ArtifactEntry, Manifest, parse_iso
 from gitstore.model import TaskUpdate
 from gitstore.names import task_ref
-from gitstore.versions import Versions, walk_commits
+from gitstore.versions import Versions, is_ancestor, walk_commits
 
 __all__ = ["MERGE_IDENTITY", "TaskUpdate", "ancestors", "integrate", "is_ancestor"]
 
 # Merge commits carry this identity on every machine: a per-machine identity would give two
 # machines different commit ids for the same merge.
 MERGE_IDENTITY = b"gitstore <gitstore@localhost>"
-
-
-def is_ancestor(versions: Versions, ancestor: str, descendant: str) -> bool:
-    """True when ``ancestor`` is ``descendant`` or reachable from it in the local store.
-
-    Version numbers grow along every parent edge (a merge is the larger parent's + 1), so the walk
-    stops at versions numbered below the one looked for instead of visiting the whole history.
-    """
-    if ancestor == descendant:
-        return True
-    if not versions.has(ancestor):
-        return False
-    target = versions.number(ancestor)
-    seen: set[str] = set()
-    todo = [descendant]
-    while todo:
-        c = todo.pop()
-        if c in seen:
-            continue
-        seen.add(c)
-        if c == ancestor:
-            return True
-        if versions.number(c) <= target:
-            continue
-        todo.extend(versions.parents(c))
-    return False
 
 
 def integrate(versions: Versions, spec: str, task: str, theirs: str) -> TaskUpdate:
