@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .output import say, size, when
+from .output import io_progress, say, size, when
 
 if TYPE_CHECKING:
     from gitstore import RetainPlan, Store, TaskPlan
@@ -105,19 +105,23 @@ def retain(
       gitstore retain nightly --keep-within 30d --yes        # drop them
       gitstore retain --type text/x-log --keep-within 7d     # logs older than a week
     """
-    plan = _open().retain(
-        scope,
-        keep_last=keep_last,
-        keep_within=keep_within,
-        keep_daily=keep_daily,
-        keep_weekly=keep_weekly,
-        keep_monthly=keep_monthly,
-        keep_tags=keep_tags,
-        content_type=content_type,
-        min_copies=min_copies,
-        force=force,
-        apply=yes,
-    )
+    store = _open()
+    # Planning reads every version in scope and applying writes their new heads: on a terminal
+    # the elapsed time, bytes read and written show it working (there is no total to know).
+    with io_progress("retain" if yes else "retain (planning)"):
+        plan = store.retain(
+            scope,
+            keep_last=keep_last,
+            keep_within=keep_within,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            keep_monthly=keep_monthly,
+            keep_tags=keep_tags,
+            content_type=content_type,
+            min_copies=min_copies,
+            force=force,
+            apply=yes,
+        )
     if as_json:
         click.echo(json.dumps(plan.to_dict(), indent=2))
         return

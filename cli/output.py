@@ -37,6 +37,7 @@ __all__ = [
     "confirm",
     "echo",
     "io_progress",
+    "Transfer",
     "is_terminal",
     "note",
     "printable",
@@ -301,6 +302,12 @@ def byte_progress(
         yield tick
 
 
+# Bytes with their unit on both sides ("8.00MiB/300MiB"): tqdm's default shows it on the rate only.
+_KNOWN_TOTAL = (
+    "{l_bar}{bar}| {n_fmt}{unit}/{total_fmt}{unit} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+)
+
+
 @contextlib.contextmanager
 def _bar(
     label: str, total: int | None, delay: float = 0.0, file: Any = None
@@ -316,14 +323,7 @@ def _bar(
         file=file if file is not None else sys.stderr,
         dynamic_ncols=True,
         mininterval=0.2,
-        # Bytes with their unit on both sides ("8.00MiB/300MiB"): tqdm's default shows it on
-        # the rate only.
-        bar_format=(
-            "{l_bar}{bar}| {n_fmt}{unit}/{total_fmt}{unit} [{elapsed}<{remaining}, "
-            "{rate_fmt}{postfix}]"
-            if total is not None
-            else None
-        ),
+        bar_format=_KNOWN_TOTAL if total is not None else None,
         leave=True,
         delay=delay,
     )
@@ -401,20 +401,39 @@ class _Counted:
         return int(self.stream.fileno())
 
 
+class Transfer:
+    """What :func:`io_progress` yields: called with the transfer's text lines (shown after the
+    bar); :meth:`expect` gives it the bytes the transfer will move once that is known (a push
+    that has counted its objects), turning the open-ended count into a bar with an ETA."""
+
+    def __init__(self, bar: tqdm[Any]) -> None:
+        self.bar = bar
+
+    def __call__(self, text: str) -> None:
+        self.bar.set_postfix_str(printable(text)[:48], refresh=True)
+
+    def expect(self, total: int) -> None:
+        """The transfer's expected size in bytes: the bar shows done of it, and an ETA."""
+        self.bar.total = total
+        self.bar.bar_format = _KNOWN_TOTAL
+        self.bar.refresh()
+
+
 @contextlib.contextmanager
 def io_progress(
     label: str, receiving_into: str | os.PathLike[str] | None = None
-) -> Iterator[Callable[[str], None] | None]:
+) -> Iterator[Transfer | None]:
     """Progress of a transfer whose size is not known in advance (push, pull, bundle, gc).
 
-    Yields a callback for the transfer's text lines (shown after the bar), or None when stderr
-    is not a terminal. A thread samples five times a second: the bar counts, with
+    Yields a :class:`Transfer` (a callback for the transfer's text lines, shown after the bar,
+    whose ``expect`` sets the total once it is known: a push that has counted its objects), or
+    None when stderr is not a terminal. A thread samples five times a second: the bar counts, with
     ``receiving_into`` (a store's ``objects`` folder: pull, clone, bundle import), the growth of
     that folder, where the received pack lands; otherwise the bytes this process's threads write
     (``/proc/self/task/*/io``): the pack a push sends into its pipe or socket, a bundle or pack
     written. The label adds what they have read, so the phases that only read (a push scanning
     what it sends for secrets, a pull receiving before indexing) show activity too. No library
-    call is changed for it, and a piped run pays nothing (no thread starts). Where /proc cannot
+    call needs changing for it, and a piped run pays nothing (no thread starts). Where /proc cannot
     be read only the text lines are shown.
     """
     if not progress_allowed():
@@ -444,9 +463,15 @@ def io_progress(
             now = moved(counts)
             if counts is not None and first is not None and counts[0] > first[0]:
                 bar.set_description_str(f"{label} (read {size(counts[0] - first[0])})", False)
-            if now is not None and start is not None and now - start > seen:
-                bar.update(now - start - seen)
-                seen = now - start
+            if now is not None and start is not None:
+                moved_now = now - start
+                if bar.total is not None:
+                    # Held at the expected total: the commands and framing around a pushed pack
+                    # add a few bytes, and tqdm drops a total that is passed (no % nor ETA).
+                    moved_now = min(moved_now, int(bar.total))
+                if moved_now > seen:
+                    bar.update(moved_now - seen)
+                    seen = moved_now
 
         def sampling() -> None:
             err.sampler = threading.get_native_id()
@@ -457,14 +482,11 @@ def io_progress(
                 if waited > 2:  # past tqdm's delay: show phases that only read, too
                     bar.refresh()
 
-        def line(text: str) -> None:
-            bar.set_postfix_str(printable(text)[:48], refresh=True)
-
         thread = threading.Thread(target=sampling, name="gitstore-progress", daemon=True)
         if start is not None:
             thread.start()
         try:
-            yield line
+            yield Transfer(bar)
         finally:
             done.set()
             if thread.is_alive():

@@ -19,14 +19,14 @@ import click
 from gitstore import NotFoundError, PushRefusedError
 
 from .hints import close, refuse_misplaced_remote, suggest_scope, with_hint
-from .output import io_progress, say, size, table
+from .output import Transfer, io_progress, say, size, table
 from .params import REMOTE, REMOTE_OR_SCOPE
 
 if TYPE_CHECKING:
     from types import ModuleType
 
     from gitstore import Store
-    from gitstore.remote import Progress, TransferResult
+    from gitstore.remote import TransferResult
 
 __all__ = ["register"]
 
@@ -93,7 +93,7 @@ def _lib() -> ModuleType:
 
 
 @contextlib.contextmanager
-def _progress(label: str, into: Store | Path | None = None) -> Iterator[Progress | None]:
+def _progress(label: str, into: Store | Path | None = None) -> Iterator[Transfer | None]:
     """Transfer progress on stderr when it is a terminal (bytes moved, rate, the remote's last
     line of text); nothing when piped. ``into``: the store that receives (its objects folder
     is watched). See :func:`.output.io_progress`."""
@@ -322,6 +322,7 @@ def push(args: tuple[str, ...], allow_secrets: bool, ssh_key: Path | None, as_js
             progress=progress,
             allow_secrets=allow_secrets,
             ssh_key=_key(ssh_key),
+            on_total=progress.expect if progress is not None else None,
         )
     _report("push", result, as_json)
 

@@ -273,7 +273,7 @@ def test_put_and_get_progress_show_bytes_rate_and_eta(
         assert re.search(r"3\.00MiB/3\.00MiB \[[\d:]+<[\d:]+, [\d.]+\wiB/s\]", last), last
 
 
-def test_push_progress_counts_the_bytes_sent(
+def test_push_progress_shows_the_bytes_sent_of_the_expected_total_with_an_eta(
     store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ok(store_path, "put", "s/t", "-", "--as", "big.bin", input=os.urandom(3 << 20))
@@ -281,20 +281,50 @@ def test_push_progress_counts_the_bytes_sent(
     monkeypatch.setattr(cli_output, "progress_allowed", lambda: True)
     result = ok(store_path, "push", str(tmp_path / "r.git"))
     last = result.stderr.replace("\r", "\n").strip().splitlines()[-1]
-    sent = re.search(r"push \(read [^)]*\): ([\d.]+)MiB", last)
-    # The pack written into git receive-pack's pipe, counted once (not again when it exits).
-    assert sent and 3.0 <= float(sent.group(1)) < 4.0, last
+    # "push (read 3.1 MiB): 100%|███| 3.00MiB/3.00MiB [00:00<00:00, 9.1MiB/s, ...]": the pack
+    # written into git receive-pack's pipe (counted once, not again when it exits), of the
+    # total push announced once it had counted the objects, and the ETA.
+    sent = re.search(
+        r"push \(read [^)]*\): +\d+%\|.*\| ([\d.]+)MiB/([\d.]+)MiB \[[\d:]+<[\d:]+,", last
+    )
+    assert sent, last
+    assert 3.0 <= float(sent.group(1)) < 4.0 and 3.0 <= float(sent.group(2)) < 4.0, last
 
 
-def test_pull_progress_counts_the_bytes_received(
-    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_push_announces_the_expected_pack_size_once_objects_are_counted(
+    store_path: Path, tmp_path: Path
 ) -> None:
-    ok(store_path, "put", "s/t", "-", "--as", "big.bin", input=os.urandom(3 << 20))
+    import gitstore.remote
+
+    remote = tmp_path / "r.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(remote, "config", "receive.unpackLimit", "1")  # keep the pack as it came, to weigh it
+    totals: list[int] = []
+    with Store.open(store_path, create=True) as store:
+        store.put("s/t", {"big.bin": os.urandom(3 << 20)})
+        gitstore.remote.push(store, str(remote), on_total=totals.append)
+        received = sum(p.stat().st_size for p in (remote / "objects" / "pack").glob("*.pack"))
+        # The entries as stored here: the pack the remote got, within 1% (a small push deflates
+        # its commits and trees afresh rather than reusing their stored entries).
+        assert len(totals) == 1 and abs(totals[0] - received) < received / 100, (totals, received)
+        totals.clear()
+        gitstore.remote.push(store, str(remote), on_total=totals.append)
+    assert totals == []  # nothing left to send: no total announced
+
+
+def test_retain_shows_progress_while_it_plans_and_applies(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(3):
+        ok(store_path, "put", "s/t", "-", "--as", "a.txt", input=f"v{n}")
     monkeypatch.setattr(cli_output, "progress_allowed", lambda: True)
-    result = ok(tmp_path / "other.git", "pull", str(store_path))
-    last = result.stderr.replace("\r", "\n").strip().splitlines()[-1]
-    received = re.search(r"pull \(read [^)]*\): ([\d.]+)MiB", last)
-    assert received and 3.0 <= float(received.group(1)) < 4.0, last
+    planned = ok(store_path, "retain", "--keep-last", "1")
+    assert "retain (planning)" in planned.stderr and "it/s" not in planned.stderr
+    applied = ok(store_path, "retain", "--keep-last", "1", "--yes")
+    last = applied.stderr.replace("\r", "\n").strip().splitlines()[-1]
+    # "retain (read 1.2 MiB): 4.00kiB [00:00, 20.1kiB/s]": bytes and rate, drawn on stderr.
+    assert re.match(r"retain( \(read [^)]*\))?: [\d.]+\w?iB \[[\d:]+, ", last), last
+    assert "dropped 2 versions" in applied.stdout
 
 
 def test_no_progress_when_quiet(

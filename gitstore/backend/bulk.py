@@ -206,6 +206,20 @@ class PackMap:
         found = self._entry(bytes.fromhex(oid))
         return None if found is None else found[1]
 
+    def stored_size(self, oid: str) -> int:
+        """Bytes object ``oid`` takes on disk (its pack entry, or its loose file; 0 if neither).
+
+        What sending it costs when its entry is reused as it is: a push's expected pack size.
+        """
+        found = self._entries.get(bytes.fromhex(oid))
+        if found is not None:
+            return found[2] - found[1]
+        loose = os.path.join(os.path.dirname(self.objects.pack_dir), oid[:2], oid[2:])
+        try:
+            return os.stat(loose).st_size
+        except OSError:
+            return 0
+
     def get(self, oid: str) -> ShaFile:
         """Object ``oid`` parsed (the :class:`~gitstore.backend.objects.ObjectBackend` call)."""
         kind, body = self.read(oid)

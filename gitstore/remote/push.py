@@ -61,6 +61,7 @@ def push(
     progress: Progress | None = None,
     allow_secrets: bool = False,
     ssh_key: str | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> TransferResult:
     """Send task refs (all, or ``scope``) to the remote, never rewinding one.
 
@@ -73,11 +74,15 @@ def push(
     :class:`gitstore.secrets.Masker`), and a task holding any is refused too, naming where,
     never the secret.
 
+    ``on_total``, if given, is called once the objects to send are counted, with the pack's
+    expected size in bytes (their entries as stored here: what goes out when they are reused),
+    so that a progress display can show an ETA; it is not called when nothing is sent.
+
     Raises:
       RemoteUnreachableError, RemoteAuthError, NotAStoreError: the transfer failed.
     """
     name, url = resolve_remote(store, remote)
-    return push_url(store, name, url, Scope(scope), progress, allow_secrets, ssh_key)
+    return push_url(store, name, url, Scope(scope), progress, allow_secrets, ssh_key, on_total)
 
 
 def push_url(
@@ -88,6 +93,7 @@ def push_url(
     progress: Progress | None,
     allow_secrets: bool = False,
     ssh_key: str | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> TransferResult:
     """:func:`push` to ``url`` (the remote ``name``, or the URL itself), for sync."""
     gitdir = store_gitdir(store)
@@ -180,6 +186,7 @@ def push_url(
             if bulk:
                 to_send = bulk[0].missing([w.decode() for w in want], [h.decode() for h in haves])
                 result.objects = len(to_send)
+                expect([oid for oid, _ in to_send])
                 return len(to_send), counted(bulk[0].records(to_send))
             finder = MissingObjectFinder(
                 repo.object_store,
@@ -191,6 +198,7 @@ def push_url(
             remote_has = finder.get_remote_has()
             ids = list(finder)
             count = result.objects = len(ids)
+            expect([sha.decode() for sha, _ in ids])
             # Reusing packed entries as they are (no inflate, no re-deflate) means reading every
             # entry of every pack to find them: worth it for a big push, not for a few objects
             # in a store of 10k tasks (2.7 s for 5 objects), which are looked up one by one.
@@ -204,6 +212,20 @@ def push_url(
             )
 
             return count, counted(records)
+
+        def expect(oids: list[str]) -> None:
+            # Sized only when someone asks (a terminal's progress bar): piped runs pay nothing.
+            if on_total is None or not oids:
+                return
+            objects = store.versions.objects
+            if bulk:
+                sized = sum(bulk[0].stored_size(o) for o in oids)
+            elif isinstance(objects, DiskObjects):
+                with PackMap(objects) as packs:
+                    sized = sum(packs.stored_size(o) for o in oids)
+            else:
+                return
+            on_total(sized + 32)  # the pack's 12-byte header and 20-byte trailer
 
         def counted(records: Iterator[UnpackedObject]) -> Iterator[UnpackedObject]:
             for rec in records:
