@@ -4,12 +4,11 @@ stock git's count of the store as the second opinion."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import git
+from support import compressible, git
 
 from gitstore import NotFoundError, Store
 from gitstore.backend.objects import hash_bytes
@@ -39,7 +38,8 @@ def _entry_sizes(store_path: Path) -> dict[str, int]:
 @pytest.fixture
 def filled(store_path: Path, tmp_path: Path) -> Path:
     big = tmp_path / "big.bin"
-    big.write_bytes(os.urandom(2 << 20))  # loose
+    # Compressible, so loose (an incompressible big blob gets a pack of its own).
+    big.write_bytes(compressible(2 << 20))
     with Store.open(store_path, create=True) as store:
         store.put("a/t1", {"log.txt": b"hello\n" * 1000, "big.bin": big})
         store.put("a/t1", {"log.txt": b"second\n" * 1000})

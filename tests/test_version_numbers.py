@@ -130,7 +130,7 @@ def test_log_draws_the_two_sides_of_the_merge(diverged: tuple[Store, dict[str, s
     a, c = diverged
     code, out, _ = run(a.path or "", "log", "s/t")
     assert code == 0
-    lines = out.splitlines()
+    lines = out.splitlines()[1:]  # under the header row
     assert lines[0].startswith("*") and c["merge"][:12] in lines[0]
     assert lines[1].rstrip() == "|\\"
     # Each side's versions sit in their own lane until they meet at v1.
@@ -148,7 +148,7 @@ def test_log_of_a_linear_history_draws_no_graph(tmp_path: Path) -> None:
         s.put("s/t", {"x": "2"})
     code, out, _ = run(tmp_path / "s.git", "log", "s/t")
     assert code == 0
-    assert [line.split()[0] for line in out.splitlines()] == ["v2", "v1"]
+    assert [line.split()[0] for line in out.splitlines()] == ["VERSION", "v2", "v1"]
 
 
 def test_log_json_has_both_parents_of_the_merge(diverged: tuple[Store, dict[str, str]]) -> None:

@@ -241,7 +241,10 @@ class CountingRefs(DiskRefs):
         self.listed: list[str] = []
 
     def items(self, prefix: str) -> dict[str, str]:
-        self.listed.append(prefix)
+        # Task ref folders only: what the query index spares (show lists the aliases of each
+        # version it returns, refs/gitstore/aliases/SPEC/TASK/, beside it).
+        if prefix.startswith("refs/artifacts/"):
+            self.listed.append(prefix)
         return super().items(prefix)
 
 

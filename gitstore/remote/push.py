@@ -198,7 +198,13 @@ def push_url(
             remote_has = finder.get_remote_has()
             ids = list(finder)
             count = result.objects = len(ids)
-            expect([sha.decode() for sha, _ in ids])
+            sizing = expect([sha.decode() for sha, _ in ids])
+            if sizing is not None:
+                # The map made to size the pack for a terminal's ETA sends it too: entries go
+                # out as they are stored, a 300 MiB blob streamed instead of inflated whole and
+                # deflated again (which also left the bar at 0% until the very end).
+                kinds = [(sha.decode(), hint[0] if hint else -1) for sha, hint in ids]
+                return count, counted(sizing.records(kinds))
             # Reusing packed entries as they are (no inflate, no re-deflate) means reading every
             # entry of every pack to find them: worth it for a big push, not for a few objects
             # in a store of 10k tasks (2.7 s for 5 objects), which are looked up one by one.
@@ -213,19 +219,24 @@ def push_url(
 
             return count, counted(records)
 
-        def expect(oids: list[str]) -> None:
-            # Sized only when someone asks (a terminal's progress bar): piped runs pay nothing.
+        def expect(oids: list[str]) -> PackMap | None:
+            """Announce the pack's expected size to ``on_total``; the map made to size it (None
+            when none was made), which the caller sends from. Sized only when someone asks (a
+            terminal's progress bar): piped runs pay nothing."""
             if on_total is None or not oids:
-                return
+                return None
             objects = store.versions.objects
+            made = None
             if bulk:
                 sized = sum(bulk[0].stored_size(o) for o in oids)
             elif isinstance(objects, DiskObjects):
-                with PackMap(objects) as packs:
-                    sized = sum(packs.stored_size(o) for o in oids)
+                made = PackMap(objects)
+                bulk.append(made)  # closed with the others when the push ends
+                sized = sum(made.stored_size(o) for o in oids)
             else:
-                return
+                return None
             on_total(sized + 32)  # the pack's 12-byte header and 20-byte trailer
+            return made
 
         def counted(records: Iterator[UnpackedObject]) -> Iterator[UnpackedObject]:
             for rec in records:
