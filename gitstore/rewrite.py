@@ -139,7 +139,7 @@ def rewrite_chain(
         head = versions.refs.get(ref)
         if head is None:
             raise TaskNotFoundError(f"no task {spec}/{task}")
-        if head != expect and not is_ancestor(versions, expect, head):
+        if head != expect and not is_ancestor(versions, expect, head, present=True):
             raise ConflictError(
                 f"{spec}/{task}: the head moved to {head[:12]}, which does not build on "
                 f"{expect[:12]} the plan was made on; plan again"
@@ -368,7 +368,11 @@ def _rebuild(
 
 def _without_ancestors(versions: Versions, parents: list[str]) -> list[str]:
     """``parents`` less each one that another one descends from (it adds no history)."""
-    return [p for p in parents if not any(q != p and is_ancestor(versions, p, q) for q in parents)]
+    return [
+        p
+        for p in parents
+        if not any(q != p and is_ancestor(versions, p, q, present=True) for q in parents)
+    ]
 
 
 def _edited_tree(versions: Versions, commit: str, tree: str, edit: Edit, when: str) -> str | None:

@@ -746,7 +746,9 @@ def _same_set(a: Mapping[str, ArtifactEntry], b: Mapping[str, ArtifactEntry]) ->
     return a.keys() == b.keys() and all(a[k].same_content(b[k]) for k in a)
 
 
-def is_ancestor(versions: Versions, ancestor: str, descendant: str) -> bool:
+def is_ancestor(
+    versions: Versions, ancestor: str, descendant: str, *, present: bool = False
+) -> bool:
     """True when ``ancestor`` is ``descendant`` or reachable from it in the local store.
 
     Version numbers grow along every parent edge (a merge is the larger parent's + 1), so the walk
@@ -754,7 +756,10 @@ def is_ancestor(versions: Versions, ancestor: str, descendant: str) -> bool:
     """
     if ancestor == descendant:
         return True
-    if not versions.has(ancestor):
+    # A commit fetched from elsewhere may be absent: answered without a walk. ``present``: the
+    # caller read it already (a rewrite's planned head), so no existence check can misjudge it
+    # while other processes merge packs under us.
+    if not present and not versions.has(ancestor):
         return False
     target = versions.number(ancestor)
     seen: set[str] = set()

@@ -334,6 +334,7 @@ class DiskObjects:
         self._made_dirs: set[str] = set()
         self.pack_dir = os.path.join(objects_dir, "pack")
         self._pack_mtime: int | None = None
+        self._racy_scan = False  # was the last listing of pack_dir too close to its change?
         # Small packs in the folder at this handle's last look (None: not looked yet), and
         # packs it wrote since (see _merge_when_due).
         self._small_packs: int | None = None
@@ -375,14 +376,24 @@ class DiskObjects:
                 except FileNotFoundError:
                     return False
                 if mtime != self._pack_mtime:
+                    listed_at = time.time_ns()
                     self._rescan()
                     self._pack_mtime = mtime
+                    # A folder listed within a clock tick of its last change can change again
+                    # in that same tick without its mtime moving (another process's pack landing
+                    # just after our listing): a miss then lists it again instead of trusting it.
+                    self._racy_scan = listed_at - mtime < _RACY_PACK_DIR_NS
                 try:
-                    return any(
+                    if any(
                         self._usable(base, pack, sha) for base, pack in self.store.cached_packs()
-                    )
+                    ):
+                        return True
                 except (PackFileDisappeared, FileNotFoundError):
                     self._pack_mtime = None
+                    continue
+                if not self._racy_scan:
+                    return False
+                self._pack_mtime = None
             return False
 
     def _usable(self, base: str, pack: Pack, sha: RawObjectID) -> bool:
@@ -867,6 +878,11 @@ class _PackCache(DiskObjectStore):
 # old packs nor the merged one. The pauses grow to a few milliseconds; a truly missing object
 # costs about 50 ms before it is reported.
 _LOOKUP_TRIES = 8
+
+
+# How close to a change of the pack folder a listing of it cannot be trusted to have seen every
+# change of that clock tick (file times move in kernel ticks, 1-10 ms; generous on purpose).
+_RACY_PACK_DIR_NS = 50_000_000
 
 
 def _lookup_pause(attempt: int) -> None:
