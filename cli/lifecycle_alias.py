@@ -8,32 +8,17 @@ lanes ``gitstore log`` shows beside a history that holds merges, like ``git log 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from .output import printable, say
+from .output import emit_json, open_store, printable, say
 
 if TYPE_CHECKING:
-    from gitstore import Alias, Store
+    from gitstore import Alias
 
 __all__ = ["alias", "graph"]
-
-
-def _open() -> Store:
-    """The store chosen by ``--store`` (closed when the command ends)."""
-    from gitstore import Store
-
-    ctx = click.get_current_context()
-    path: Path = ctx.obj
-    return ctx.with_resource(Store.open(path))
-
-
-def _emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
 
 
 def _line(a: Alias) -> str:
@@ -74,9 +59,9 @@ def alias() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def _set(address: str, name: str, as_json: bool) -> None:
     """Point alias NAME of SPEC/TASK at version REV (the latest when none is given)."""
-    a = _open().alias(address, name)
+    a = open_store().alias(address, name)
     if as_json:
-        _emit_json(a.to_dict())
+        emit_json(a.to_dict())
     else:
         say(_line(a))
 
@@ -87,9 +72,9 @@ def _set(address: str, name: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def _rm(address: str, name: str, as_json: bool) -> None:
     """Remove alias NAME of SPEC/TASK (the version stays); exit 4 if there is none."""
-    a = _open().unalias(address, name)
+    a = open_store().unalias(address, name)
     if as_json:
-        _emit_json({**a.to_dict(), "removed": True})
+        emit_json({**a.to_dict(), "removed": True})
     else:
         say(f"removed {a.spec}/{a.task}@{a.name} (was v{a.version} {a.commit[:12]})")
 
@@ -99,9 +84,9 @@ def _rm(address: str, name: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of text.")
 def _ls(scope: str | None, as_json: bool) -> None:
     """List aliases: of the whole store, of SPEC, or of SPEC/TASK."""
-    found = _open().aliases(scope)
+    found = open_store().aliases(scope)
     if as_json:
-        _emit_json([a.to_dict() for a in found])
+        emit_json([a.to_dict() for a in found])
         return
     rows = [
         [f"{a.spec}/{a.task}@{a.name}", f"v{a.version}", a.commit[:12], a.set_at] for a in found

@@ -7,28 +7,18 @@ format the answer; errors reach the one exit-code table in ``gitstore.cli.main``
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from gitstore import UsageError
 
-from .output import say
+from .output import open_store, say
 
 if TYPE_CHECKING:
-    from gitstore import PurgeReport, Store
+    from gitstore import PurgeReport
 
 __all__ = ["COMMANDS", "purge"]
-
-
-def _open() -> Store:
-    """The store chosen by ``gitstore --store`` (closed when the command ends); never created."""
-    from gitstore import Store
-
-    ctx = click.get_current_context()
-    path: Path = ctx.find_root().obj
-    return ctx.with_resource(Store.open(path))
 
 
 @click.command()
@@ -67,7 +57,7 @@ def purge(
     """
     if target is not None and name is None and not target.startswith("gitstore://"):
         raise UsageError(f"{target}: which artifact? (give a name, --blob or --sha256)")
-    store = _open()
+    store = open_store()
     report = store.purge(
         target,
         name,

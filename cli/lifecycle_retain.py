@@ -7,26 +7,16 @@ format the plan; errors reach the one exit-code table because the command runs i
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from .output import io_progress, say, size, when
+from .output import io_progress, open_store, say, size, when
 
 if TYPE_CHECKING:
-    from gitstore import RetainPlan, Store, TaskPlan
+    from gitstore import RetainPlan, TaskPlan
 
 __all__ = ["COMMANDS", "retain"]
-
-
-def _open() -> Store:
-    """The store chosen by ``gitstore --store`` (closed when the command ends); never created."""
-    from gitstore import Store
-
-    ctx = click.get_current_context()
-    path: Path = ctx.find_root().obj
-    return ctx.with_resource(Store.open(path))
 
 
 @click.command()
@@ -105,7 +95,7 @@ def retain(
       gitstore retain nightly --keep-within 30d --yes        # drop them
       gitstore retain --type text/x-log --keep-within 7d     # logs older than a week
     """
-    store = _open()
+    store = open_store()
     # Planning reads every version in scope and applying writes their new heads: on a terminal
     # the elapsed time, bytes read and written show it working (there is no total to know).
     with io_progress("retain" if yes else "retain (planning)"):

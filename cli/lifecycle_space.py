@@ -8,28 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from gitstore import human_bytes
 
-from .output import printable, say
+from .output import open_store, printable, say
 
 if TYPE_CHECKING:
-    from gitstore import Store, UsagePart
+    from gitstore import UsagePart
 
 __all__ = ["COMMANDS", "du"]
-
-
-def _open() -> Store:
-    """The store chosen by ``gitstore --store`` (closed when the command ends); never created."""
-    from gitstore import Store
-
-    ctx = click.get_current_context()
-    path: Path = ctx.find_root().obj
-    return ctx.with_resource(Store.open(path))
 
 
 @click.command()
@@ -44,7 +34,7 @@ def du(scope: str | None, as_json: bool) -> None:
     reaches (gc frees it once past the grace period). Lists specs for the store, tasks for a
     spec, content types always; --json has them all, with a "total" in bytes.
     """
-    usage = _open().du(scope)
+    usage = open_store().du(scope)
     if as_json:
         click.echo(json.dumps(usage.to_dict(), indent=2))
         return

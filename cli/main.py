@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,6 +39,7 @@ from .output import (
     byte_progress,
     confirm,
     echo,
+    emit_json,
     io_progress,
     note,
     printable,
@@ -394,10 +394,6 @@ def _progress(label: str, total: Callable[[], int]) -> Iterator[Tick | None]:
         yield tick
 
 
-def _emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
-
-
 def _table(rows: Sequence[Sequence[str]], right: frozenset[int] = frozenset()) -> None:
     """Rows as aligned columns without a header (kept for commands in other modules)."""
     table(rows, right=right)
@@ -426,7 +422,7 @@ def _plural(n: int, word: str) -> str:
 def _print_version(version: Version, as_json: bool) -> None:
     """What put and rm answer: the version they made (or the unchanged latest one)."""
     if as_json:
-        _emit_json(version.to_dict(created=True))
+        emit_json(version.to_dict(created=True))
         return
     unchanged = "" if version.created else " (unchanged, no new version)"
     total = sum(a.size for a in version.artifacts)
@@ -815,7 +811,7 @@ def ls(address: str | None, as_json: bool) -> None:
     if address is None:
         specs = store.spec_summaries()
         if as_json:
-            _emit_json([s.to_dict() for s in specs])
+            emit_json([s.to_dict() for s in specs])
         elif not specs:
             note(f"the store at {store.path or store} is empty: gitstore put SPEC/TASK FILE...")
         else:
@@ -826,13 +822,13 @@ def ls(address: str | None, as_json: bool) -> None:
         if addr.task is None:
             tasks = store.task_heads(addr.spec)
             if as_json:
-                _emit_json([t.to_dict() for t in tasks])
+                emit_json([t.to_dict() for t in tasks])
             else:
                 table([[t.task, _short(t.commit)] for t in tasks], header=("TASK", "LATEST"))
             return
         version = store.show(address)
     if as_json:
-        _emit_json(version.to_dict())
+        emit_json(version.to_dict())
         return
     _version_title(version)
     table(_artifact_rows(version.artifacts), header=ARTIFACT_HEADER, right=_R1)
@@ -877,7 +873,7 @@ def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> N
 
         recent = find(store, limit=limit or 20, artifacts=False)
         if as_json:
-            _emit_json([v.to_dict(artifacts=False) for v in recent])
+            emit_json([v.to_dict(artifacts=False) for v in recent])
         elif not recent:
             note("no versions yet: gitstore put SPEC/TASK FILE...")
         else:
@@ -897,7 +893,7 @@ def log(address: str | None, limit: int | None, as_json: bool, jsonl: bool) -> N
     with did_you_mean(store, address):
         versions = store.log(address, limit=limit)
     if as_json:
-        _emit_json([v.to_dict(artifacts=False) for v in versions])
+        emit_json([v.to_dict(artifacts=False) for v in versions])
         return
     rows = [
         [
@@ -949,7 +945,7 @@ def show(address: str, name: str | None, as_json: bool) -> None:
         info = version.artifact(name) if name is not None else None
     if info is not None:
         if as_json:
-            _emit_json(info.to_dict())
+            emit_json(info.to_dict())
         else:
             fields = info.to_dict()
             fields["size"] = f"{size(info.size)} ({info.size} bytes)"
@@ -958,7 +954,7 @@ def show(address: str, name: str | None, as_json: bool) -> None:
             _print_fields(fields)
         return
     if as_json:
-        _emit_json(version.to_dict())
+        emit_json(version.to_dict())
         return
     _print_fields(
         {
@@ -1003,7 +999,7 @@ def diff(old: str, new: str | None, patch: bool, as_json: bool) -> None:
     with did_you_mean(store, old), did_you_mean(store, new):
         d = store.diff(old, new)
     if as_json:
-        _emit_json(d.to_dict())
+        emit_json(d.to_dict())
         return
     say(f"{d.old.spec}/{d.old.task}@v{d.old.version} -> {d.new.spec}/{d.new.task}@v{d.new.version}")
     before = {a.name: a for a in d.old.artifacts}
@@ -1101,14 +1097,14 @@ def rm(
         (head,) = store.heads_in(address).values()
     if not confirm(f"delete task {address} (its ref points at {_short(head)})?", yes):
         if as_json:
-            _emit_json({**TaskDeletion(address, head).to_dict(), "deleted": False})
+            emit_json({**TaskDeletion(address, head).to_dict(), "deleted": False})
         else:
             say(f"would delete {address} (its ref points at {_short(head)})")
             note("nothing deleted: add --yes to delete (no terminal to ask)")
         return
     commit = store.rm_task(address, expect=head)
     if as_json:
-        _emit_json(TaskDeletion(address, commit).to_dict())
+        emit_json(TaskDeletion(address, commit).to_dict())
     else:
         say(f"deleted {address} (its ref pointed at {_short(commit)})")
 
@@ -1125,7 +1121,7 @@ def verify(scope: str | None, as_json: bool) -> None:
     with did_you_mean(store, scope):
         problems = store.verify(scope)
     if as_json:
-        _emit_json([p.to_dict() for p in problems])
+        emit_json([p.to_dict() for p in problems])
     else:
         for p in problems:
             say(str(p))
@@ -1159,7 +1155,7 @@ def gc(dry_run: bool, prune_after: float, as_json: bool) -> None:
     with io_progress("gc"):
         report = store.gc(prune_after=prune_after * 86400, dry_run=dry_run)
     if as_json:
-        _emit_json(report.to_dict())
+        emit_json(report.to_dict())
         return
     fields: dict[str, object] = dict(report.to_dict())
     for key in ("pruned_bytes", "bytes_freed"):

@@ -16,6 +16,7 @@ only when a bar is drawn so that ``gitstore --help`` does not pay for it).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
     from tqdm import tqdm
 
+    from gitstore import Store
+
 __all__ = [
     "PROGRESS_MIN_BYTES",
     "ago",
@@ -36,10 +39,12 @@ __all__ = [
     "color_enabled",
     "confirm",
     "echo",
+    "emit_json",
     "io_progress",
     "Transfer",
     "is_terminal",
     "note",
+    "open_store",
     "printable",
     "quiet",
     "say",
@@ -77,6 +82,21 @@ def printable(text: str) -> str:
     name it shows; it is for people, and scripts read ``--json``. Escaping twice changes nothing.
     """
     return _UNSAFE.sub(_escape, text)
+
+
+def open_store(*, create: bool = False) -> Store:
+    """The store chosen by ``gitstore --store`` (or ``$GITSTORE_DIR``), closed when the command
+    ends; made only when ``create`` (a command that writes). The path is on the root context,
+    so a subcommand (``alias rm``, ``remote add``) finds it too."""
+    from gitstore import Store
+
+    ctx = click.get_current_context()
+    return ctx.with_resource(Store.open(ctx.find_root().obj, create=create))
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` (a library ``to_dict()`` shape) as the one indented JSON document."""
+    click.echo(json.dumps(value, indent=2))
 
 
 def say(text: str = "", *, err: bool = False) -> None:

@@ -8,7 +8,6 @@ the transfer's summary document). A push that refused tasks prints what it did, 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ import click
 from gitstore import NotFoundError, PushRefusedError
 
 from .hints import close, refuse_misplaced_remote, suggest_scope, with_hint
-from .output import Transfer, io_progress, say, size, table
+from .output import Transfer, emit_json, io_progress, open_store, say, size, table
 from .params import REMOTE, REMOTE_OR_SCOPE
 
 if TYPE_CHECKING:
@@ -65,19 +64,6 @@ def allow_secrets_option(f: F) -> F:
         is_flag=True,
         help="Push versions even if they hold secret-shaped strings (refused by default).",
     )(f)
-
-
-def _open(*, create: bool = False) -> Store:
-    """The store chosen by ``--store`` (closed when the command ends)."""
-    from gitstore import Store
-
-    ctx = click.get_current_context()
-    path: Path = ctx.find_root().obj
-    return ctx.with_resource(Store.open(path, create=create))
-
-
-def _emit_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2))
 
 
 def _plural(n: int, word: str) -> str:
@@ -189,7 +175,7 @@ def _looks_scp(text: str) -> bool:
 
 def _report(verb: str, result: TransferResult, as_json: bool) -> None:
     if as_json:
-        _emit_json({"command": verb, **result.to_dict()})
+        emit_json({"command": verb, **result.to_dict()})
     else:
         rows = [[u.action, u.task, _short(u.old), _short(u.new), ""] for u in result.updated]
         rows += [
@@ -248,7 +234,7 @@ def remote_add(name: str, url: str) -> None:
 
     URL is a path, file://, ssh://, user@host:path, http(s):// or git://.
     """
-    r = _lib().add_remote(_open(), name, url)
+    r = _lib().add_remote(open_store(), name, url)
     say(f"remote {r.name} -> {r.url}")
 
 
@@ -256,9 +242,9 @@ def remote_add(name: str, url: str) -> None:
 @json_option
 def remote_ls(as_json: bool) -> None:
     """List the remotes."""
-    found = _lib().remotes(_open())
+    found = _lib().remotes(open_store())
     if as_json:
-        _emit_json([r.to_dict() for r in found])
+        emit_json([r.to_dict() for r in found])
         return
     if not found:
         from .output import note
@@ -271,7 +257,7 @@ def remote_ls(as_json: bool) -> None:
 @click.argument("name", type=REMOTE)
 def remote_rm(name: str) -> None:
     """Forget remote NAME (its tasks stay in the store)."""
-    store = _open()
+    store = open_store()
     with _remote_hint(store, name):
         r = _lib().remove_remote(store, name)
     say(f"removed remote {r.name} ({r.url})")
@@ -311,7 +297,7 @@ def push(args: tuple[str, ...], allow_secrets: bool, ssh_key: Path | None, as_js
     (unless --allow-secrets); the rest is pushed, and the command exits 10 naming what was
     refused.
     """
-    store = _open()
+    store = open_store()
     name, scope = _split(store, args, "push")
     _check_local_scope(store, scope)
     with _remote_hint(store, name), _progress("push") as progress:
@@ -338,7 +324,7 @@ def pull(args: tuple[str, ...], ssh_key: Path | None, as_json: bool) -> None:
     matches no task of the remote is not found (exit 4). Diverged tasks get a merge version,
     which lists the names both sides changed; the newer side kept them.
     """
-    store = _open(create=True)
+    store = open_store(create=True)
     name, scope = _split(store, args, "pull")
     with _remote_hint(store, name), _progress("pull", store) as progress:
         result = _lib().pull(store, name, scope, progress=progress, ssh_key=_key(ssh_key))
@@ -355,7 +341,7 @@ def pull(args: tuple[str, ...], ssh_key: Path | None, as_json: bool) -> None:
 @json_option
 def sync(name: str | None, allow_secrets: bool, ssh_key: Path | None, as_json: bool) -> None:
     """Pull, then push, until both sides hold the same task refs."""
-    store = _open()
+    store = open_store()
     with _remote_hint(store, name), _progress("sync", store) as progress:
         result = _lib().sync(
             store, name, progress=progress, allow_secrets=allow_secrets, ssh_key=_key(ssh_key)
@@ -377,12 +363,12 @@ def bundle_create(file: Path, scope: tuple[str, ...], as_json: bool) -> None:
 
     All tasks, or those of each SPEC or SPEC/TASK given.
     """
-    store = _open()
+    store = open_store()
     _check_local_scope(store, scope)
     with _progress("bundle"):
         result = _lib().bundle_create(store, file, scope)
     if as_json:
-        _emit_json({"command": "bundle create", **result.to_dict()})
+        emit_json({"command": "bundle create", **result.to_dict()})
         return
     say(
         f"bundled {_plural(len(result.updated), 'task')} into {file} "
@@ -398,7 +384,7 @@ def bundle_import(file: Path, as_json: bool) -> None:
 
     FILE was made by gitstore bundle create or git bundle create.
     """
-    store = _open(create=True)
+    store = open_store(create=True)
     with _progress("bundle import", store) as progress:
         result = _lib().bundle_import(store, file, progress=progress)
     _report("bundle import", result, as_json)

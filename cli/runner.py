@@ -7,29 +7,19 @@ reach the one exit-code table in ``gitstore.cli.main`` because these commands ru
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from gitstore import SecretsFoundError, UsageError
 
-from .output import confirm, note, say, table, verbose, when
+from .output import confirm, note, open_store, say, table, verbose, when
 from .params import key_values
 
 if TYPE_CHECKING:
-    from gitstore import Store
+    pass
 
 __all__ = ["COMMANDS", "find_command", "rm_run", "scan"]
-
-
-def _open() -> Store:
-    """The store chosen by ``gitstore --store`` (closed when the command ends); never created."""
-    from gitstore import Store
-
-    ctx = click.get_current_context()
-    path: Path = ctx.find_root().obj
-    return ctx.with_resource(Store.open(path))
 
 
 def _asks() -> bool:
@@ -52,7 +42,7 @@ def scan(scope: str | None, as_json: bool) -> None:
     Prints one line per finding, SPEC/TASK@COMMIT WHERE: KIND (WHERE: NAME:LINE for an
     artifact's bytes, message, run_id, metadata.KEY, tag KEY on NAME ...); never the secret.
     """
-    findings = _open().scan(scope)
+    findings = open_store().scan(scope)
     if as_json:
         click.echo(json.dumps([f.to_dict() for f in findings], indent=2))
     else:
@@ -108,7 +98,7 @@ def find_command(
     from gitstore import find
 
     versions = find(
-        _open(),
+        open_store(),
         run=run_id,
         tags=tags or None,
         content_type=content_type,
@@ -155,7 +145,7 @@ def rm_run(run_id: str, yes: bool, as_json: bool) -> None:
         raise UsageError("rm-run needs a RUN_ID")
     from gitstore import delete_run
 
-    store = _open()
+    store = open_store()
     if not yes and not as_json and _asks():
         plan = delete_run(store, run_id, dry_run=True)
         for key in plan.deleted:
