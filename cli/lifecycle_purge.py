@@ -6,14 +6,13 @@ format the answer; errors reach the one exit-code table in ``gitstore.cli.main``
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
 from gitstore import UsageError
 
-from .output import open_store, say
+from .output import emit_json, open_store, say
 
 if TYPE_CHECKING:
     from gitstore import PurgeReport
@@ -73,7 +72,7 @@ def purge(
     if as_json:
         doc = report.to_dict()
         doc["remotes"] = [r.name for r in remotes(store)]
-        click.echo(json.dumps(doc, indent=2))
+        emit_json(doc)
         return
     _print(report, elsewhere)
 

@@ -6,12 +6,11 @@ format the plan; errors reach the one exit-code table because the command runs i
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
-from .output import io_progress, open_store, say, size, when
+from .output import emit_json, io_progress, open_store, say, size, when
 
 if TYPE_CHECKING:
     from gitstore import RetainPlan, TaskPlan
@@ -113,7 +112,7 @@ def retain(
             apply=yes,
         )
     if as_json:
-        click.echo(json.dumps(plan.to_dict(), indent=2))
+        emit_json(plan.to_dict())
         return
     for task in plan.tasks:
         _print_task(task)

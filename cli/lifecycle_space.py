@@ -6,7 +6,6 @@ out. Errors reach the one exit-code table in ``cli.main``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ import click
 
 from gitstore import human_bytes
 
-from .output import open_store, printable, say
+from .output import emit_json, open_store, printable, say
 
 if TYPE_CHECKING:
     from gitstore import UsagePart
@@ -36,7 +35,7 @@ def du(scope: str | None, as_json: bool) -> None:
     """
     usage = open_store().du(scope)
     if as_json:
-        click.echo(json.dumps(usage.to_dict(), indent=2))
+        emit_json(usage.to_dict())
         return
     where = scope or "the store"
     say(f"{where}: {human_bytes(usage.total)} on disk, {human_bytes(usage.logical)} logical")

@@ -6,14 +6,13 @@ reach the one exit-code table in ``gitstore.cli.main`` because these commands ru
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 import click
 
 from gitstore import SecretsFoundError, UsageError
 
-from .output import confirm, note, open_store, say, table, verbose, when
+from .output import confirm, emit_json, note, open_store, say, table, verbose, when
 from .params import key_values
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ def scan(scope: str | None, as_json: bool) -> None:
     """
     findings = open_store().scan(scope)
     if as_json:
-        click.echo(json.dumps([f.to_dict() for f in findings], indent=2))
+        emit_json([f.to_dict() for f in findings])
     else:
         for f in findings:
             say(str(f))
@@ -110,7 +109,7 @@ def find_command(
         latest=latest,
     )
     if as_json:
-        click.echo(json.dumps([v.to_dict(artifacts=False) for v in versions], indent=2))
+        emit_json([v.to_dict(artifacts=False) for v in versions])
         return
     if not versions:
         note("no version matches")
@@ -153,7 +152,7 @@ def rm_run(run_id: str, yes: bool, as_json: bool) -> None:
         yes = bool(plan.deleted) and confirm(f"delete {len(plan.deleted)} task(s)?", False)
     result = delete_run(store, run_id, dry_run=not yes)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        emit_json(result.to_dict())
         return
     verb = "deleted" if yes else "would delete"
     for key in result.deleted:
