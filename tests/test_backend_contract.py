@@ -218,6 +218,25 @@ def test_disk_refs_read_refs_packed_by_stock_git_and_delete_them(tmp_path: Path)
     assert git(tmp_path / "s.git", "for-each-ref", "refs/artifacts").stdout == ""
 
 
+def test_disk_refs_list_refs_stock_git_wrote_at_any_depth_and_close_every_folder(
+    tmp_path: Path,
+) -> None:
+    with Store.open(tmp_path / "s.git", create=True) as store:
+        commit = store.put("s/t", {"a": "1"}).commit
+    git(tmp_path / "s.git", "update-ref", "refs/artifacts/s/deep/er", commit)
+    git(tmp_path / "s.git", "symbolic-ref", "refs/artifacts/s/sym", "refs/artifacts/s/t")
+    folder = tmp_path / "s.git" / "refs" / "artifacts" / "s"
+    (folder / "u.lock").write_text(f"{A}\n")  # a writer's lock: not a ref yet
+    (folder / "junk").write_text("not an object id\n")
+    refs = DiskRefs(str(tmp_path / "s.git"), fsync=False)
+    open_before = len(os.listdir("/proc/self/fd"))
+    assert refs.items("refs/artifacts/s/") == {
+        "refs/artifacts/s/t": commit,
+        "refs/artifacts/s/deep/er": commit,
+    }
+    assert len(os.listdir("/proc/self/fd")) == open_before
+
+
 def test_a_disk_ref_whose_lock_a_live_writer_holds_is_busy(tmp_path: Path) -> None:
     Store.open(tmp_path / "s.git", create=True).close()
     refs = DiskRefs(str(tmp_path / "s.git"), fsync=False)

@@ -42,6 +42,9 @@ _SYNC_THREADS = 8
 _sync_pool: concurrent.futures.ThreadPoolExecutor | None = None
 _sync_pool_lock = threading.Lock()
 
+_FILE_FLAGS = os.O_RDONLY | os.O_CLOEXEC
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
 
 def _fsync_all(fds: Sequence[int]) -> None:
     """fsync every file of ``fds``, several at once when there are several."""
@@ -189,24 +192,29 @@ class DiskRefs:
     def _scan(self, folder: str, out: dict[str, str]) -> None:
         """Add the loose refs below ``folder`` (a ref name prefix without ``/``) to ``out``.
 
-        scandir, not os.walk: its entries carry their paths and kinds, so a listing of 100k
-        refs costs the three system calls of each read and little else.
+        scandir, not os.walk: its entries carry their kinds, so a listing of 100k refs costs
+        the three system calls of each read and little else. Each file is opened relative to
+        its folder's descriptor: the kernel resolves one name instead of the whole path, and
+        no path is joined (a tenth of a 100k-ref listing).
         """
         try:
-            entries = os.scandir(self._path(folder))
+            folder_fd = os.open(self._path(folder), _FOLDER_FLAGS)
         except (FileNotFoundError, NotADirectoryError):
             return
-        with entries:
-            for entry in entries:
-                name = entry.name
-                if name.endswith(".lock") or "~" in name:
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    self._scan(f"{folder}/{name}", out)
-                    continue
-                value = _read_value(entry.path)
-                if value is not None:
-                    out[f"{folder}/{name}"] = value
+        try:
+            with os.scandir(folder_fd) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.endswith(".lock") or "~" in name:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        self._scan(f"{folder}/{name}", out)
+                        continue
+                    value = _read_value(name, folder_fd)
+                    if value is not None:
+                        out[f"{folder}/{name}"] = value
+        finally:
+            os.close(folder_fd)
 
     def stamp(self, prefix: str) -> tuple[int, ...] | None:
         """A value that differs whenever a ref directly in folder ``prefix`` (ending with ``/``)
@@ -342,13 +350,14 @@ class DiskRefs:
             out.write(b"".join(keep))
 
 
-def _read_value(path: str) -> str | None:
+def _read_value(path: str, folder_fd: int | None = None) -> str | None:
     """The object id a loose ref file holds, or None (no such file, or not a value gitstore or
-    git writes there: empty, symbolic, a folder)."""
+    git writes there: empty, symbolic, a folder). ``path`` is relative to ``folder_fd`` when
+    that is given."""
     # os.open/os.read, not open(): a listing reads every ref, and the buffered file object
     # cost twice as much as the read itself.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, _FILE_FLAGS, dir_fd=folder_fd)
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
