@@ -820,11 +820,15 @@ def ls(address: str | None, as_json: bool) -> None:
     addr = parse_address(address)
     with did_you_mean(store, address):
         if addr.task is None:
-            tasks = store.task_heads(addr.spec)
             if as_json:
-                emit_json([t.to_dict() for t in tasks])
-            else:
-                table([[t.task, _short(t.commit)] for t in tasks], header=("TASK", "LATEST"))
+                emit_json([t.to_dict() for t in store.task_heads(addr.spec)])
+                return
+            # The same tasks as task_heads, as the plain dict it is built from: a spec may hold
+            # 100k tasks, and the table needs no TaskHead for each (nor -v looked up per row).
+            heads = store.heads_in(addr.spec)
+            cut, digits = len(addr.spec) + 1, None if output.verbose() else 12
+            rows = [(key[cut:], commit[:digits]) for key, commit in heads.items()]
+            table(rows, header=("TASK", "LATEST"))
             return
         version = store.show(address)
     if as_json:

@@ -173,6 +173,29 @@ def test_ls_of_a_version_shows_sizes_for_people_under_headers(demo: Path) -> Non
     assert "commit " in title  # the commit is labelled, unlike the sha256 column
 
 
+def test_a_table_longer_than_one_write_prints_every_row_once_in_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = [(f"task{i}", str(i)) for i in range(10_000)]  # several writes of lines
+    cli_output.table(rows, header=("TASK", "N"), right=frozenset({1}))
+    header, *lines = capsys.readouterr().out.splitlines()
+    assert header == "TASK         N"
+    assert lines == [f"{name:<8}  {n:>4}" for name, n in rows]
+
+
+def test_a_table_column_of_empty_cells_takes_no_width(capsys: pytest.CaptureFixture[str]) -> None:
+    cli_output.table([("a", "", "x"), ("bb", "", "y")], indent="  ")
+    assert capsys.readouterr().out.splitlines() == ["  a     x", "  bb    y"]
+
+
+def test_ls_spec_shows_a_ref_holding_control_characters_escaped(demo: Path) -> None:
+    # Not a value git or gitstore writes (nor can stock git write it): another tool's damage.
+    (demo / "refs" / "artifacts" / "demo" / "t2").write_bytes(b"\x1b[31m" + b"0" * 35 + b"\n")
+    header, *rows = ok(demo, "ls", "demo", "-v").stdout.splitlines()
+    assert rows[1] == "t2    \\x1b[31m" + "0" * 35
+    assert header.split() == ["TASK", "LATEST"] and rows[0].startswith("t1    ")
+
+
 def test_push_rows_line_up_under_headers(demo: Path, remote: Path) -> None:
     header, *rows = ok(demo, "push", "origin").stdout.splitlines()[:-1]
     assert header.split() == ["ACTION", "TASK", "OLD", "NEW", "NOTE"]
