@@ -740,6 +740,29 @@ def test_exit_141_quietly_when_stdout_is_closed_early(store_path: Path) -> None:
         assert proc.stderr.read() == b""
 
 
+def test_ls_of_a_big_spec_exits_141_quietly_when_stdout_is_closed_early(store_path: Path) -> None:
+    """``gitstore ls SPEC | head``: rows are written in blocks, and a closed pipe still ends
+    the listing with the SIGPIPE status and nothing on stderr."""
+    commit = as_json(store_path, "put", "s/t", "-", "--as", "x", input="x")["commit"]
+    creates = "".join(f"create refs/artifacts/s/t{i} {commit}\n" for i in range(20_000))
+    subprocess.run(
+        ["git", f"--git-dir={store_path}", "update-ref", "--stdin"],
+        input=creates,
+        text=True,
+        check=True,
+    )
+    with subprocess.Popen(
+        [sys.executable, "-m", "gitstore", "--store", str(store_path), "ls", "s"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().split() == [b"TASK", b"LATEST"]
+        proc.stdout.close()  # ~20,000 rows unread: more than a pipe holds
+        assert proc.wait(timeout=60) == 141
+        assert proc.stderr.read() == b""
+
+
 # -- progress ---------------------------------------------------------------------------------
 
 
