@@ -48,8 +48,10 @@ _KINDS = {COMMIT: Commit, TREE: Tree, BLOB: Blob}
 _TYPE_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
 # Packs up to this size are mapped whole; bigger ones are read entry by entry.
 _MAP_WHOLE = 64 << 20
-# Small entries sent in one write, up to this many bytes (see PackMap.records).
-_BATCH_BYTES = 1 << 20
+# Small entries sent in one write, up to this many bytes (see PackMap.records): a pipe's worth,
+# so that the receiving index-pack reads one batch while the next is gathered (1 MiB held a
+# first push's whole pack until it was gathered, then the receiver started).
+_BATCH_BYTES = 1 << 16
 # Entries above this size are copied in chunks, never held whole.
 _BIG_ENTRY = 4 << 20
 _MODE_TREE = 0o040000
