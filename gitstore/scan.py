@@ -259,9 +259,9 @@ class Scanner:
         one to batch."""
         try:
             if isinstance(self.objects, PackMap):
-                size = self.objects.size(oid)
-                if size is not None and size < MAX_CARRY:
-                    kind, data = self.objects.read(oid)
+                small = self.objects.read_small(oid, MAX_CARRY)
+                if small is not None:
+                    kind, data = small
                     if kind != BLOB:
                         return False, None
                     return True, (None if is_binary(data[:BINARY_WINDOW]) else data)
@@ -472,7 +472,9 @@ def _leaf_texts(doc: Any) -> list[str]:
         if isinstance(value, dict):
             for k, v in value.items():
                 k = str(k)
-                if isinstance(v, (dict, list)):
+                if type(v) is str:  # most leaves of a manifest: _leaf inlined (push's cold scan)
+                    out.append(f"{k}={v}" if k else v)
+                elif isinstance(v, (dict, list)):
                     out.append(k)
                     stack.append((v, k))
                 else:

@@ -13,6 +13,8 @@ from support import compressible, fsck, git
 
 from gitstore import Store
 from gitstore import remote as R
+from gitstore.errors import IntegrityError
+from gitstore.remote import transport
 from gitstore.remote.push import BULK_FROM
 
 SECRET = "key AKIAABCDEFGHIJKLMNOP here\n"
@@ -85,6 +87,49 @@ def test_a_push_of_a_store_that_git_gc_packed_with_deltas(
     assert not R.push(disk_store, str(remote)).refused
     assert remote_refs(remote) == disk_store.heads()
     fsck(remote)
+
+
+def test_a_push_of_many_tasks_reaches_a_local_remote_in_few_pipe_writes(
+    disk_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many_tasks(disk_store)
+    writes: list[int] = []
+
+    class Counted(transport.SubprocessWrapper):
+        def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+            super().__init__(proc)
+            send = self.write
+            self.write = lambda data: writes.append(len(data)) or send(data)
+
+    monkeypatch.setattr(transport, "SubprocessWrapper", Counted)
+    remote = bare(tmp_path / "r.git")
+    result = R.push(disk_store, str(remote))
+    assert len(result.updated) == BULK_FROM + 6 and remote_refs(remote) == disk_store.heads()
+    # One pkt-line a task ref and a pack of ~200 objects, gathered: not one write a line.
+    assert sum(writes) > 20_000 and len(writes) <= 6
+
+
+def test_a_big_push_refuses_a_pack_entry_damaged_on_disk(
+    disk_store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    many_tasks(disk_store)
+    oid = disk_store.artifact("s0/t0", "run.log").oid
+    ((pack, at, length),) = [
+        (p, int(row[4]), int(row[3]))
+        for p in packs(store_path)
+        for row in entries(store_path, p)
+        if row[0] == oid
+    ]
+    path = store_path / "objects" / "pack" / pack
+    data = bytearray(path.read_bytes())
+    data[at + length - 1] ^= 0xFF  # the entry's last byte: its header still reads
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    remote = bare(tmp_path / "r.git")
+    # Refused here, before it leaves (the scan is off: the copy of the entry is what checks it).
+    with pytest.raises(IntegrityError, match=f"object {oid} cannot be read: .*fails its CRC"):
+        R.push(disk_store, str(remote), allow_secrets=True)
+    assert remote_refs(remote) == {}
 
 
 @pytest.mark.parametrize(

@@ -48,8 +48,10 @@ _KINDS = {COMMIT: Commit, TREE: Tree, BLOB: Blob}
 _TYPE_NAMES = {COMMIT: b"commit", TREE: b"tree", BLOB: b"blob"}
 # Packs up to this size are mapped whole; bigger ones are read entry by entry.
 _MAP_WHOLE = 64 << 20
-# Small entries sent in one write, up to this many bytes (see PackMap.records).
-_BATCH_BYTES = 1 << 20
+# Small entries sent in one write, up to this many bytes (see PackMap.records): a pipe's worth,
+# so that the receiving index-pack reads one batch while the next is gathered (1 MiB held a
+# first push's whole pack until it was gathered, then the receiver started).
+_BATCH_BYTES = 1 << 16
 # Entries above this size are copied in chunks, never held whole.
 _BIG_ENTRY = 4 << 20
 _MODE_TREE = 0o040000
@@ -192,14 +194,27 @@ class PackMap:
         if found is None:
             obj = self.objects.get(oid)
             return obj.type_num, obj.as_raw_string()
-        kind, size, pack, _, at, end = found
+        return found[0], self._inflate(sha, found)
+
+    def read_small(self, oid: str, limit: int) -> tuple[int, bytes] | None:
+        """(kind, bytes) of object ``oid`` if it is a plain pack entry of fewer than ``limit``
+        bytes; None otherwise (read it elsewhere). One lookup, where :meth:`size` then
+        :meth:`read` make two."""
+        sha = bytes.fromhex(oid)
+        found = self._entry(sha)
+        if found is None or found[1] >= limit:
+            return None
+        return found[0], self._inflate(sha, found)
+
+    def _inflate(self, sha: bytes, found: tuple[int, int, _Pack, int, int, int]) -> bytes:
+        _, size, pack, _, at, end = found
         try:
             body = zlib.decompress(pack.read(at, end))
         except zlib.error as e:
             raise self._damaged(sha, pack, f"entry does not inflate ({e})") from None
         if len(body) != size:
             raise self._damaged(sha, pack, "entry is not the size its header says")
-        return kind, body
+        return body
 
     def size(self, oid: str) -> int | None:
         """The size of object ``oid`` if it is a plain pack entry (None: read it elsewhere)."""
@@ -394,29 +409,50 @@ class PackMap:
         batch: list[UnpackedObject] = []
         held: list[bytes] = []
         size = 0
+        entries = self._entries
+        packs = self._packs
+        crc32 = zlib.crc32
+        # One lookup, one slice and one CRC per small entry: this loop runs once per object
+        # of a first push, so the header is parsed here rather than through _entry.
         for oid, kind in ids:
             sha = bytes.fromhex(oid)
-            found = self._entry(sha)
-            if found is not None and found[5] - found[3] <= _BIG_ENTRY:
-                ekind, length, pack, start, _, end = found
-                crc = self._entries[sha][3]
-                data = pack.read(start, end)
-                if zlib.crc32(data) != crc:
-                    raise self._damaged(sha, pack, "entry fails its CRC")
-                rec = UnpackedObject(ekind, decomp_len=length, crc32=crc, sha=sha)
-                rec.comp_chunks = []
-                batch.append(rec)
-                held.append(data)
-                size += len(data)
-                if size >= _BATCH_BYTES:
-                    yield from _flush(batch, held)
-                    size = 0
-                continue
+            found = entries.get(sha)
+            if found is not None and found[2] - found[1] <= _BIG_ENTRY:
+                number, start, end, crc = found
+                pack = packs[number]
+                data = pack.data[start:end] if pack.data is not None else pack.read(start, end)
+                byte = data[0] if data else 0
+                ekind = (byte >> 4) & 7
+                if ekind in _KINDS:
+                    length = byte & 15
+                    shift = 4
+                    pos = 1
+                    head = data[:16]  # as _entry reads it: a longer header is damage
+                    try:
+                        while byte & 0x80:
+                            byte = head[pos]
+                            length |= (byte & 0x7F) << shift
+                            shift += 7
+                            pos += 1
+                    except IndexError:
+                        raise self._damaged(sha, pack, "entry header runs past its end") from None
+                    if crc32(data) != crc:
+                        raise self._damaged(sha, pack, "entry fails its CRC")
+                    rec = UnpackedObject(ekind, decomp_len=length, crc32=crc, sha=sha)
+                    rec.comp_chunks = []
+                    batch.append(rec)
+                    held.append(data)
+                    size += len(data)
+                    if size >= _BATCH_BYTES:
+                        yield from _flush(batch, held)
+                        size = 0
+                    continue
             yield from _flush(batch, held)
             size = 0
-            if found is not None:
-                ekind, length, pack, start, _, end = found
-                crc = self._entries[sha][3]
+            big = self._entry(sha)
+            if big is not None:
+                ekind, length, pack, start, _, end = big
+                crc = entries[sha][3]
                 rec = UnpackedObject(ekind, decomp_len=length, crc32=crc, sha=sha)
                 rec.comp_chunks = self._copy(sha, pack, start, end, crc)  # type: ignore[assignment]
                 yield rec
