@@ -12,18 +12,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import queue
 import stat
-import threading
 from collections.abc import Iterable, Iterator
 
 from gitstore._fs import atomic_write, fsync_dir, sync_files, write_temp
-from gitstore.backend.objects import SMALL_BLOB, BlobReader, ObjectBackend, Progress
+from gitstore.backend.objects import SMALL_BLOB, BlobReader, ObjectBackend, Progress, small_blobs
 from gitstore.errors import InvalidNameError, UsageError
 from gitstore.model import ArtifactInfo, Version
 from gitstore.names import check_artifact_name, check_layout
 
 __all__ = ["export", "save"]
+
+_Item = tuple[ArtifactInfo, str]  # an artifact and the path it is written to
 
 
 def export(
@@ -53,24 +53,27 @@ def export(
             os.makedirs(folder, exist_ok=True)
             folders.add(folder)
     # Creating a file is the bulk of the cost (~0.5 ms of kernel time each on ext4 here, as for
-    # tar) and measured no faster from 2 or 16 threads. So files are created one after the
-    # other, while a second thread finds and inflates the next blobs: open() lets go of the GIL,
-    # and the reading is hidden behind it, as `git archive` runs beside `tar x`. The durability
-    # that once made a pool of writers pay (an fsync per file) is one sync of all files now.
+    # tar), and measured no faster from 2, 4 or 16 threads: files are created one after the
+    # other. Small blobs are read a batch at a time in one pass over their pack (see
+    # small_blobs); a thread reading ahead lost more waiting for the GIL on a loaded machine
+    # than it hid. The durability that made a pool of writers pay (an fsync per file) is one
+    # sync of all the files now.
     staged: list[tuple[str, str]] = []  # (temp file, target); renamed up to `renamed`
     renamed = 0
     try:
-        with _ReadAhead(objects, todo) as blobs:
-            for (art, target), blob in zip(todo, blobs, strict=True):
+        for batch in _batches(todo):
+            small = batch[0][0].size <= SMALL_BLOB  # else a batch of one, streamed
+            found = small_blobs(objects, [a.oid for a, _ in batch]) if small else [None]
+            for (art, target), data in zip(batch, found, strict=True):
                 mode = 0o755 if art.executable else 0o644
-                if isinstance(blob, bytes):
-                    staged.append((write_temp(target, (blob,), mode=mode), target))
+                if data is not None:
+                    staged.append((write_temp(target, (data,), mode=mode), target))
                     if progress is not None:  # after the append: it may raise
-                        progress(len(blob))
-                else:
-                    with blob:
-                        tmp = write_temp(target, _chunks(blob, progress), mode=mode)
-                    staged.append((tmp, target))
+                        progress(len(data))
+                    continue
+                with objects.open_blob(art.oid) as src:
+                    tmp = write_temp(target, _chunks(src, progress), mode=mode)
+                staged.append((tmp, target))
         if fsync:
             sync_files([tmp for tmp, _ in staged])
         for tmp, target in staged:
@@ -87,6 +90,32 @@ def export(
     return [target for _, target in todo]
 
 
+# A batch of small blobs read at once holds at most this many bytes by their manifest sizes, and
+# at most _BATCH_COUNT blobs (each at most SMALL_BLOB, whatever a manifest claims).
+_BATCH_BYTES = 16 << 20
+_BATCH_COUNT = 64
+
+
+def _batches(todo: list[_Item]) -> Iterator[list[_Item]]:
+    """``todo`` in order, cut into runs of small artifacts to read at once; a big one alone."""
+    batch: list[_Item] = []
+    size = 0
+    for item in todo:
+        small = item[0].size <= SMALL_BLOB
+        if batch and (
+            not small or size + item[0].size > _BATCH_BYTES or len(batch) == _BATCH_COUNT
+        ):
+            yield batch
+            batch, size = [], 0
+        if not small:
+            yield [item]
+            continue
+        batch.append(item)
+        size += item[0].size
+    if batch:
+        yield batch
+
+
 def _chunks(src: BlobReader, progress: Progress | None) -> Iterable[bytes]:
     """``src``'s chunks, each counted once written (the writer asks for the next)."""
     if progress is None:
@@ -98,70 +127,6 @@ def _counted(src: BlobReader, progress: Progress) -> Iterator[bytes]:
     for chunk in src.iter_chunks():
         yield chunk
         progress(len(chunk))
-
-
-# Blobs the reading thread may hold for the writer at once: at most this many times SMALL_BLOB
-# bytes in memory (a bigger blob is handed over as an open stream, read as it is written).
-_AHEAD = 16
-
-_Blob = bytes | BlobReader
-
-
-class _ReadAhead:
-    """The blobs of ``todo`` in order, found and read by a thread of their own: each small one
-    whole (bytes), a bigger one as an open :class:`BlobReader` its receiver closes.
-
-    An error reading one is raised in the receiver at that blob. Leaving the block early stops
-    the thread and closes what it had read ahead.
-    """
-
-    def __init__(self, objects: ObjectBackend, todo: list[tuple[ArtifactInfo, str]]) -> None:
-        self._objects = objects
-        self._oids = [art.oid for art, _ in todo]
-        self._queue: queue.Queue[tuple[_Blob | None, BaseException | None]] = queue.Queue(_AHEAD)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="gitstore-export-read", daemon=True)
-
-    def __enter__(self) -> Iterator[_Blob]:
-        self._thread.start()
-        return self._receive()
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        while self._thread.is_alive() or not self._queue.empty():
-            try:
-                blob, _ = self._queue.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if isinstance(blob, BlobReader):
-                blob.close()
-        self._thread.join()
-
-    def _receive(self) -> Iterator[_Blob]:
-        for _ in self._oids:
-            blob, error = self._queue.get()
-            if error is not None:
-                raise error
-            assert blob is not None
-            yield blob
-
-    def _run(self) -> None:
-        for oid in self._oids:
-            if self._stop.is_set():
-                return
-            item: tuple[_Blob | None, BaseException | None]
-            try:
-                src = self._objects.open_blob(oid)
-                if src.size <= SMALL_BLOB:
-                    with src:
-                        item = (src.readall(), None)
-                else:
-                    item = (src, None)
-            except BaseException as e:  # handed over, raised where the blob is wanted
-                item = (None, e)
-            self._queue.put(item)
-            if item[1] is not None:
-                return
 
 
 def save(

@@ -130,3 +130,40 @@ def test_the_file_system_type_is_read_from_the_mount_table(tmp_path: Path) -> No
     if not os.path.exists("/proc/self/mountinfo"):
         pytest.skip("Linux only")
     assert fs_type(os.stat(tmp_path).st_dev) == _fs_type(tmp_path)
+
+
+def _entry_offset(store_path: Path, oid: str) -> tuple[Path, int, int]:
+    """The pack holding ``oid``, its entry's offset and the next entry's (stock git's index)."""
+    for idx in (store_path / "objects" / "pack").glob("*.idx"):
+        out = subprocess.run(
+            ["git", "show-index"], input=idx.read_bytes(), capture_output=True, check=True
+        ).stdout.decode()
+        offsets = sorted((int(line.split()[0]), line.split()[1]) for line in out.splitlines())
+        for k, (offset, sha) in enumerate(offsets):
+            if sha == oid:
+                end = offsets[k + 1][0] if k + 1 < len(offsets) else idx.stat().st_size
+                return idx.with_suffix(".pack"), offset, end
+    raise AssertionError(f"{oid} is in no pack")
+
+
+def test_a_damaged_packed_blob_fails_the_export_as_it_fails_a_read(
+    disk_store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    arts = {f"f{i:02d}.txt": b"line %d\n" % i * 200 for i in range(20)}
+    version = disk_store.put("s/t", arts)
+    oid = next(a.oid for a in version.artifacts if a.name == "f07.txt")
+    pack, start, end = _entry_offset(store_path, oid)
+    with open(pack, "r+b") as f:  # flip a byte in the middle of its deflated bytes
+        f.seek((start + end) // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with Store.open(store_path) as fresh:
+        with pytest.raises(IntegrityError) as read:
+            fresh.save_artifact("s/t", tmp_path / "one", "f07.txt")
+        dest = tmp_path / "out"
+        with pytest.raises(IntegrityError) as exported:
+            fresh.export("s/t", dest)
+    assert oid in str(read.value)
+    assert str(exported.value) == str(read.value)
+    assert files_under(dest) == {}
