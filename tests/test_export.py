@@ -15,6 +15,7 @@ from support import compressible
 
 from gitstore import Store
 from gitstore._fs import sync_files
+from gitstore.backend.objects import DiskObjects, small_blobs
 from gitstore.errors import IntegrityError
 
 BIG = 2 << 20  # above SMALL_BLOB: streamed from its loose object, not read whole ahead
@@ -167,3 +168,19 @@ def test_a_damaged_packed_blob_fails_the_export_as_it_fails_a_read(
     assert oid in str(read.value)
     assert str(exported.value) == str(read.value)
     assert files_under(dest) == {}
+
+
+def test_a_fresh_handle_reads_a_versions_small_blobs_in_one_pass(
+    disk_store: Store, store_path: Path
+) -> None:
+    arts = {f"f{i:02d}.txt": b"small %d\n" % i * 50 for i in range(30)}
+    arts["big.log"] = compressible(BIG)  # loose: not for this path
+    version = disk_store.put("s/t", arts)
+    oids = [a.oid for a in version.artifacts]
+    fresh = DiskObjects(str(store_path / "objects"), fsync=True, compression=1)
+    try:  # no pack index opened yet
+        found = small_blobs(fresh, oids)
+    finally:
+        fresh.close()
+    expect = {a.oid: (None if a.name == "big.log" else arts[a.name]) for a in version.artifacts}
+    assert dict(zip(oids, found, strict=True)) == expect

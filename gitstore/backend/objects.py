@@ -704,10 +704,10 @@ class DiskObjects:
         return None
 
     def small_blobs(self, oids: Sequence[str]) -> list[bytes | None]:
-        """The bytes of each blob of ``oids`` that a pack whose index is open holds as a whole
-        entry of at most SMALL_BLOB bytes that hashes to its id; None for any other (loose, in a
-        pack not looked at yet, a delta, bigger, damaged): :meth:`open_blob` reads those, and
-        says what is wrong with a damaged one, as it always did.
+        """The bytes of each blob of ``oids`` that a pack holds as a whole entry of at most
+        SMALL_BLOB bytes that hashes to its id; None for any other (loose, a delta, bigger,
+        damaged): :meth:`open_blob` reads those, and says what is wrong with a damaged one, as
+        it always did.
 
         For readers of many small blobs (an export): the entries are read pack by pack in
         offset order, each with one ``pread`` that the next entry's offset sizes, and inflated
@@ -724,11 +724,15 @@ class DiskObjects:
                     sha = bytes.fromhex(oid)
                 except ValueError:
                     continue
-                for base, index in indexes:
-                    offset = index.offset(sha)
-                    if offset is not None:
-                        wanted.setdefault(base, []).append((offset, i, sha))
-                        break
+                found = _find(indexes, sha)
+                # Not in a pack opened yet (the version's blobs may sit apart from its commit
+                # and trees) or not packed: a look at the folder (rescanned only if it changed)
+                # opens the pack that holds it.
+                if found is None and self._packed(oid):
+                    indexes = [(base, index) for base, (_, index) in self._indexes.items()]
+                    found = _find(indexes, sha)
+                if found is not None:
+                    wanted.setdefault(found[0], []).append((found[1], i, sha))
         for base, entries in wanted.items():
             entries.sort()
             try:
@@ -957,6 +961,15 @@ def small_blobs(objects: ObjectBackend, oids: Sequence[str]) -> list[bytes | Non
     if isinstance(objects, DiskObjects):
         return objects.small_blobs(oids)
     return [None] * len(oids)
+
+
+def _find(indexes: list[tuple[str, PackIndex]], sha: bytes) -> tuple[str, int] | None:
+    """The first pack of ``indexes`` holding ``sha``, and where: (base, offset)."""
+    for base, index in indexes:
+        offset = index.offset(sha)
+        if offset is not None:
+            return base, offset
+    return None
 
 
 # The compressed entry of a blob of SMALL_BLOB bytes is at most zlib's bound of that, plus its
