@@ -15,7 +15,7 @@ import os
 import stat
 from collections.abc import Iterable, Iterator
 
-from gitstore._fs import atomic_write, fsync_dir, sync_files, write_temp
+from gitstore._fs import FileSync, atomic_write, fsync_dir, write_temp
 from gitstore.backend.objects import SMALL_BLOB, BlobReader, ObjectBackend, Progress, small_blobs
 from gitstore.errors import InvalidNameError, UsageError
 from gitstore.model import ArtifactInfo, Version
@@ -60,6 +60,8 @@ def export(
     # sync of all the files now.
     staged: list[tuple[str, str]] = []  # (temp file, target); renamed up to `renamed`
     renamed = 0
+    # Made before the first write, to hear of every write-back error from then on.
+    durable = FileSync(folders) if fsync else None
     try:
         for batch in _batches(todo):
             small = batch[0][0].size <= SMALL_BLOB  # else a batch of one, streamed
@@ -74,8 +76,8 @@ def export(
                 with objects.open_blob(art.oid) as src:
                     tmp = write_temp(target, _chunks(src, progress), mode=mode)
                 staged.append((tmp, target))
-        if fsync:
-            sync_files([tmp for tmp, _ in staged])
+        if durable is not None:
+            durable.sync([tmp for tmp, _ in staged])
         for tmp, target in staged:
             os.replace(tmp, target)
             renamed += 1
@@ -84,6 +86,9 @@ def export(
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
+    finally:
+        if durable is not None:
+            durable.close()
     if fsync:
         for folder in sorted(folders):
             fsync_dir(folder)
