@@ -1,11 +1,12 @@
 """Figure (issue 13): export of a version of 1,000 files, against ``git archive | tar x``.
 
 The version holds 1,000 text files of 1 to 16 KiB in 10 folders (about 8 MiB), put as one folder.
-gitstore's export writes each file whole (a temp file renamed into place, with its mode), fsync'd
-when ``gitstore.fsync`` is on (the default); the peer is stock git streaming the same commit's tree
-as a tar into ``tar x``, which writes each file once and fsyncs nothing. Both are measured into a
-fresh folder per round, alternating, after ``os.sync()``; the export is called in process, the
-peer is two child processes.
+gitstore's export writes each file whole (a temp file renamed into place, with its mode), all of
+them made durable before the renames when ``gitstore.fsync`` is on (the default: one syncfs, or an
+fsync of each, see ``gitstore._fs.sync_files``); the peer is stock git streaming the same commit's
+tree as a tar into ``tar x``, which writes each file once and fsyncs nothing. Both are measured
+into a fresh folder per round, alternating, after ``os.sync()``; the export is called in process,
+the peer is two child processes.
 """
 
 from __future__ import annotations

@@ -1,30 +1,29 @@
 """Writing artifacts out to files: a whole version into a folder (:func:`export`), one artifact
 to one file (:func:`save`).
 
-Every file is written whole or not at all (:func:`gitstore._fs.atomic_write`: a temp file beside
-it, renamed into place, with the artifact's executable bit), and fsync'd as the store's
-``gitstore.fsync`` says. An export never writes outside its folder, whatever the store holds: the
-whole plan is checked before the first byte is written (see :func:`plan`).
+Every file is written whole or not at all: to a temp file beside it, renamed into place with the
+artifact's executable bit, and made durable as the store's ``gitstore.fsync`` says. An export
+never writes outside its folder, whatever the store holds: the whole plan is checked before the
+first byte is written (see :func:`plan`).
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import errno
 import os
 import stat
-import threading
+from collections.abc import Iterable, Iterator
 
-from gitstore._fs import atomic_write, fsync_dir
-from gitstore.backend.objects import BlobReader, ObjectBackend, Progress
+from gitstore._fs import FileSync, atomic_write, fsync_dir, write_temp
+from gitstore.backend.objects import SMALL_BLOB, BlobReader, ObjectBackend, Progress, small_blobs
 from gitstore.errors import InvalidNameError, UsageError
 from gitstore.model import ArtifactInfo, Version
 from gitstore.names import check_artifact_name, check_layout
 
-__all__ = ["EXPORT_THREADS", "export", "save"]
+__all__ = ["export", "save"]
 
-# Files of one export written at the same time.
-EXPORT_THREADS = 16
+_Item = tuple[ArtifactInfo, str]  # an artifact and the path it is written to
 
 
 def export(
@@ -37,8 +36,11 @@ def export(
 ) -> list[str]:
     """Write every artifact of ``version`` under folder ``dest``; return the paths written.
 
-    Existing files of the same names are replaced; each folder is fsync'd once, after its last
-    file. See :meth:`gitstore.Store.export` for what is refused.
+    Existing files of the same names are replaced. Every file is first written to its temp
+    name; then all are made durable at once (when ``fsync``), renamed into place, and each
+    folder is fsync'd once. So a crash at any moment leaves each path as it was or whole, and
+    an error before the renames (a blob that cannot be read, a full disk) leaves ``dest`` as it
+    was, temp files removed. See :meth:`gitstore.Store.export` for what is refused.
     """
     root = os.path.abspath(os.fspath(dest))
     if os.path.exists(root) and not os.path.isdir(root):
@@ -50,44 +52,86 @@ def export(
         if folder not in folders:  # one makedirs per folder, not per file
             os.makedirs(folder, exist_ok=True)
             folders.add(folder)
-    lock = threading.Lock()
-
-    def counted(n: int) -> None:
-        assert progress is not None
-        with lock:  # the caller's callback need not be thread-safe
-            progress(n)
-
-    def one(art: ArtifactInfo, target: str) -> None:
-        with objects.open_blob(art.oid) as src:
-            _write(
-                target,
-                src,
-                art.executable,
-                counted if progress is not None else None,
-                fsync=fsync,
-                sync_dir=False,
-            )
-
-    # Each file costs a few file-system round trips (create, write, chmod, rename, and an
-    # fsync when asked) during which Python waits: several files in flight at once keep the
-    # disk busy instead. The first error stops what has not started and is raised.
-    if len(todo) < 2:
-        for art, target in todo:
-            one(art, target)
-    else:
-        with concurrent.futures.ThreadPoolExecutor(EXPORT_THREADS) as pool:
-            futures = [pool.submit(one, art, target) for art, target in todo]
-            try:
-                for f in futures:
-                    f.result()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
+    # Creating a file is the bulk of the cost (~0.5 ms of kernel time each on ext4 here, as for
+    # tar), and measured no faster from 2, 4 or 16 threads: files are created one after the
+    # other. Small blobs are read a batch at a time in one pass over their pack (see
+    # small_blobs); a thread reading ahead lost more waiting for the GIL on a loaded machine
+    # than it hid. The durability that made a pool of writers pay (an fsync per file) is one
+    # sync of all the files now.
+    staged: list[tuple[str, str]] = []  # (temp file, target); renamed up to `renamed`
+    renamed = 0
+    # Made before the first write, to hear of every write-back error from then on.
+    durable = FileSync(folders) if fsync else None
+    try:
+        for batch in _batches(todo):
+            small = batch[0][0].size <= SMALL_BLOB  # else a batch of one, streamed
+            found = small_blobs(objects, [a.oid for a, _ in batch]) if small else [None]
+            for (art, target), data in zip(batch, found, strict=True):
+                mode = 0o755 if art.executable else 0o644
+                if data is not None:
+                    staged.append((write_temp(target, (data,), mode=mode), target))
+                    if progress is not None:  # after the append: it may raise
+                        progress(len(data))
+                    continue
+                with objects.open_blob(art.oid) as src:
+                    tmp = write_temp(target, _chunks(src, progress), mode=mode)
+                staged.append((tmp, target))
+        if durable is not None:
+            durable.sync([tmp for tmp, _ in staged])
+        for tmp, target in staged:
+            os.replace(tmp, target)
+            renamed += 1
+    except BaseException:
+        for tmp, _ in staged[renamed:]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
+    finally:
+        if durable is not None:
+            durable.close()
     if fsync:
         for folder in sorted(folders):
             fsync_dir(folder)
     return [target for _, target in todo]
+
+
+# A batch of small blobs read at once holds at most this many bytes by their manifest sizes, and
+# at most _BATCH_COUNT blobs (each at most SMALL_BLOB, whatever a manifest claims).
+_BATCH_BYTES = 16 << 20
+_BATCH_COUNT = 64
+
+
+def _batches(todo: list[_Item]) -> Iterator[list[_Item]]:
+    """``todo`` in order, cut into runs of small artifacts to read at once; a big one alone."""
+    batch: list[_Item] = []
+    size = 0
+    for item in todo:
+        small = item[0].size <= SMALL_BLOB
+        if batch and (
+            not small or size + item[0].size > _BATCH_BYTES or len(batch) == _BATCH_COUNT
+        ):
+            yield batch
+            batch, size = [], 0
+        if not small:
+            yield [item]
+            continue
+        batch.append(item)
+        size += item[0].size
+    if batch:
+        yield batch
+
+
+def _chunks(src: BlobReader, progress: Progress | None) -> Iterable[bytes]:
+    """``src``'s chunks, each counted once written (the writer asks for the next)."""
+    if progress is None:
+        return src.iter_chunks()
+    return _counted(src, progress)
+
+
+def _counted(src: BlobReader, progress: Progress) -> Iterator[bytes]:
+    for chunk in src.iter_chunks():
+        yield chunk
+        progress(len(chunk))
 
 
 def save(

@@ -67,6 +67,7 @@ __all__ = [
     "Progress",
     "RawObject",
     "hash_bytes",
+    "small_blobs",
 ]
 
 CHUNK = 1 << 20
@@ -702,6 +703,52 @@ class DiskObjects:
                         return found
         return None
 
+    def small_blobs(self, oids: Sequence[str]) -> list[bytes | None]:
+        """The bytes of each blob of ``oids`` that a pack holds as a whole entry of at most
+        SMALL_BLOB bytes that hashes to its id; None for any other (loose, a delta, bigger,
+        damaged): :meth:`open_blob` reads those, and says what is wrong with a damaged one, as
+        it always did.
+
+        For readers of many small blobs (an export): the entries are read pack by pack in
+        offset order, each with one ``pread`` that the next entry's offset sizes, and inflated
+        in one call, without the per-blob file open, header reads and stream objects of
+        :meth:`open_blob` (1,000 blobs of 1-16 KiB: about half the time). Memory: the caller
+        bounds it by how many it asks for at once.
+        """
+        out: list[bytes | None] = [None] * len(oids)
+        wanted: dict[str, list[tuple[int, int, bytes]]] = {}  # pack base -> (offset, i, sha)
+        with self._lock:
+            indexes = [(base, index) for base, (_, index) in self._indexes.items()]
+            for i, oid in enumerate(oids):
+                try:
+                    sha = bytes.fromhex(oid)
+                except ValueError:
+                    continue
+                found = _find(indexes, sha)
+                # Not in a pack opened yet (the version's blobs may sit apart from its commit
+                # and trees) or not packed: a look at the folder (rescanned only if it changed)
+                # opens the pack that holds it.
+                if found is None and self._packed(oid):
+                    indexes = [(base, index) for base, (_, index) in self._indexes.items()]
+                    found = _find(indexes, sha)
+                if found is not None:
+                    wanted.setdefault(found[0], []).append((found[1], i, sha))
+        for base, entries in wanted.items():
+            entries.sort()
+            try:
+                fd = os.open(base + ".pack", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue  # merged away meanwhile: open_blob looks again
+            try:
+                for k, (offset, i, sha) in enumerate(entries):
+                    span = entries[k + 1][0] - offset if k + 1 < len(entries) else 0
+                    out[i] = _small_blob_at(fd, offset, span, sha)
+            except OSError:
+                pass  # what is left is read by open_blob, which reports the damage
+            finally:
+                os.close(fd)
+        return out
+
     def _read_loose(self, oid: str) -> ShaFile | None:
         hexsha = ObjectID(oid.encode())
         obj = self.store.loose_object(hexsha)
@@ -906,6 +953,81 @@ def _whole_in(index: PackIndex, sha: bytes) -> tuple[int, bytes] | Literal[False
     check = hashlib.sha1(b"%s %d\0" % (_KIND_NAMES[kind], len(raw)))
     check.update(raw)
     return found if check.digest() == sha else None
+
+
+def small_blobs(objects: ObjectBackend, oids: Sequence[str]) -> list[bytes | None]:
+    """:meth:`DiskObjects.small_blobs` where ``objects`` is a disk store; elsewhere all None
+    (each blob is then read with ``open_blob``)."""
+    if isinstance(objects, DiskObjects):
+        return objects.small_blobs(oids)
+    return [None] * len(oids)
+
+
+def _find(indexes: list[tuple[str, PackIndex]], sha: bytes) -> tuple[str, int] | None:
+    """The first pack of ``indexes`` holding ``sha``, and where: (base, offset)."""
+    for base, index in indexes:
+        offset = index.offset(sha)
+        if offset is not None:
+            return base, offset
+    return None
+
+
+# The compressed entry of a blob of SMALL_BLOB bytes is at most zlib's bound of that, plus its
+# header: a longer span to the next entry is not read whole.
+_SMALL_ENTRY = SMALL_BLOB + (SMALL_BLOB >> 12) + (SMALL_BLOB >> 14) + 64
+
+
+def _small_blob_at(fd: int, offset: int, span: int, sha: bytes) -> bytes | None:
+    """The blob entry at ``offset`` of the pack open as ``fd`` if it is a whole entry of at most
+    SMALL_BLOB bytes that inflates to the size its header says and hashes to ``sha``; else None.
+    ``span``: bytes to the next entry wanted (0 if none or unknown). OSError if reading fails."""
+    if not 0 < span <= _SMALL_ENTRY:
+        head = os.pread(fd, _ENTRY_HEADER_MAX, offset)
+        parsed = _entry_header(head)
+        if parsed is None or parsed[1] > SMALL_BLOB:
+            return None
+        at, size = parsed[0], parsed[1]
+        span = at + size + (size >> 12) + (size >> 14) + 13  # zlib's compressBound
+    data = os.pread(fd, span, offset)
+    parsed = _entry_header(data)
+    if parsed is None or parsed[1] > SMALL_BLOB or parsed[2] != _PACK_BLOB:
+        return None
+    at, size = parsed[0], parsed[1]
+    d = _zlib.decompressobj()
+    try:
+        # At most one byte more than promised: a stream that inflates further is refused here
+        # without inflating it all.
+        raw = d.decompress(data[at:], size + 1)
+    except _zlib.ERRORS:
+        return None
+    if not d.eof or len(raw) != size:
+        return None
+    check = hashlib.sha1(b"blob %d\0" % size)
+    check.update(raw)
+    return raw if check.digest() == sha else None
+
+
+# Longest pack entry header read: type and a size of up to 64 bits, 7 bits a byte.
+_ENTRY_HEADER_MAX = 10
+
+
+def _entry_header(data: bytes) -> tuple[int, int, int] | None:
+    """(header length, size, type) of the pack entry ``data`` starts with; None if cut short."""
+    if not data:
+        return None
+    byte = data[0]
+    kind = (byte >> 4) & 7
+    size = byte & 15
+    shift = 4
+    at = 1
+    while byte & 0x80:
+        if at >= _ENTRY_HEADER_MAX or at >= len(data):
+            return None
+        byte = data[at]
+        at += 1
+        size |= (byte & 0x7F) << shift
+        shift += 7
+    return at, size, kind
 
 
 def _discard(fd: int, tmp: str) -> None:
