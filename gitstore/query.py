@@ -22,7 +22,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
@@ -96,6 +96,15 @@ class _Spec(msgspec.Struct, array_like=True):
     tasks: dict[str, _Task]
 
 
+class _Plan(NamedTuple):
+    """A spec to bring up to date: its ref folder's stamp, its refs, the tasks whose head
+    moved (key, new head, what the index knew of the task)."""
+
+    stamp: list[int] | None
+    heads: Mapping[str, str]
+    moved: list[tuple[str, str, _Task | None]]
+
+
 class _File(msgspec.Struct):
     format: int
     specs: dict[str, _Spec]
@@ -104,9 +113,10 @@ class _File(msgspec.Struct):
 # Tasks whose versions are read together (see VersionIndex._walk_many): enough for a pass over
 # them to pay off, few enough to hold their manifests.
 _CHUNK = 4096
-# Tasks to read at which half are read by a helper process (see _Helper): starting it costs
-# about as much as reading 2,000 versions.
-_HELP_AT = 8192
+# Tasks to read at which half are read by a helper process (see _Helper). Starting it costs
+# about 0.4 s of CPU (an interpreter, the imports, the pack indexes read again), about what
+# reading 5,000 versions costs: below this many, the second core saves too little to pay it.
+_HELP_AT = 20_000
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_File)
@@ -153,11 +163,18 @@ class VersionIndex:
                 for s in gone:
                     del self._specs[s]
                 changed = bool(gone)
+            # Every spec's refs first, then the versions of every task that moved, all together
+            # (the more there are, the better they share out; see _walk_many).
+            plans = [(s, self._plan(s)) for s in specs]
+            moved = [m for _, plan in plans if plan is not None for m in plan.moved]
             try:
-                for s in specs:
-                    changed = self._refresh(s) or changed
+                walked = self._walk_many(moved)
             finally:
                 self._helper.close()
+            done = dict(zip((key for key, _, _ in moved), walked, strict=True))
+            for s, plan in plans:
+                if plan is not None:
+                    changed = self._apply(s, plan, done) or changed
             if changed:
                 self._save()
             # Copies: forget() may drop tasks while a caller goes through them.
@@ -169,14 +186,15 @@ class VersionIndex:
             for task in tasks.values():
                 yield from task.versions()
 
-    def _refresh(self, spec: str) -> bool:
-        """Bring ``spec`` up to date (under lock); True if anything changed."""
+    def _plan(self, spec: str) -> _Plan | None:
+        """What bringing ``spec`` up to date takes (under lock): None if its stamp held, else
+        its refs as read now and the tasks whose head moved."""
         # A served store's refs are read through its API, which has no stamps.
         served = isinstance(self._store, HttpStore)
         stamp = None if served else self._store.versions.refs.stamp(f"{REFS_PREFIX}{spec}/")
         known = self._specs.get(spec)
         if known is not None and stamp is not None and known.stamp == list(stamp):
-            return False
+            return None
         old = known.tasks if known is not None else {}
         heads = self._store.heads(spec)
         moved: list[tuple[str, str, _Task | None]] = []
@@ -184,13 +202,19 @@ class VersionIndex:
             was = old.get(key.split("/", 1)[1])
             if not (was and was.head == head):
                 moved.append((key, head, was))
-        walked = dict(zip((key for key, _, _ in moved), self._walk_many(moved), strict=True))
+        return _Plan(None if stamp is None else list(stamp), heads, moved)
+
+    def _apply(self, spec: str, plan: _Plan, walked: Mapping[str, _Task]) -> bool:
+        """Bring ``spec`` up to date by ``plan`` and the tasks ``walked`` by key (under lock);
+        True if anything changed."""
+        known = self._specs.get(spec)
+        old = known.tasks if known is not None else {}
         tasks: dict[str, _Task] = {}
-        for key in heads:
+        for key in plan.heads:
             name = key.split("/", 1)[1]
             task = walked.get(key)
             tasks[name] = task if task is not None else old[name]
-        fresh = _Spec(None if stamp is None else list(stamp), tasks)
+        fresh = _Spec(plan.stamp, tasks)
         if tasks:
             self._specs[spec] = fresh
         else:
@@ -370,12 +394,12 @@ class _Helper:
     first build of the index over a big store reads hundreds of thousands of objects, and
     Python does it on one core; the machine most likely has two.
 
-    Started when first asked and kept for the rest of a refresh (one start for every spec),
-    then ended. It is a plain ``python -c`` that imports this module (not multiprocessing,
-    whose ``spawn`` runs the caller's main script again in the child, and whose ``fork`` could
-    inherit a lock that another thread holds), opens the store by its path, and only reads.
-    Requests and answers are msgpack, each after its length (8 bytes), over its stdin and
-    stdout; a thread of this process waits for the answer.
+    Started when asked, for one refresh (every spec's tasks at once), then ended. It is a plain
+    ``python -c`` that imports this module (not multiprocessing, whose ``spawn`` runs the
+    caller's main script again in the child, and whose ``fork`` could inherit a lock that
+    another thread holds), opens the store by its path, and only reads. Requests and answers
+    are msgpack, each after its length (8 bytes), over its stdin and stdout; a thread of this
+    process waits for the answer.
     """
 
     def __init__(self, path: str | None) -> None:
@@ -389,7 +413,7 @@ class _Helper:
         """The records of each ``(key, head, known encoded)`` of ``moved``, encoded, as a
         future (None in place of a task whose reading raised); None if there is no helper to
         ask (a store in memory, one core, no process to be had)."""
-        if self._path is None or len(os.sched_getaffinity(0)) < 2:
+        if self._path is None or not sys.executable or _cores() < 2:
             return None
         if self._proc is None:
             # The package's own folder first on the path: the child imports this very code.
@@ -434,6 +458,13 @@ class _Helper:
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of the machine's where that cannot be asked)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _send(out: IO[bytes], message: bytes) -> None:
