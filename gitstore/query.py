@@ -165,9 +165,18 @@ class VersionIndex:
                 changed = bool(gone)
             # Every spec's refs first, then the versions of every task that moved, all together
             # (the more there are, the better they share out; see _walk_many).
-            plans = [(s, self._plan(s)) for s in specs]
-            moved = [m for _, plan in plans if plan is not None for m in plan.moved]
+            plans: list[tuple[str, _Plan | None]] = []
+            moved: list[tuple[str, str, _Task | None]] = []
             try:
+                for s in specs:
+                    plan = self._plan(s)
+                    plans.append((s, plan))
+                    moved.extend(plan.moved if plan is not None else ())
+                    # As many moved tasks in the specs still to read as in those read so far
+                    # would make enough for the helper: start it now, so that it is ready
+                    # when the refs are read (a helper never asked is stopped at once).
+                    if len(moved) * len(specs) >= _HELP_AT * len(plans) and self._helps():
+                        self._helper.start()
                 walked = self._walk_many(moved)
             finally:
                 self._helper.close()
@@ -232,12 +241,13 @@ class VersionIndex:
         version reachable from ``head``, reusing ``known`` ones by commit.
 
         Many tasks are split in two: a second process (see :class:`_Helper`) reads the later
-        half while this one reads the first. A task either could not read is read again here,
+        45% while this one reads the rest. A task either could not read is read again here,
         alone and in order, so that an error is raised as it would be without the helper.
         """
         theirs = None
-        split = len(moved) // 2
-        if len(moved) >= _HELP_AT and not isinstance(self._store, HttpStore):
+        # The helper's share a little under half: its start costs, and may not be over yet.
+        split = len(moved) * 11 // 20
+        if len(moved) >= _HELP_AT and self._helps():
             later = [(k, h, None if w is None else bytes(w.raw)) for k, h, w in moved[split:]]
             theirs = self._helper.walk(later)
         if theirs is None:
@@ -258,6 +268,11 @@ class VersionIndex:
             else:
                 out.append(_task(head, found))
         return out
+
+    def _helps(self) -> bool:
+        """May a helper process read for this index? (Not for a served store: its versions
+        are read through its API.)"""
+        return not isinstance(self._store, HttpStore)
 
     def _walk_quick(
         self, moved: Sequence[tuple[str, str, _Task | None]]
@@ -394,7 +409,8 @@ class _Helper:
     first build of the index over a big store reads hundreds of thousands of objects, and
     Python does it on one core; the machine most likely has two.
 
-    Started when asked, for one refresh (every spec's tasks at once), then ended. It is a plain
+    Started for one refresh (every spec's tasks at once) as soon as its refs promise enough
+    tasks to read, so that its start overlaps their reading, then ended. It is a plain
     ``python -c`` that imports this module (not multiprocessing, whose ``spawn`` runs the
     caller's main script again in the child, and whose ``fork`` could inherit a lock that
     another thread holds), opens the store by its path, and only reads. Requests and answers
@@ -406,6 +422,7 @@ class _Helper:
         self._path = path
         self._proc: subprocess.Popen[bytes] | None = None
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._asked = False
 
     def walk(
         self, moved: list[tuple[str, str, bytes | None]]
@@ -413,28 +430,37 @@ class _Helper:
         """The records of each ``(key, head, known encoded)`` of ``moved``, encoded, as a
         future (None in place of a task whose reading raised); None if there is no helper to
         ask (a store in memory, one core, no process to be had)."""
-        if self._path is None or not sys.executable or _cores() < 2:
+        if not self.start():
             return None
-        if self._proc is None:
-            # The package's own folder first on the path: the child imports this very code.
-            here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-            env = dict(os.environ)
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
-            argv = [sys.executable, "-c", "from gitstore.query import _helper_main; _helper_main()"]
-            try:
-                self._proc = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    env=env,
-                )
-            except OSError:
-                self._path = None  # no helper to be had: read here from now on
-                return None
-            self._pool = concurrent.futures.ThreadPoolExecutor(1)
-        assert self._pool is not None
+        assert self._proc is not None and self._pool is not None
+        self._asked = True
         return self._pool.submit(self._ask, self._proc, _encoder.encode([self._path, moved]))
+
+    def start(self) -> bool:
+        """Start the helper process if it is not running yet; False if there can be none (a
+        store in memory, one core, no process to be had)."""
+        if self._proc is not None:
+            return True
+        if self._path is None or not sys.executable or _cores() < 2:
+            return False
+        # The package's own folder first on the path: the child imports this very code.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+        argv = [sys.executable, "-c", "from gitstore.query import _helper_main; _helper_main()"]
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError:
+            self._path = None  # no helper to be had: read here from now on
+            return False
+        self._pool = concurrent.futures.ThreadPoolExecutor(1)
+        return True
 
     @staticmethod
     def _ask(proc: subprocess.Popen[bytes], request: bytes) -> list[bytes | None]:
@@ -448,8 +474,11 @@ class _Helper:
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+        asked, self._asked = self._asked, False
         if proc is not None:
             assert proc.stdin is not None and proc.stdout is not None
+            if not asked:
+                proc.kill()  # started early, then not needed: it has nothing to finish
             with contextlib.suppress(OSError):
                 proc.stdin.close()  # the helper ends at the end of its input
             try:

@@ -168,3 +168,31 @@ def test_a_script_that_builds_the_index_is_not_run_again_by_the_helper(tmp_path:
         [sys.executable, str(script)], capture_output=True, text=True, check=True
     ).stdout
     assert out.splitlines() == ["ran", "helped", "12"]
+
+
+def test_a_helper_started_early_but_not_needed_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.git"
+    with Store.open(path, create=True) as s:
+        for i in range(4):
+            s.put(f"a/t{i}", {"log.log": f"line {i}\n"}, run_id="r1")
+        s.put("b/t0", {"log.log": "b\n"}, run_id="r1")
+    alone = _answers(path)
+    # Spec a's four tasks promise eight over the two specs, spec b brings the count to five:
+    # the helper starts after a, and is not asked.
+    monkeypatch.setattr(query, "_HELP_AT", 6)
+    started: list[subprocess.Popen[bytes]] = []
+    start = query._Helper.start
+
+    def recorded(helper: query._Helper) -> bool:
+        ok = start(helper)
+        started.append(helper._proc)  # type: ignore[arg-type]
+        return ok
+
+    monkeypatch.setattr(query._Helper, "start", recorded)
+    answers = _helped(monkeypatch)
+    monkeypatch.setattr(query, "_HELP_AT", 6)
+    assert _answers(path) == alone
+    assert started and answers == []
+    assert all(proc.poll() is not None for proc in started)  # stopped, and waited for
