@@ -13,13 +13,16 @@ it costs one slow query; a damaged one is ignored and rebuilt.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import fnmatch
 import os
+import subprocess
+import sys
 import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import msgspec
 
@@ -93,10 +96,27 @@ class _Spec(msgspec.Struct, array_like=True):
     tasks: dict[str, _Task]
 
 
+class _Plan(NamedTuple):
+    """A spec to bring up to date: its ref folder's stamp, its refs, the tasks whose head
+    moved (key, new head, what the index knew of the task)."""
+
+    stamp: list[int] | None
+    heads: Mapping[str, str]
+    moved: list[tuple[str, str, _Task | None]]
+
+
 class _File(msgspec.Struct):
     format: int
     specs: dict[str, _Spec]
 
+
+# Tasks whose versions are read together (see VersionIndex._walk_many): enough for a pass over
+# them to pay off, few enough to hold their manifests.
+_CHUNK = 4096
+# Tasks to read at which half are read by a helper process (see _Helper). Starting it costs
+# about 0.4 s of CPU (an interpreter, the imports, the pack indexes read again), about what
+# reading 5,000 versions costs: below this many, the second core saves too little to pay it.
+_HELP_AT = 20_000
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_File)
@@ -121,6 +141,7 @@ class VersionIndex:
         self._specs: dict[str, _Spec] = {}
         self._loaded = False
         self._lock = threading.Lock()
+        self._helper = _Helper(store.path)
         self._path = (
             os.path.join(store.path, "gitstore", "index", "versions.msgpack")
             if store.path
@@ -142,8 +163,27 @@ class VersionIndex:
                 for s in gone:
                     del self._specs[s]
                 changed = bool(gone)
-            for s in specs:
-                changed = self._refresh(s) or changed
+            # Every spec's refs first, then the versions of every task that moved, all together
+            # (the more there are, the better they share out; see _walk_many).
+            plans: list[tuple[str, _Plan | None]] = []
+            moved: list[tuple[str, str, _Task | None]] = []
+            try:
+                for s in specs:
+                    plan = self._plan(s)
+                    plans.append((s, plan))
+                    moved.extend(plan.moved if plan is not None else ())
+                    # As many moved tasks in the specs still to read as in those read so far
+                    # would make enough for the helper: start it now, so that it is ready
+                    # when the refs are read (a helper never asked is stopped at once).
+                    if len(moved) * len(specs) >= _HELP_AT * len(plans) and self._helps():
+                        self._helper.start()
+                walked = self._walk_many(moved)
+            finally:
+                self._helper.close()
+            done = dict(zip((key for key, _, _ in moved), walked, strict=True))
+            for s, plan in plans:
+                if plan is not None:
+                    changed = self._apply(s, plan, done) or changed
             if changed:
                 self._save()
             # Copies: forget() may drop tasks while a caller goes through them.
@@ -155,23 +195,35 @@ class VersionIndex:
             for task in tasks.values():
                 yield from task.versions()
 
-    def _refresh(self, spec: str) -> bool:
-        """Bring ``spec`` up to date (under lock); True if anything changed."""
+    def _plan(self, spec: str) -> _Plan | None:
+        """What bringing ``spec`` up to date takes (under lock): None if its stamp held, else
+        its refs as read now and the tasks whose head moved."""
         # A served store's refs are read through its API, which has no stamps.
         served = isinstance(self._store, HttpStore)
         stamp = None if served else self._store.versions.refs.stamp(f"{REFS_PREFIX}{spec}/")
         known = self._specs.get(spec)
         if known is not None and stamp is not None and known.stamp == list(stamp):
-            return False
+            return None
+        old = known.tasks if known is not None else {}
+        heads = self._store.heads(spec)
+        moved: list[tuple[str, str, _Task | None]] = []
+        for key, head in heads.items():
+            was = old.get(key.split("/", 1)[1])
+            if not (was and was.head == head):
+                moved.append((key, head, was))
+        return _Plan(None if stamp is None else list(stamp), heads, moved)
+
+    def _apply(self, spec: str, plan: _Plan, walked: Mapping[str, _Task]) -> bool:
+        """Bring ``spec`` up to date by ``plan`` and the tasks ``walked`` by key (under lock);
+        True if anything changed."""
+        known = self._specs.get(spec)
         old = known.tasks if known is not None else {}
         tasks: dict[str, _Task] = {}
-        for key, head in self._store.heads(spec).items():
+        for key in plan.heads:
             name = key.split("/", 1)[1]
-            was = old.get(name)
-            tasks[name] = (
-                was if was and was.head == head else _task(head, self._walk(key, head, was))
-            )
-        fresh = _Spec(None if stamp is None else list(stamp), tasks)
+            task = walked.get(key)
+            tasks[name] = task if task is not None else old[name]
+        fresh = _Spec(plan.stamp, tasks)
         if tasks:
             self._specs[spec] = fresh
         else:
@@ -184,18 +236,118 @@ class VersionIndex:
             or any(tasks.get(k) is not v for k, v in old.items())
         )
 
-    def _walk(self, key: str, head: str, known: _Task | None) -> list[VersionRecord]:
-        """Records of every version reachable from ``head``, reusing ``known`` ones by commit."""
-        reuse = {r.commit: r for r in known.versions()} if known else {}
+    def _walk_many(self, moved: Sequence[tuple[str, str, _Task | None]]) -> list[_Task]:
+        """Each task ``(key, head, known)`` of ``moved`` as it is now: the records of every
+        version reachable from ``head``, reusing ``known`` ones by commit.
+
+        Many tasks are split in two: a second process (see :class:`_Helper`) reads the later
+        half while this one reads the first. A task either could not read is read again here,
+        alone and in order, so that an error is raised as it would be without the helper.
+        """
+        theirs = None
+        # Half each: the helper was started while the refs were read (see tasks), and reads
+        # as fast as this process does.
+        split = len(moved) // 2
+        if len(moved) >= _HELP_AT and self._helps():
+            later = [(k, h, None if w is None else bytes(w.raw)) for k, h, w in moved[split:]]
+            theirs = self._helper.walk(later)
+        if theirs is None:
+            walked = zip(moved, self._walk_records(moved), strict=True)
+            return [_task(head, records) for (_, head, _), records in walked]
+        got: list[list[VersionRecord] | bytes | None] = []
+        got.extend(self._walk_quick(moved[:split]))
+        try:
+            got.extend(theirs.result())
+        except Exception:  # the helper could not start, or died: its half is read here
+            got.extend([None] * (len(moved) - split))
+        out: list[_Task] = []
+        for (key, head, was), found in zip(moved, got, strict=True):
+            if found is None:
+                out.append(self._walk(key, head, was))
+            elif isinstance(found, bytes):
+                out.append(_Task(head, msgspec.Raw(found)))
+            else:
+                out.append(_task(head, found))
+        return out
+
+    def _helps(self) -> bool:
+        """May a helper process read for this index? (Not for a served store: its versions
+        are read through its API.)"""
+        return not isinstance(self._store, HttpStore)
+
+    def _walk_quick(
+        self, moved: Sequence[tuple[str, str, _Task | None]]
+    ) -> list[list[VersionRecord] | None]:
+        """:meth:`_walk_records` of each, None for a task whose reading raised."""
+        out: list[list[VersionRecord] | None] = []
+        while len(out) < len(moved):
+            try:
+                for records in self._walk_records(moved[len(out) :]):
+                    out.append(records)
+            except Exception:
+                out.append(None)  # that task's error is raised when it is read alone
+        return out
+
+    def read_encoded(self, moved: Sequence[tuple[str, str, bytes | None]]) -> list[bytes | None]:
+        """The records of each task ``(key, head, its known records msgpack-encoded)`` of
+        ``moved``, msgpack-encoded; None for a task whose reading raised. What the helper
+        process (see :class:`_Helper`) answers; this index is left as it was."""
+        tasks = [(k, h, None if w is None else _Task(h, msgspec.Raw(w))) for k, h, w in moved]
+        return [None if r is None else _encoder.encode(r) for r in self._walk_quick(tasks)]
+
+    def _walk(self, key: str, head: str, was: _Task | None) -> _Task:
+        """The task ``key`` at ``head`` read alone (raising what is wrong with it)."""
+        return _task(head, next(self._walk_records([(key, head, was)])))
+
+    def _walk_records(
+        self, moved: Sequence[tuple[str, str, _Task | None]]
+    ) -> Iterator[list[VersionRecord]]:
+        """The records of each ``(key, head, known)`` of ``moved``, in order.
+
+        The versions of a few thousand tasks at a time are read first, all together, the quick
+        way (:meth:`gitstore.versions.Versions.read_many`: one pass over their commits, one
+        over their trees...), a round per step back in their histories; whatever did not read
+        so is read again by :meth:`_read`, the careful way, which raises what is wrong.
+        """
+        served = isinstance(self._store, HttpStore)
+        for at in range(0, len(moved), _CHUNK):
+            chunk = moved[at : at + _CHUNK]
+            reuse = [{r.commit: r for r in was.versions()} if was else {} for _, _, was in chunk]
+            quick: dict[str, tuple[Manifest, tuple[str, ...]]] = {}
+            if not served:
+                known = set().union(*reuse)
+                todo = list(dict.fromkeys(head for _, head, _ in chunk if head not in known))
+                while todo:
+                    step: dict[str, None] = {}
+                    for commit, got in zip(todo, self._store.versions.read_many(todo), strict=True):
+                        if got is not None:
+                            quick[commit] = got
+                            step.update(dict.fromkeys(got[1]))
+                    todo = [c for c in step if c not in quick and c not in known]
+            for (key, head, _), old in zip(chunk, reuse, strict=True):
+                yield self._versions_of(key, head, old, quick)
+
+    def _versions_of(
+        self,
+        key: str,
+        head: str,
+        reuse: Mapping[str, VersionRecord],
+        quick: Mapping[str, tuple[Manifest, tuple[str, ...]]],
+    ) -> list[VersionRecord]:
+        """Records of every version reachable from ``head``, reusing those of ``reuse`` and
+        reading the others from ``quick`` (see :meth:`_walk_many`) or else one by one."""
         found: dict[str, VersionRecord] = {}
         for commit in walk_commits([head], lambda c: found[c].parents):
             rec = reuse.get(commit)
-            found[commit] = rec if rec is not None else self._read(key, commit)
+            if rec is None:
+                got = quick.get(commit)
+                rec = self._read(key, commit) if got is None else _record(commit, key, *got)
+            found[commit] = rec
         return list(found.values())
 
     def _read(self, key: str, commit: str) -> VersionRecord:
-        """The record of version ``commit`` of task ``key`` (VersionNotFoundError if the commit
-        is a version of another task)."""
+        """The record of version ``commit`` of task ``key``, read the careful way
+        (VersionNotFoundError if the commit is a version of another task)."""
         if isinstance(self._store, HttpStore):
             v = self._store.show(f"{key}@{commit}")
             m = Manifest(
@@ -209,14 +361,12 @@ class VersionIndex:
                 artifacts={a.name: _entry(a) for a in v.artifacts},
                 conflicts=list(v.conflicts),
             )
-            return _record(commit, m, v.parents)
+            return _record(commit, key, m, v.parents)
         # The manifest and parents straight from the versions layer: Store.show would parse
         # the address and resolve the commit again first.
         versions = self._store.versions
         m = versions.manifest(commit)
-        if f"{m.spec}/{m.task}" != key:
-            raise VersionNotFoundError(f"{key} has no version {commit}")
-        return _record(commit, m, versions.parents(commit))
+        return _record(commit, key, m, versions.parents(commit))
 
     def _load(self) -> None:
         self._loaded = True
@@ -255,6 +405,134 @@ _indexes: weakref.WeakKeyDictionary[Store, VersionIndex] = weakref.WeakKeyDictio
 _indexes_lock = threading.Lock()
 
 
+class _Helper:
+    """A second process that reads versions for a :class:`VersionIndex` of a disk store: the
+    first build of the index over a big store reads hundreds of thousands of objects, and
+    Python does it on one core; the machine most likely has two.
+
+    Started for one refresh (every spec's tasks at once) as soon as its refs promise enough
+    tasks to read, so that its start overlaps their reading, then ended. It is a plain
+    ``python -c`` that imports this module (not multiprocessing, whose ``spawn`` runs the
+    caller's main script again in the child, and whose ``fork`` could inherit a lock that
+    another thread holds), opens the store by its path, and only reads. Requests and answers
+    are msgpack, each after its length (8 bytes), over its stdin and stdout; a thread of this
+    process waits for the answer.
+    """
+
+    def __init__(self, path: str | None) -> None:
+        self._path = path
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._asked = False
+
+    def walk(
+        self, moved: list[tuple[str, str, bytes | None]]
+    ) -> concurrent.futures.Future[list[bytes | None]] | None:
+        """The records of each ``(key, head, known encoded)`` of ``moved``, encoded, as a
+        future (None in place of a task whose reading raised); None if there is no helper to
+        ask (a store in memory, one core, no process to be had)."""
+        if not self.start():
+            return None
+        assert self._proc is not None and self._pool is not None
+        self._asked = True
+        return self._pool.submit(self._ask, self._proc, _encoder.encode([self._path, moved]))
+
+    def start(self) -> bool:
+        """Start the helper process if it is not running yet; False if there can be none (a
+        store in memory, one core, no process to be had)."""
+        if self._proc is not None:
+            return True
+        if self._path is None or not sys.executable or _cores() < 2:
+            return False
+        # The package's own folder first on the path: the child imports this very code.
+        here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+        argv = [sys.executable, "-c", "from gitstore.query import _helper_main; _helper_main()"]
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError:
+            self._path = None  # no helper to be had: read here from now on
+            return False
+        self._pool = concurrent.futures.ThreadPoolExecutor(1)
+        return True
+
+    @staticmethod
+    def _ask(proc: subprocess.Popen[bytes], request: bytes) -> list[bytes | None]:
+        assert proc.stdin is not None and proc.stdout is not None
+        _send(proc.stdin, request)
+        return msgspec.msgpack.decode(_receive(proc.stdout), type=list[bytes | None])
+
+    def close(self) -> None:
+        """End the helper process, if one was started."""
+        proc, self._proc = self._proc, None
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        asked, self._asked = self._asked, False
+        if proc is not None:
+            assert proc.stdin is not None and proc.stdout is not None
+            if not asked:
+                proc.kill()  # started early, then not needed: it has nothing to finish
+            with contextlib.suppress(OSError):
+                proc.stdin.close()  # the helper ends at the end of its input
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
+def _cores() -> int:
+    """The cores this process may run on (all of the machine's where that cannot be asked)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _send(out: IO[bytes], message: bytes) -> None:
+    out.write(len(message).to_bytes(8, "big") + message)
+    out.flush()
+
+
+def _receive(src: IO[bytes]) -> bytes:
+    """One message (EOFError at the end of the stream, or in a message cut short)."""
+    size = src.read(8)
+    if len(size) < 8:
+        raise EOFError("the helper ended")
+    message = src.read(int.from_bytes(size, "big"))
+    if len(message) < int.from_bytes(size, "big"):
+        raise EOFError("the helper ended in the middle of an answer")
+    return message
+
+
+_Request = tuple[str, list[tuple[str, str, bytes | None]]]
+
+
+def _helper_main() -> None:
+    """The helper process (see :class:`_Helper`): answer requests until stdin ends."""
+    stores: dict[str, Store] = {}
+    src, out = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        try:
+            path, moved = msgspec.msgpack.decode(_receive(src), type=_Request)
+        except EOFError:
+            break
+        store = stores.get(path)
+        if store is None:
+            store = stores[path] = Store.open(path)
+        _send(out, _encoder.encode(VersionIndex(store).read_encoded(moved)))
+    for store in stores.values():
+        store.close()
+
+
 def _index(store: Store) -> VersionIndex:
     with _indexes_lock:
         idx = _indexes.get(store)
@@ -263,7 +541,11 @@ def _index(store: Store) -> VersionIndex:
         return idx
 
 
-def _record(commit: str, m: Manifest, parents: Sequence[str]) -> VersionRecord:
+def _record(commit: str, key: str, m: Manifest, parents: Sequence[str]) -> VersionRecord:
+    """The record of version ``commit`` of task ``key``, from its manifest and parents
+    (VersionNotFoundError if the manifest says it is a version of another task)."""
+    if f"{m.spec}/{m.task}" != key:
+        raise VersionNotFoundError(f"{key} has no version {commit}")
     return VersionRecord(
         m.spec,
         m.task,

@@ -11,6 +11,7 @@ on a lost swap re-read and build again, so every write that returns is in the hi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -23,12 +24,15 @@ import msgspec
 from gitstore import aliases as _aliases
 from gitstore import cas
 from gitstore.backend.config import DEFAULT_IDENTITY
-from gitstore.backend.objects import ObjectBackend
+from gitstore.backend.objects import ObjectBackend, read_raw_many
 from gitstore.backend.refs import RefBackend
 from gitstore.backend.trees import (
+    MODE_TREE,
     CommitInfo,
     VersionBatch,
+    entry_named,
     lookup,
+    parse_commit,
     read_blob,
     read_commit,
     write_version,
@@ -209,6 +213,36 @@ class Versions:
             raise IntegrityError(f"version {commit}: damaged manifest ({e})") from None
         self.remember(commit, manifest)
         return manifest
+
+    def read_many(self, commits: Sequence[str]) -> list[tuple[Manifest, tuple[str, ...]] | None]:
+        """The manifest and parents of each of ``commits``, or None for one that does not read
+        the quick way, which :meth:`manifest` and :meth:`parents` then read the careful way
+        (and say what is wrong with it, as they would have).
+
+        For readers of every version of a store (the query index's first build): each step is
+        one pass over all the commits (their commits, root trees, ``.gitstore`` trees, then
+        manifests; see :func:`~gitstore.backend.objects.read_raw_many`), with the same checks
+        and the same parsing as :meth:`manifest`, so a version read here reads the same there.
+        Nothing is cached: such a reader keeps what it needs itself.
+        """
+        objects = self._objects
+        infos: list[CommitInfo | None] = []
+        for commit, got in zip(commits, read_raw_many(objects, commits), strict=True):
+            info = None
+            if got is not None and got[0] == "commit":
+                with contextlib.suppress(IntegrityError):
+                    info = parse_commit(commit, got[1])
+            infos.append(info)
+        folders = _entries(objects, [c.tree if c else None for c in infos], _MANIFEST_DIR, True)
+        files = _entries(objects, folders, _MANIFEST_FILE, False)
+        out: list[tuple[Manifest, tuple[str, ...]] | None] = []
+        for info, got in zip(infos, _read_some(objects, files), strict=True):
+            manifest = None
+            if info is not None and got is not None and got[0] == "blob":
+                with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
+                    manifest = decode_manifest(got[1])
+            out.append(None if manifest is None or info is None else (manifest, info.parents))
+        return out
 
     def version(
         self,
@@ -726,6 +760,32 @@ class _Slot:
     change: Change
     done: bool = False
     result: Version | GitstoreError | BaseException | None = None
+
+
+_MANIFEST_DIR, _MANIFEST_FILE = (part.encode() for part in MANIFEST_PATH.split("/"))
+
+
+def _read_some(
+    objects: ObjectBackend, oids: Sequence[str | None]
+) -> list[tuple[str, bytes] | None]:
+    """:func:`read_raw_many` of the ``oids`` that are not None (None for the others)."""
+    got = iter(read_raw_many(objects, [o for o in oids if o is not None]))
+    return [None if o is None else next(got) for o in oids]
+
+
+def _entries(
+    objects: ObjectBackend, trees: Sequence[str | None], name: bytes, folder: bool
+) -> list[str | None]:
+    """The id of entry ``name`` (a folder, if ``folder``) of each of ``trees``, where it reads
+    the quick way (see :meth:`Versions.read_many`); else None."""
+    out: list[str | None] = []
+    for tree, got in zip(trees, _read_some(objects, trees), strict=True):
+        entry = None
+        if tree is not None and got is not None and got[0] == "tree":
+            with contextlib.suppress(IntegrityError):
+                entry = entry_named(tree, got[1], name)
+        out.append(None if entry is None or (folder and entry.mode != MODE_TREE) else entry.oid)
+    return out
 
 
 def _carried(base: Manifest, artifacts: Mapping[str, ArtifactEntry]) -> dict[str, Removal]:

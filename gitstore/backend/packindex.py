@@ -25,11 +25,14 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from hashlib import sha1
+from typing import Literal
 
 __all__ = ["PackIndex"]
 
 _MAGIC = b"\xfftOc\x00\x00\x00\x02"
 _SHAS_AT = 8 + 256 * 4
+_KIND_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 _OFS_DELTA = 6
 _REF_DELTA = 7
 # Longest entry header: type and a 64-bit size, 7 bits a byte.
@@ -109,6 +112,28 @@ class PackIndex:
         if n and max(offsets) & 0x80000000:
             offsets = [self._offset_of(i) for i in range(n)]
         return dict(zip(keys, offsets, strict=True))
+
+    def whole(self, sha: bytes) -> tuple[int, bytes] | Literal[False] | None:
+        """(type number, bytes) of object ``sha`` if the pack holds it as a whole entry whose
+        bytes hash to ``sha``; False if the pack does not hold it; None if it does, but not so
+        (a delta, or damage: the caller reads it the careful way, which says what is wrong).
+        Raises OSError if the pack cannot be read, ValueError or struct.error if the index is
+        damaged.
+
+        :meth:`offset`, :meth:`read` and the SHA-1 check in one call: what a whole-store read
+        pays for each of its hundreds of thousands of objects.
+        """
+        d = self._dict
+        offset = d.get(sha) if d is not None else self.offset(sha)
+        if offset is None:
+            return False
+        found = self.read(offset)
+        if found is None:
+            return None
+        kind, raw = found
+        if sha1(b"%s %d\0%s" % (_KIND_NAMES[kind], len(raw), raw)).digest() != sha:
+            return None
+        return found
 
     def read(self, offset: int) -> tuple[int, bytes] | None:
         """(type number, bytes) of the whole non-delta entry at ``offset``, or None (see the

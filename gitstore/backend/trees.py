@@ -38,7 +38,9 @@ __all__ = [
     "TreeEntry",
     "VersionBatch",
     "add_blobs",
+    "entry_named",
     "lookup",
+    "parse_commit",
     "reachable",
     "read_blob",
     "read_commit",
@@ -169,19 +171,24 @@ def lookup(objects: ObjectBackend, tree: str, path: str) -> TreeEntry | None:
     for part in path.split("/"):
         if entry.mode != MODE_TREE:
             return None
-        want = part.encode()
-        raw = _raw(objects, entry.oid, "tree")
-        found = None
-        try:
-            for name, mode, sha in parse_tree(raw, 20):
-                if name == want:
-                    found = TreeEntry(name, mode, sha.decode())
-        except (ObjectFormatException, ValueError) as e:
-            raise IntegrityError(f"tree {entry.oid} is malformed ({e})") from None
+        found = entry_named(entry.oid, _raw(objects, entry.oid, "tree"), part.encode())
         if found is None:
             return None
         entry = found
     return entry
+
+
+def entry_named(oid: str, raw: bytes, name: bytes) -> TreeEntry | None:
+    """The entry ``name`` of tree ``oid`` whose bytes are ``raw`` (of two of one name, the
+    last: see :func:`lookup`); None if there is none; IntegrityError if the bytes do not parse."""
+    found = None
+    try:
+        for entry_name, mode, sha in parse_tree(raw, 20):
+            if entry_name == name:
+                found = TreeEntry(entry_name, mode, sha.decode())
+    except (ObjectFormatException, ValueError) as e:
+        raise IntegrityError(f"tree {oid} is malformed ({e})") from None
+    return found
 
 
 def add_blobs(objects: ObjectBackend, blobs: Sequence[bytes]) -> None:
