@@ -196,20 +196,6 @@ def test_find_with_the_index_cli(benchmark: Any, store100k: Path) -> None:
     record(FIND, "gitstore find --run (process, index on disk)", mean_of(benchmark))
 
 
-def _bytecode_compiled() -> None:
-    """Compile gitstore's sources to bytecode, as installing its wheel does.
-
-    An editable install run with PYTHONDONTWRITEBYTECODE set (as on the reference machine)
-    compiles every module of gitstore anew in each process, ~0.3 s that no installed copy pays.
-    """
-    import compileall
-
-    import gitstore.cli
-
-    for folder in {Path(gitstore.__file__).parent, Path(gitstore.cli.__file__).parent}:
-        compileall.compile_dir(folder, quiet=1)
-
-
 def _cpu_into(spent: list[float], run: Callable[[], None]) -> Callable[[], None]:
     """``run``, adding the CPU seconds (user + system) of the processes it waited for to
     ``spent``: what an idle machine's wall clock would show, where other work shares the CPU."""
@@ -224,7 +210,6 @@ def _cpu_into(spent: list[float], run: Callable[[], None]) -> Callable[[], None]
 
 
 def test_ls_spec_100k(benchmark: Any, spec100k: Path) -> None:
-    _bytecode_compiled()
     ours_cpu: list[float] = []
     peer_cpu: list[float] = []
     peer = _alternating(
