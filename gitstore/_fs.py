@@ -45,11 +45,7 @@ def write_all(fd: int, data: bytes) -> None:
 
 def fsync_dir(path: str) -> None:
     """fsync a directory, so that a rename or a new entry in it survives a power loss."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync_path(path, os.O_DIRECTORY)
 
 
 @contextlib.contextmanager
@@ -90,9 +86,7 @@ def atomic_write(
         os.fchmod(fd, mode)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.close(fd)
+        _drop_temp(fd, tmp)
         raise
     os.close(fd)
     if fsync and sync_dir:
@@ -108,6 +102,13 @@ def _create_temp(path: str) -> tuple[int, str]:
         return os.open(tmp, flags, 0o600), tmp
     except OSError as e:
         raise OSError(e.errno, e.strerror, path) from None
+
+
+def _drop_temp(fd: int, tmp: str) -> None:
+    """Remove and close a temp file whose writing failed (the error being raised is the news)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.close(fd)
 
 
 def write_temp(path: str, chunks: Iterable[bytes], *, mode: int = 0o644) -> str:
@@ -127,9 +128,7 @@ def write_temp(path: str, chunks: Iterable[bytes], *, mode: int = 0o644) -> str:
             write_all(fd, chunk)
         os.fchmod(fd, mode)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        os.close(fd)
+        _drop_temp(fd, tmp)
         raise
     os.close(fd)
     return tmp
@@ -260,8 +259,8 @@ def _unwritten() -> int:
     return total
 
 
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _fsync_path(path: str, flags: int = 0) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | flags)
     try:
         os.fsync(fd)
     finally:

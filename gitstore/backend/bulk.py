@@ -39,6 +39,7 @@ from gitstore.backend.objects import (
     Progress,
     RawObject,
 )
+from gitstore.backend.packindex import ENTRY_HEADER_MAX, entry_header
 from gitstore.errors import IntegrityError
 
 __all__ = ["COMMIT", "TREE", "BLOB", "PackMap"]
@@ -166,21 +167,13 @@ class PackMap:
             return None
         number, start, end, _ = found
         pack = self._packs[number]
-        head = pack.read(start, min(start + 16, end))
-        try:
-            byte = head[0]
-            kind = (byte >> 4) & 7
-            if kind not in _KINDS:
-                return None  # a delta (dulwich resolves it), or damage dulwich reports
-            size = byte & 15
-            shift, pos = 4, 1
-            while byte & 0x80:
-                byte = head[pos]
-                size |= (byte & 0x7F) << shift
-                shift += 7
-                pos += 1
-        except IndexError:
-            raise self._damaged(sha, pack, "entry header runs past its end") from None
+        head = pack.read(start, min(start + ENTRY_HEADER_MAX, end))
+        if not head or (head[0] >> 4) & 7 not in _KINDS:
+            return None  # a delta (dulwich resolves it), or damage dulwich reports
+        parsed = entry_header(head)
+        if parsed is None:
+            raise self._damaged(sha, pack, "entry header runs past its end")
+        pos, size, kind = parsed
         return kind, size, pack, start, start + pos, end
 
     def _damaged(self, sha: bytes, pack: _Pack, why: str) -> IntegrityError:
@@ -421,21 +414,13 @@ class PackMap:
                 number, start, end, crc = found
                 pack = packs[number]
                 data = pack.data[start:end] if pack.data is not None else pack.read(start, end)
-                byte = data[0] if data else 0
-                ekind = (byte >> 4) & 7
+                ekind = (data[0] >> 4) & 7 if data else 0
                 if ekind in _KINDS:
-                    length = byte & 15
-                    shift = 4
-                    pos = 1
-                    head = data[:16]  # as _entry reads it: a longer header is damage
-                    try:
-                        while byte & 0x80:
-                            byte = head[pos]
-                            length |= (byte & 0x7F) << shift
-                            shift += 7
-                            pos += 1
-                    except IndexError:
-                        raise self._damaged(sha, pack, "entry header runs past its end") from None
+                    # As _entry reads it: a header longer than ENTRY_HEADER_MAX is damage.
+                    parsed = entry_header(data[:ENTRY_HEADER_MAX])
+                    if parsed is None:
+                        raise self._damaged(sha, pack, "entry header runs past its end")
+                    length = parsed[1]
                     if crc32(data) != crc:
                         raise self._damaged(sha, pack, "entry fails its CRC")
                     rec = UnpackedObject(ekind, decomp_len=length, crc32=crc, sha=sha)

@@ -45,7 +45,7 @@ from dulwich.pack import Pack, PackFileDisappeared
 from gitstore import _zlib
 from gitstore._fs import fsync_dir, write_all
 from gitstore.backend.blobpack import BlobPackWriter
-from gitstore.backend.packindex import PackIndex
+from gitstore.backend.packindex import ENTRY_HEADER_MAX, PackIndex, entry_header
 from gitstore.backend.packs import (
     MERGE_AT,
     Entry,
@@ -835,7 +835,7 @@ class DiskObjects:
         fh = open(base + ".pack", "rb")  # noqa: SIM115 - closed by the reader
         try:
             fh.seek(offset)
-            kind, size = _pack_entry_header(fh)
+            kind, size = _packentry_header(fh)
             if kind == _PACK_BLOB:
                 return BlobReader(oid, size, _inflate(fh, oid, size), fh.close, expect_sha256)
         except BaseException:
@@ -1040,14 +1040,14 @@ def _small_blob_at(fd: int, offset: int, span: int, sha: bytes) -> bytes | None:
     SMALL_BLOB bytes that inflates to the size its header says and hashes to ``sha``; else None.
     ``span``: bytes to the next entry wanted (0 if none or unknown). OSError if reading fails."""
     if not 0 < span <= _SMALL_ENTRY:
-        head = os.pread(fd, _ENTRY_HEADER_MAX, offset)
-        parsed = _entry_header(head)
+        head = os.pread(fd, ENTRY_HEADER_MAX, offset)
+        parsed = entry_header(head)
         if parsed is None or parsed[1] > SMALL_BLOB:
             return None
         at, size = parsed[0], parsed[1]
         span = at + size + (size >> 12) + (size >> 14) + 13  # zlib's compressBound
     data = os.pread(fd, span, offset)
-    parsed = _entry_header(data)
+    parsed = entry_header(data)
     if parsed is None or parsed[1] > SMALL_BLOB or parsed[2] != _PACK_BLOB:
         return None
     at, size = parsed[0], parsed[1]
@@ -1063,29 +1063,6 @@ def _small_blob_at(fd: int, offset: int, span: int, sha: bytes) -> bytes | None:
     check = hashlib.sha1(b"blob %d\0" % size)
     check.update(raw)
     return raw if check.digest() == sha else None
-
-
-# Longest pack entry header read: type and a size of up to 64 bits, 7 bits a byte.
-_ENTRY_HEADER_MAX = 10
-
-
-def _entry_header(data: bytes) -> tuple[int, int, int] | None:
-    """(header length, size, type) of the pack entry ``data`` starts with; None if cut short."""
-    if not data:
-        return None
-    byte = data[0]
-    kind = (byte >> 4) & 7
-    size = byte & 15
-    shift = 4
-    at = 1
-    while byte & 0x80:
-        if at >= _ENTRY_HEADER_MAX or at >= len(data):
-            return None
-        byte = data[at]
-        at += 1
-        size |= (byte & 0x7F) << shift
-        shift += 7
-    return at, size, kind
 
 
 def _discard(fd: int, tmp: str) -> None:
@@ -1194,7 +1171,7 @@ def _inflate(fh: BinaryIO, oid: str, size: int) -> Iterable[bytes]:
     return _drain(fh, _zlib.decompressobj(), oid)
 
 
-def _pack_entry_header(fh: BinaryIO) -> tuple[int, int]:
+def _packentry_header(fh: BinaryIO) -> tuple[int, int]:
     byte = fh.read(1)[0]
     kind = (byte >> 4) & 7
     size = byte & 15

@@ -28,7 +28,7 @@ import zlib
 from hashlib import sha1
 from typing import Literal
 
-__all__ = ["PackIndex"]
+__all__ = ["ENTRY_HEADER_MAX", "PackIndex", "entry_header"]
 
 _MAGIC = b"\xfftOc\x00\x00\x00\x02"
 _SHAS_AT = 8 + 256 * 4
@@ -36,7 +36,7 @@ _KIND_NAMES = {1: b"commit", 2: b"tree", 3: b"blob", 4: b"tag"}
 _OFS_DELTA = 6
 _REF_DELTA = 7
 # Longest entry header: type and a 64-bit size, 7 bits a byte.
-_HEADER_MAX = 10
+ENTRY_HEADER_MAX = 10
 # First read of an entry: its header and, for most commits, trees and manifests, all of it.
 _FIRST_READ = 1024
 
@@ -141,20 +141,10 @@ class PackIndex:
         if self._fd < 0:
             self._fd = os.open(self.base + ".pack", os.O_RDONLY | os.O_CLOEXEC)
         head = os.pread(self._fd, _FIRST_READ, offset)
-        if not head:
+        parsed = entry_header(head)
+        if parsed is None:
             return None
-        byte = head[0]
-        kind = (byte >> 4) & 7
-        size = byte & 15
-        shift = 4
-        at = 1
-        while byte & 0x80:
-            if at >= _HEADER_MAX or at >= len(head):
-                return None
-            byte = head[at]
-            at += 1
-            size |= (byte & 0x7F) << shift
-            shift += 7
+        at, size, kind = parsed
         if kind in (_OFS_DELTA, _REF_DELTA) or not 1 <= kind <= 4:
             return None
         # zlib's compressBound: no stream zlib writes for ``size`` bytes is longer.
@@ -173,3 +163,24 @@ class PackIndex:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
+
+
+def entry_header(data: bytes) -> tuple[int, int, int] | None:
+    """(header length, size, type number) of the pack entry ``data`` starts with; None when the
+    header runs past ``data`` or past :data:`ENTRY_HEADER_MAX` bytes (damage: no size needs
+    more than 64 bits)."""
+    if not data:
+        return None
+    byte = data[0]
+    kind = (byte >> 4) & 7
+    size = byte & 15
+    shift = 4
+    at = 1
+    while byte & 0x80:
+        if at >= ENTRY_HEADER_MAX or at >= len(data):
+            return None
+        byte = data[at]
+        at += 1
+        size |= (byte & 0x7F) << shift
+        shift += 7
+    return at, size, kind
