@@ -58,7 +58,7 @@ def _odd_store(path: Path) -> Path:
         s.put(
             "odd/t0",
             {
-                "a b/ü %.txt": "x",
+                "a b/ü %.txt": b"x",
                 "x~y-z_.w": Artifact(b"y", executable=True, tags={"k": "v", "B": "\x07"}),
                 "cut.log": Artifact(b"0123", truncated=cut, masked_secrets=2),
             },
@@ -66,8 +66,8 @@ def _odd_store(path: Path) -> Path:
             message="line 1\nline 2\r\x00",
             metadata=metadata,
         )
-        s.put("odd/t0", {"second": "2"}, metadata={"n": -1})
-        s.put("odd/t1", {"?#&=+": "q"}, content_type="text/x-odd")
+        s.put("odd/t0", {"second": b"2"}, metadata={"n": -1})
+        s.put("odd/t1", {"?#&=+": b"q"}, content_type="text/x-odd")
     return path
 
 
