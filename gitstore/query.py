@@ -117,6 +117,9 @@ _CHUNK = 4096
 # about 0.4 s of CPU (an interpreter, the imports, the pack indexes read again), about what
 # reading 5,000 versions costs: below this many, the second core saves too little to pay it.
 _HELP_AT = 20_000
+# Tasks found (half of them) at which the helper is asked to read them while the refs of other
+# specs are still read: a request per round of _CHUNK tasks.
+_SEND_AT = _CHUNK
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_File)
@@ -174,6 +177,7 @@ class VersionIndex:
             # (the more there are, the better they share out; see _walk_many).
             plans: list[tuple[str, _Plan | None]] = []
             moved: list[tuple[str, str, _Task | None]] = []
+            sent: list[tuple[concurrent.futures.Future[_Answer], int]] = []
             try:
                 for s in specs:
                     plan = self._plan(s)
@@ -184,7 +188,14 @@ class VersionIndex:
                     # when the refs are read (a helper never asked is stopped at once).
                     if len(moved) * len(specs) >= _HELP_AT * len(plans) and self._helps():
                         self._helper.start()
-                walked = self._walk_many(moved, lines)
+                        # The first half of all the tasks is the helper's, and half of those
+                        # found so far is surely in it: it reads them while the refs of the
+                        # other specs are read.
+                        upto = sum(n for _, n in sent)
+                        if len(moved) // 2 - upto >= _SEND_AT:
+                            asked = self._ask_helper(moved[upto : len(moved) // 2], lines)
+                            sent.extend([asked] if asked is not None else [])
+                walked = self._walk_many(moved, lines, sent)
             finally:
                 self._helper.close()
             done = dict(zip((key for key, _, _ in moved), walked, strict=True))
@@ -247,41 +258,46 @@ class VersionIndex:
         self,
         moved: Sequence[tuple[str, str, _Task | None]],
         lines: dict[str, list[bytes]] | None = None,
+        sent: Sequence[tuple[concurrent.futures.Future[_Answer], int]] = (),
     ) -> list[_Task]:
         """Each task ``(key, head, known)`` of ``moved`` as it is now: the records of every
         version reachable from ``head``, reusing ``known`` ones by commit (and its history
         lines into ``lines``, if given, see :meth:`tasks`).
 
-        Many tasks are split in two: a second process (see :class:`_Helper`) reads the later
-        half while this one reads the first. A task either could not read is read again here,
-        alone and in order, so that an error is raised as it would be without the helper.
+        Many tasks are split in two: a second process (see :class:`_Helper`) reads the first
+        half (``sent``: the answers to come for the first tasks, already asked for, and how
+        many tasks each) while this one reads the later half. A task either could not read is
+        read again here, alone and in order, so that an error is raised as it would be without
+        the helper.
         """
-        theirs = None
+        theirs = list(sent)
+        upto = sum(n for _, n in sent)
         # Half each: the helper was started while the refs were read (see tasks), and reads
         # as fast as this process does.
-        split = len(moved) // 2
-        if len(moved) >= _HELP_AT and self._helps():
-            later = [(k, h, None if w is None else bytes(w.raw)) for k, h, w in moved[split:]]
-            theirs = self._helper.walk(later, lines is not None)
-        if theirs is None:
+        if (sent or len(moved) >= _HELP_AT) and len(moved) // 2 > upto:
+            asked = self._ask_helper(moved[upto : len(moved) // 2], lines)
+            theirs.extend([asked] if asked is not None else [])
+        split = sum(n for _, n in theirs)
+        if not theirs:
             out = []
             for (key, head, _), records in zip(moved, self._walk_records(moved), strict=True):
                 if lines is not None:
                     lines[key] = _task_lines(records)
                 out.append(_task(head, records))
             return out
-        mine = self._walk_quick(moved[:split])
+        mine = self._walk_quick(moved[split:])
         if lines is not None:
             # While the helper still reads (and makes the lines of) its half.
-            for (key, _, _), read in zip(moved, mine, strict=False):
+            for (key, _, _), read in zip(moved[split:], mine, strict=True):
                 if read is not None:
                     lines[key] = _task_lines(read)
         got: list[list[VersionRecord] | tuple[bytes, list[bytes] | None] | None] = []
+        for answer, n in theirs:
+            try:
+                got.extend(answer.result())
+            except Exception:  # the helper could not start, or died: its part is read here
+                got.extend([None] * n)
         got.extend(mine)
-        try:
-            got.extend(theirs.result())
-        except Exception:  # the helper could not start, or died: its half is read here
-            got.extend([None] * (len(moved) - split))
         out = []
         for (key, head, was), found in zip(moved, got, strict=True):
             if found is None:
@@ -293,6 +309,19 @@ class VersionIndex:
             else:
                 out.append(_task(head, found))
         return out
+
+    def _ask_helper(
+        self,
+        tasks: Sequence[tuple[str, str, _Task | None]],
+        lines: dict[str, list[bytes]] | None,
+    ) -> tuple[concurrent.futures.Future[_Answer], int] | None:
+        """Ask the helper to read ``tasks`` (see :meth:`_walk_many`): its answer to come and
+        how many tasks it covers, or None if there is no helper to ask."""
+        if not self._helps():
+            return None
+        encoded = [(k, h, None if w is None else bytes(w.raw)) for k, h, w in tasks]
+        answer = self._helper.walk(encoded, lines is not None)
+        return None if answer is None else (answer, len(tasks))
 
     def _helps(self) -> bool:
         """May a helper process read for this index? (Not for a served store: its versions

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -68,6 +69,8 @@ def _odd_store(path: Path) -> Path:
         )
         s.put("odd/t0", {"second": b"2"}, metadata={"n": -1})
         s.put("odd/t1", {"?#&=+": b"q"}, content_type="text/x-odd")
+        for i in range(6):
+            s.put(f"more{i % 3}/t{i}", {"o": b"%d" % i}, run_id=f"r{i}")
     return path
 
 
@@ -85,6 +88,9 @@ def test_log_jsonl_is_the_same_cold_warm_and_with_the_helper_on_a_hostile_store(
     monkeypatch.setattr(query, "_HELP_AT", 1)  # half the tasks read by the helper
     _index(store).unlink(missing_ok=True)
     assert _log(store) == cold
+    monkeypatch.setattr(query, "_SEND_AT", 1)  # asked while the refs are still read
+    _index(store).unlink(missing_ok=True)
+    assert _log(store) == cold
 
 
 def test_odd_versions_are_written_as_their_records_encode(
@@ -99,6 +105,18 @@ def test_odd_versions_are_written_as_their_records_encode(
     monkeypatch.setattr(query, "_HELP_AT", 1)
     _index(store).unlink()
     assert _log(store) == (0, expected, "")  # with the helper
+    monkeypatch.setattr(query, "_SEND_AT", 1)
+    asked: list[int] = []
+    walk = query._Helper.walk
+
+    def recorded(helper: query._Helper, moved: list[Any], lines: bool = False) -> Any:
+        asked.append(len(moved))
+        return walk(helper, moved, lines)
+
+    monkeypatch.setattr(query._Helper, "walk", recorded)
+    _index(store).unlink()
+    assert _log(store) == (0, expected, "")  # the helper asked while refs are still read
+    assert len(asked) >= 2 and sum(asked) == 8 // 2  # in pieces, half of the eight tasks
 
 
 def test_a_limit_counts_lines_made_while_reading(tmp_path: Path) -> None:
