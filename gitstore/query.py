@@ -113,12 +113,12 @@ class _File(msgspec.Struct):
 # Tasks whose versions are read together (see VersionIndex._walk_many): enough for a pass over
 # them to pay off, few enough to hold their manifests.
 _CHUNK = 4096
-# Tasks to read at which half are read by a helper process (see _Helper). Starting it costs
-# about 0.4 s of CPU (an interpreter, the imports, the pack indexes read again), about what
-# reading 5,000 versions costs: below this many, the second core saves too little to pay it.
+# Tasks to read at which about half are read by a helper process (see _Helper). Starting it
+# costs about 0.4 s of CPU (an interpreter, the imports, the pack indexes read again), about
+# what reading 5,000 versions costs: below this many, the second core saves too little.
 _HELP_AT = 20_000
-# Tasks found (half of them) at which the helper is asked to read them while the refs of other
-# specs are still read: a request per round of _CHUNK tasks.
+# Tasks found (the helper's part of them) at which the helper is asked to read them while the
+# refs of other specs are still read: a request per round of _CHUNK tasks.
 _SEND_AT = _CHUNK
 
 _encoder = msgspec.msgpack.Encoder()
@@ -188,12 +188,12 @@ class VersionIndex:
                     # when the refs are read (a helper never asked is stopped at once).
                     if len(moved) * len(specs) >= _HELP_AT * len(plans) and self._helps():
                         self._helper.start()
-                        # The first half of all the tasks is the helper's, and half of those
-                        # found so far is surely in it: it reads them while the refs of the
-                        # other specs are read.
+                        # The first tasks are the helper's (see _helper_part), and its part
+                        # of those found so far surely are: it reads them while the refs of
+                        # the other specs are read.
                         upto = sum(n for _, n in sent)
-                        if len(moved) // 2 - upto >= _SEND_AT:
-                            asked = self._ask_helper(moved[upto : len(moved) // 2], lines)
+                        if _helper_part(len(moved)) - upto >= _SEND_AT:
+                            asked = self._ask_helper(moved[upto : _helper_part(len(moved))], lines)
                             sent.extend([asked] if asked is not None else [])
                 walked = self._walk_many(moved, lines, sent)
             finally:
@@ -265,17 +265,15 @@ class VersionIndex:
         lines into ``lines``, if given, see :meth:`tasks`).
 
         Many tasks are split in two: a second process (see :class:`_Helper`) reads the first
-        half (``sent``: the answers to come for the first tasks, already asked for, and how
-        many tasks each) while this one reads the later half. A task either could not read is
-        read again here, alone and in order, so that an error is raised as it would be without
-        the helper.
+        ones (see :func:`_helper_part`; ``sent``: the answers to come for those already asked
+        for, and how many tasks each) while this one reads the rest. A task either could not
+        read is read again here, alone and in order, so that an error is raised as it would be
+        without the helper.
         """
         theirs = list(sent)
         upto = sum(n for _, n in sent)
-        # Half each: the helper was started while the refs were read (see tasks), and reads
-        # as fast as this process does.
-        if (sent or len(moved) >= _HELP_AT) and len(moved) // 2 > upto:
-            asked = self._ask_helper(moved[upto : len(moved) // 2], lines)
+        if (sent or len(moved) >= _HELP_AT) and _helper_part(len(moved)) > upto:
+            asked = self._ask_helper(moved[upto : _helper_part(len(moved))], lines)
             theirs.extend([asked] if asked is not None else [])
         split = sum(n for _, n in theirs)
         if not theirs:
@@ -287,7 +285,7 @@ class VersionIndex:
             return out
         mine = self._walk_quick(moved[split:])
         if lines is not None:
-            # While the helper still reads (and makes the lines of) its half.
+            # While the helper still reads (and makes the lines of) its part.
             for (key, _, _), read in zip(moved[split:], mine, strict=True):
                 if read is not None:
                     lines[key] = _task_lines(read)
@@ -551,6 +549,16 @@ class _Helper:
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
+
+
+def _helper_part(tasks: int) -> int:
+    """How many of ``tasks`` to read the helper reads (the first ones).
+
+    A little more than half: it reads as fast as this process does, but this process has more
+    to do once both are done (the answer to take in, the index to save; for log --jsonl, the
+    lines of its own part), and the helper often starts early (see VersionIndex.tasks).
+    """
+    return tasks * 11 // 20
 
 
 def _cores() -> int:

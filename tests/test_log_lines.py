@@ -116,7 +116,7 @@ def test_odd_versions_are_written_as_their_records_encode(
     monkeypatch.setattr(query._Helper, "walk", recorded)
     _index(store).unlink()
     assert _log(store) == (0, expected, "")  # the helper asked while refs are still read
-    assert len(asked) >= 2 and sum(asked) == 8 // 2  # in pieces, half of the eight tasks
+    assert len(asked) >= 2 and sum(asked) == query._helper_part(8)  # its part, in pieces
 
 
 def test_a_limit_counts_lines_made_while_reading(tmp_path: Path) -> None:
