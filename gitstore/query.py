@@ -113,10 +113,13 @@ class _File(msgspec.Struct):
 # Tasks whose versions are read together (see VersionIndex._walk_many): enough for a pass over
 # them to pay off, few enough to hold their manifests.
 _CHUNK = 4096
-# Tasks to read at which half are read by a helper process (see _Helper). Starting it costs
-# about 0.4 s of CPU (an interpreter, the imports, the pack indexes read again), about what
-# reading 5,000 versions costs: below this many, the second core saves too little to pay it.
+# Tasks to read at which about half are read by a helper process (see _Helper). Starting it
+# costs about 0.4 s of CPU (an interpreter, the imports, the pack indexes read again), about
+# what reading 5,000 versions costs: below this many, the second core saves too little.
 _HELP_AT = 20_000
+# Tasks found (the helper's part of them) at which the helper is asked to read them while the
+# refs of other specs are still read: a request per round of _CHUNK tasks.
+_SEND_AT = _CHUNK
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_File)
@@ -148,9 +151,16 @@ class VersionIndex:
             else None
         )
 
-    def tasks(self, spec: str | None = None) -> list[tuple[str, dict[str, _Task]]]:
+    def tasks(
+        self, spec: str | None = None, lines: dict[str, list[bytes]] | None = None
+    ) -> list[tuple[str, dict[str, _Task]]]:
         """``(SPEC, {TASK: its head and records})`` for every spec (or ``spec``), refreshed
-        first."""
+        first.
+
+        ``lines``, if given, receives the history lines (see :func:`_task_lines`) of tasks read
+        in this refresh, by ``SPEC/TASK``: made while their versions are at hand (the helper
+        makes those of the tasks it reads), they need not be decoded again to be written.
+        """
         with self._lock:
             if not self._loaded:
                 self._load()
@@ -167,6 +177,7 @@ class VersionIndex:
             # (the more there are, the better they share out; see _walk_many).
             plans: list[tuple[str, _Plan | None]] = []
             moved: list[tuple[str, str, _Task | None]] = []
+            sent: list[tuple[concurrent.futures.Future[_Answer], int]] = []
             try:
                 for s in specs:
                     plan = self._plan(s)
@@ -177,7 +188,14 @@ class VersionIndex:
                     # when the refs are read (a helper never asked is stopped at once).
                     if len(moved) * len(specs) >= _HELP_AT * len(plans) and self._helps():
                         self._helper.start()
-                walked = self._walk_many(moved)
+                        # The first tasks are the helper's (see _helper_part), and its part
+                        # of those found so far surely are: it reads them while the refs of
+                        # the other specs are read.
+                        upto = sum(n for _, n in sent)
+                        if _helper_part(len(moved)) - upto >= _SEND_AT:
+                            asked = self._ask_helper(moved[upto : _helper_part(len(moved))], lines)
+                            sent.extend([asked] if asked is not None else [])
+                walked = self._walk_many(moved, lines, sent)
             finally:
                 self._helper.close()
             done = dict(zip((key for key, _, _ in moved), walked, strict=True))
@@ -236,39 +254,72 @@ class VersionIndex:
             or any(tasks.get(k) is not v for k, v in old.items())
         )
 
-    def _walk_many(self, moved: Sequence[tuple[str, str, _Task | None]]) -> list[_Task]:
+    def _walk_many(
+        self,
+        moved: Sequence[tuple[str, str, _Task | None]],
+        lines: dict[str, list[bytes]] | None = None,
+        sent: Sequence[tuple[concurrent.futures.Future[_Answer], int]] = (),
+    ) -> list[_Task]:
         """Each task ``(key, head, known)`` of ``moved`` as it is now: the records of every
-        version reachable from ``head``, reusing ``known`` ones by commit.
+        version reachable from ``head``, reusing ``known`` ones by commit (and its history
+        lines into ``lines``, if given, see :meth:`tasks`).
 
-        Many tasks are split in two: a second process (see :class:`_Helper`) reads the later
-        half while this one reads the first. A task either could not read is read again here,
-        alone and in order, so that an error is raised as it would be without the helper.
+        Many tasks are split in two: a second process (see :class:`_Helper`) reads the first
+        ones (see :func:`_helper_part`; ``sent``: the answers to come for those already asked
+        for, and how many tasks each) while this one reads the rest. A task either could not
+        read is read again here, alone and in order, so that an error is raised as it would be
+        without the helper.
         """
-        theirs = None
-        # Half each: the helper was started while the refs were read (see tasks), and reads
-        # as fast as this process does.
-        split = len(moved) // 2
-        if len(moved) >= _HELP_AT and self._helps():
-            later = [(k, h, None if w is None else bytes(w.raw)) for k, h, w in moved[split:]]
-            theirs = self._helper.walk(later)
-        if theirs is None:
-            walked = zip(moved, self._walk_records(moved), strict=True)
-            return [_task(head, records) for (_, head, _), records in walked]
-        got: list[list[VersionRecord] | bytes | None] = []
-        got.extend(self._walk_quick(moved[:split]))
-        try:
-            got.extend(theirs.result())
-        except Exception:  # the helper could not start, or died: its half is read here
-            got.extend([None] * (len(moved) - split))
-        out: list[_Task] = []
+        theirs = list(sent)
+        upto = sum(n for _, n in sent)
+        if (sent or len(moved) >= _HELP_AT) and _helper_part(len(moved)) > upto:
+            asked = self._ask_helper(moved[upto : _helper_part(len(moved))], lines)
+            theirs.extend([asked] if asked is not None else [])
+        split = sum(n for _, n in theirs)
+        if not theirs:
+            out = []
+            for (key, head, _), records in zip(moved, self._walk_records(moved), strict=True):
+                if lines is not None:
+                    lines[key] = _task_lines(records)
+                out.append(_task(head, records))
+            return out
+        mine = self._walk_quick(moved[split:])
+        if lines is not None:
+            # While the helper still reads (and makes the lines of) its part.
+            for (key, _, _), read in zip(moved[split:], mine, strict=True):
+                if read is not None:
+                    lines[key] = _task_lines(read)
+        got: list[list[VersionRecord] | tuple[bytes, list[bytes] | None] | None] = []
+        for answer, n in theirs:
+            try:
+                got.extend(answer.result())
+            except Exception:  # the helper could not start, or died: its part is read here
+                got.extend([None] * n)
+        got.extend(mine)
+        out = []
         for (key, head, was), found in zip(moved, got, strict=True):
             if found is None:
                 out.append(self._walk(key, head, was))
-            elif isinstance(found, bytes):
-                out.append(_Task(head, msgspec.Raw(found)))
+            elif isinstance(found, tuple):
+                out.append(_Task(head, msgspec.Raw(found[0])))
+                if lines is not None and found[1] is not None:
+                    lines[key] = found[1]
             else:
                 out.append(_task(head, found))
         return out
+
+    def _ask_helper(
+        self,
+        tasks: Sequence[tuple[str, str, _Task | None]],
+        lines: dict[str, list[bytes]] | None,
+    ) -> tuple[concurrent.futures.Future[_Answer], int] | None:
+        """Ask the helper to read ``tasks`` (see :meth:`_walk_many`): its answer to come and
+        how many tasks it covers, or None if there is no helper to ask."""
+        if not self._helps():
+            return None
+        encoded = [(k, h, None if w is None else bytes(w.raw)) for k, h, w in tasks]
+        answer = self._helper.walk(encoded, lines is not None)
+        return None if answer is None else (answer, len(tasks))
 
     def _helps(self) -> bool:
         """May a helper process read for this index? (Not for a served store: its versions
@@ -288,12 +339,18 @@ class VersionIndex:
                 out.append(None)  # that task's error is raised when it is read alone
         return out
 
-    def read_encoded(self, moved: Sequence[tuple[str, str, bytes | None]]) -> list[bytes | None]:
+    def read_encoded(
+        self, moved: Sequence[tuple[str, str, bytes | None]], lines: bool = False
+    ) -> list[tuple[bytes, list[bytes] | None] | None]:
         """The records of each task ``(key, head, its known records msgpack-encoded)`` of
-        ``moved``, msgpack-encoded; None for a task whose reading raised. What the helper
-        process (see :class:`_Helper`) answers; this index is left as it was."""
+        ``moved``, msgpack-encoded, with its history lines if ``lines`` (see
+        :func:`_task_lines`); None for a task whose reading raised. What the helper process
+        (see :class:`_Helper`) answers; this index is left as it was."""
         tasks = [(k, h, None if w is None else _Task(h, msgspec.Raw(w))) for k, h, w in moved]
-        return [None if r is None else _encoder.encode(r) for r in self._walk_quick(tasks)]
+        return [
+            None if r is None else (_encoder.encode(r), _task_lines(r) if lines else None)
+            for r in self._walk_quick(tasks)
+        ]
 
     def _walk(self, key: str, head: str, was: _Task | None) -> _Task:
         """The task ``key`` at ``head`` read alone (raising what is wrong with it)."""
@@ -426,16 +483,18 @@ class _Helper:
         self._asked = False
 
     def walk(
-        self, moved: list[tuple[str, str, bytes | None]]
-    ) -> concurrent.futures.Future[list[bytes | None]] | None:
-        """The records of each ``(key, head, known encoded)`` of ``moved``, encoded, as a
-        future (None in place of a task whose reading raised); None if there is no helper to
-        ask (a store in memory, one core, no process to be had)."""
+        self, moved: list[tuple[str, str, bytes | None]], lines: bool = False
+    ) -> concurrent.futures.Future[list[tuple[bytes, list[bytes] | None] | None]] | None:
+        """The records of each ``(key, head, known encoded)`` of ``moved``, encoded, with its
+        history lines if ``lines``, as a future (None in place of a task whose reading raised);
+        None if there is no helper to ask (a store in memory, one core, no process to be
+        had)."""
         if not self.start():
             return None
         assert self._proc is not None and self._pool is not None
         self._asked = True
-        return self._pool.submit(self._ask, self._proc, _encoder.encode([self._path, moved]))
+        request = _encoder.encode([self._path, moved, lines])
+        return self._pool.submit(self._ask, self._proc, request)
 
     def start(self) -> bool:
         """Start the helper process if it is not running yet; False if there can be none (a
@@ -464,10 +523,12 @@ class _Helper:
         return True
 
     @staticmethod
-    def _ask(proc: subprocess.Popen[bytes], request: bytes) -> list[bytes | None]:
+    def _ask(
+        proc: subprocess.Popen[bytes], request: bytes
+    ) -> list[tuple[bytes, list[bytes] | None] | None]:
         assert proc.stdin is not None and proc.stdout is not None
         _send(proc.stdin, request)
-        return msgspec.msgpack.decode(_receive(proc.stdout), type=list[bytes | None])
+        return msgspec.msgpack.decode(_receive(proc.stdout), type=_Answer)
 
     def close(self) -> None:
         """End the helper process, if one was started."""
@@ -488,6 +549,16 @@ class _Helper:
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
+
+
+def _helper_part(tasks: int) -> int:
+    """How many of ``tasks`` to read the helper reads (the first ones).
+
+    A little more than half: it reads as fast as this process does, but this process has more
+    to do once both are done (the answer to take in, the index to save; for log --jsonl, the
+    lines of its own part), and the helper often starts early (see VersionIndex.tasks).
+    """
+    return tasks * 11 // 20
 
 
 def _cores() -> int:
@@ -513,7 +584,9 @@ def _receive(src: IO[bytes]) -> bytes:
     return message
 
 
-_Request = tuple[str, list[tuple[str, str, bytes | None]]]
+# The path of the store, the tasks to read, whether to make their history lines too.
+_Request = tuple[str, list[tuple[str, str, bytes | None]], bool]
+_Answer = list[tuple[bytes, list[bytes] | None] | None]
 
 
 def _helper_main() -> None:
@@ -522,13 +595,13 @@ def _helper_main() -> None:
     src, out = sys.stdin.buffer, sys.stdout.buffer
     while True:
         try:
-            path, moved = msgspec.msgpack.decode(_receive(src), type=_Request)
+            path, moved, lines = msgspec.msgpack.decode(_receive(src), type=_Request)
         except EOFError:
             break
         store = stores.get(path)
         if store is None:
             store = stores[path] = Store.open(path)
-        _send(out, _encoder.encode(VersionIndex(store).read_encoded(moved)))
+        _send(out, _encoder.encode(VersionIndex(store).read_encoded(moved, lines)))
     for store in stores.values():
         store.close()
 
@@ -782,28 +855,55 @@ def delete_run(store: Store, run: str, *, dry_run: bool = False) -> RunDeletion:
 def iter_history(store: Store, scope: str | None = None) -> Iterator[dict[str, Any]]:
     """One JSON-able record per version (its metadata and artifacts), for ``SPEC/TASK``, a spec or
     the whole store (None): tasks in name order, each task's versions newest first."""
+    if not _indexed(store, scope):
+        yield from _shown(store, scope)
+        return
+    for _, task in _history_tasks(store, scope):
+        yield from (_record_dict(r) for r in _newest_first(task.versions()))
+
+
+def _indexed(store: Store, scope: str | None) -> bool:
+    """Is the history of ``scope`` written from the index? (Not a task's, nor a served
+    store's: see :func:`_shown`.)"""
+    if scope is not None and _names.parse_address(scope).task is not None:
+        return False
+    return not isinstance(store, HttpStore)
+
+
+def _shown(store: Store, scope: str | None) -> Iterator[dict[str, Any]]:
+    """:func:`iter_history` of a task, or of a served store, as the store shows it."""
     if scope is not None and _names.parse_address(scope).task is not None:
         # SPEC/TASK[@REV]: its history (from that version back).
         yield from (v.to_dict() for v in store.log(scope))
         return
-    if isinstance(store, HttpStore):
-        # A served store answers through its API, a task at a time.
-        for key in store.heads_in(scope):
-            yield from (v.to_dict() for v in store.log(key))
-        return
+    # A served store answers through its API, a task at a time.
+    for key in store.heads_in(scope):
+        yield from (v.to_dict() for v in store.log(key))
+
+
+def _history_tasks(
+    store: Store, scope: str | None, lines: dict[str, list[bytes]] | None = None
+) -> list[tuple[str, _Task]]:
+    """``(SPEC/TASK, task)`` of every task of the spec ``scope`` (or of the store), in the
+    order of :func:`iter_history`; ``lines`` as in :meth:`VersionIndex.tasks`."""
     spec = None if scope is None else _names.check_component(scope, "spec")
     # From the index, brought up to date first (refs read only where they may have moved, only
     # tasks whose head moved read again): each version's record is in it, exact for as long as
     # its commit exists, so writing the history reads no version that was read before.
-    specs = _index(store).tasks(spec)
+    specs = _index(store).tasks(spec, lines)
     if spec is not None and not specs:
         raise NotFoundError(f"no spec {spec!r} (no task has a version)")  # as Store.heads_in
-    for _, tasks in specs:
-        for name in sorted(tasks):
-            records = tasks[name].versions()
-            # Store.log's order: by version number, then creation time, then commit id.
-            records.sort(key=lambda r: (r.version, r.created_at, r.commit), reverse=True)
-            yield from (_record_dict(r) for r in records)
+    return [(f"{s}/{name}", tasks[name]) for s, tasks in specs for name in sorted(tasks)]
+
+
+def _newest_first(records: list[VersionRecord]) -> list[VersionRecord]:
+    """Store.log's order: by version number, then creation time, then commit id."""
+    return sorted(records, key=lambda r: (r.version, r.created_at, r.commit), reverse=True)
+
+
+def _task_lines(records: list[VersionRecord]) -> list[bytes]:
+    """The lines :func:`write_jsonl` writes for a task whose versions ``records`` are."""
+    return [_jsonl.encode(_line(r)) for r in _newest_first(records)]
 
 
 def _record_dict(r: VersionRecord) -> dict[str, Any]:
@@ -841,8 +941,74 @@ def _record_dict(r: VersionRecord) -> dict[str, Any]:
     return out
 
 
-# Sorted keys and no spaces, as the CLI's --json; msgspec writes it ~6x faster than json.dumps
-# (non-ASCII as UTF-8 rather than \u escapes, floats in their shortest form: the same values).
+class _ArtifactLine(msgspec.Struct, kw_only=True):
+    """An artifact as :func:`_record_dict` writes it (the encoder sorts the keys)."""
+
+    name: str
+    oid: str
+    sha256: str
+    size: int
+    content_type: str
+    uri: str
+    created_at: str
+    executable: bool
+    tags: dict[str, str]
+    masked_secrets: int
+    truncated: Truncation | None
+
+
+class _Line(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A version as :func:`_record_dict` writes it: the same keys and values, encoded straight
+    from the struct, with no dict made per version (a test holds the two the same)."""
+
+    spec: str
+    task: str
+    version: int
+    commit: str
+    parents: list[str]
+    created_at: str
+    run_id: str | None
+    message: str | None
+    metadata: dict[str, Any]
+    # The only field left out when it has its default: _record_dict writes no empty conflicts.
+    conflicts: list[str] = msgspec.field(default_factory=list)
+    artifacts: list[_ArtifactLine]
+
+
+def _line(r: VersionRecord) -> _Line:
+    return _Line(
+        spec=r.spec,
+        task=r.task,
+        version=r.version,
+        commit=r.commit,
+        parents=r.parents,
+        created_at=r.created_at,
+        run_id=r.run_id,
+        message=r.message,
+        metadata=r.metadata,
+        conflicts=r.conflicts,
+        artifacts=[
+            _ArtifactLine(
+                name=name,
+                oid=e.oid,
+                sha256=e.sha256,
+                size=e.size,
+                content_type=e.content_type,
+                uri=artifact_uri(r.spec, r.task, r.commit, name),
+                created_at=e.created_at,
+                executable=e.executable,
+                tags=e.tags,
+                masked_secrets=e.masked_secrets,
+                truncated=e.truncated,
+            )
+            for name, e in sorted(r.artifacts.items())
+        ],
+    )
+
+
+# Sorted keys (a struct's fields too) and no spaces, as the CLI's --json; msgspec writes it ~6x
+# faster than json.dumps (non-ASCII as UTF-8 rather than \u escapes, floats in their shortest
+# form: the same values).
 _jsonl = msgspec.json.Encoder(order="sorted")
 
 
@@ -851,13 +1017,26 @@ def write_jsonl(
 ) -> int:
     """Write :func:`iter_history` to ``out`` as JSON Lines (at most ``limit`` lines); return how
     many lines were written."""
+    lines: Iterator[bytes]
+    if _indexed(store, scope):
+        made: dict[str, list[bytes]] = {}
+        tasks = _history_tasks(store, scope, made)
+        # The lines of tasks read just now were made as they were read; the others' are made
+        # from their records (the same lines: a test holds them so).
+        lines = (
+            line
+            for key, task in tasks
+            for line in (made.pop(key, None) or _task_lines(task.versions()))
+        )
+    else:
+        lines = (_jsonl.encode(record) for record in _shown(store, scope))
     n = 0
     batch: list[bytes] = []
     try:
-        for record in iter_history(store, scope):
+        for line in lines:
             if limit is not None and n >= limit:
                 break
-            batch.append(_jsonl.encode(record))
+            batch.append(line)
             n += 1
             if len(batch) >= 256:  # a write per line cost as much as encoding the line
                 out.write(b"\n".join(batch).decode() + "\n")
