@@ -34,7 +34,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import BinaryIO, Literal, NamedTuple, Protocol, TypeVar
 
 from dulwich.errors import ApplyDeltaError, ChecksumMismatch, FileFormatException
@@ -601,8 +601,10 @@ class DiskObjects:
 
     def add_objects(self, objects: Sequence[ShaFile]) -> None:
         """Write small objects as one pack (a few, if they add up past PACK_FLUSH_BYTES)."""
-        batch = []
-        held = 0
+        self._write_packs(self._entries(objects))
+
+    def _entries(self, objects: Sequence[ShaFile]) -> Iterator[Entry]:
+        """The pack entries of ``objects``, less big blobs already stored."""
         for obj in objects:
             if (
                 isinstance(obj, Blob)
@@ -610,23 +612,24 @@ class DiskObjects:
                 and self.has(obj.id.decode())
             ):
                 continue
-            entry = entry_for(obj, self.compression)
-            batch.append(entry)
-            held += len(entry.data)
-            if held >= PACK_FLUSH_BYTES:
-                self._write_pack(batch)
-                batch, held = [], 0
-        if batch:
-            self._write_pack(batch)
+            yield entry_for(obj, self.compression)
 
     def add_raw(self, objects: Sequence[RawObject]) -> None:
         """Write objects given as raw bytes as one pack (a few past PACK_FLUSH_BYTES)."""
-        batch = []
+        self._write_packs(
+            raw_entry(obj.kind, obj.raw, obj.sha, self.compression)
+            for obj in objects
+            # A big blob already stored is not written again (as add_objects).
+            if not (
+                obj.kind == _PACK_BLOB and len(obj.raw) >= DEDUP_MIN and self.has(obj.sha.hex())
+            )
+        )
+
+    def _write_packs(self, entries: Iterable[Entry]) -> None:
+        """Write ``entries`` as packs of about PACK_FLUSH_BYTES each (one for a small batch)."""
+        batch: list[Entry] = []
         held = 0
-        for obj in objects:
-            if obj.kind == _PACK_BLOB and len(obj.raw) >= DEDUP_MIN and self.has(obj.sha.hex()):
-                continue
-            entry = raw_entry(obj.kind, obj.raw, obj.sha, self.compression)
+        for entry in entries:
             batch.append(entry)
             held += len(entry.data)
             if held >= PACK_FLUSH_BYTES:
